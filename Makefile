@@ -1,0 +1,48 @@
+# nnpipe: every set-up step lives here, so a fresh clone needs only `make run` / `make test`.
+# Needs python3 (3.11 or 3.12) with venv and pip; everything else comes from PyPI.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.9
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup run test lint repro ui bench clean
+
+# uv lives in its own small venv: `uv sync` makes .venv exactly what uv.lock pins.
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --extra dev --python $(PYTHON)
+	@touch $@
+
+setup: $(VENV)/.synced
+
+## The main job: the whole pipeline, end to end, on the built-in synthetic data.
+run: setup
+	$(BIN)/nnpipe run
+
+## The tests (unit, integration with real Prefect/DVC/MLflow, real data where ../shared exists).
+test: setup
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check src flows tests bench
+
+## Reproduce the pipeline with DVC (the same stages as `make run`).
+repro: setup
+	$(BIN)/dvc repro
+
+ui: setup
+	$(BIN)/nnpipe ui
+
+bench: setup
+	$(BIN)/python bench/input_pipeline.py
+
+clean:
+	rm -rf data models reports mlflow.db mlartifacts .cache

@@ -1,0 +1,230 @@
+"""The ``nnpipe`` command: run the pipeline, one stage, or inspect the params.
+
+    nnpipe run [--domain xray] [-S key=value ...] [--profile NAME]
+    nnpipe stage NAME [--domain xray] [-S key=value ...]
+    nnpipe params show [-S key=value ...]
+    nnpipe dvc-yaml [--check]
+    nnpipe schedule [--domain xray] [--cron "0 2 * * *"]
+    nnpipe ui
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from nnpipe.config import DOMAINS, PARAMS_FILE, ParamsError, dump_params, load_params
+from nnpipe.errors import configure_logging, report_errors
+
+log = logging.getLogger("nnpipe")
+
+FLOW_FILES = {"xray": "flows/xray_training.py:xray_training"}
+PROFILES_DIR = Path("profiles")
+
+
+def prefect_defaults() -> None:
+    """Settings for running flows from the command line; the user's environment wins.
+
+    Without a Prefect server configured, Prefect starts a temporary local one; on a busy
+    2-core machine it can need more than Prefect's default 20 s to come up.
+    """
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "nnpipe")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no calls home
+
+
+def read_profile(name: str) -> list[str]:
+    """A profile: a YAML file of dotted overrides under ``profiles/`` (see its comments)."""
+    import yaml
+
+    path = PROFILES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+        raise ParamsError(f"profile {name!r} not found in {PROFILES_DIR}/; known: {known}")
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path} must map dotted keys to values")
+    return [f"{key}={_yaml_value(value)}" for key, value in data.items()]
+
+
+def _yaml_value(value: object) -> str:
+    """A value as one line of YAML, the form ``-S key=value`` takes."""
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from nnpipe.config import write_overrides
+
+    overrides = [*(read_profile(args.profile) if args.profile else []), *args.overrides]
+    if overrides:
+        write_overrides(args.params, overrides)  # like `dvc exp run -S`: params.yaml records it
+        log.info("params.yaml updated: %s", ", ".join(overrides))
+    params = load_params(args.params)
+    prefect_defaults()
+    from prefect.flows import load_flow_from_entrypoint
+
+    results = {}
+    for domain in args.domain or DOMAINS:
+        flow = load_flow_from_entrypoint(FLOW_FILES[domain])
+        results[domain] = flow(params_file=args.params, force=args.force)
+    print_summary(params, results)
+    return 0
+
+
+def print_summary(params, results: dict) -> None:
+    """Where the results are: metrics, model version and alias, and the MLflow UI."""
+    from nnpipe import tracking
+    from nnpipe.io import read_json
+    from nnpipe.layout import domain_layout
+
+    lines = ["", "=" * 72, "nnpipe: pipeline finished", "=" * 72]
+    for domain in results:
+        layout = domain_layout(params, domain)
+        m = read_json(layout.metrics)
+        r = read_json(layout.registration)
+        lines += [
+            f"[{domain}] test ROC-AUC {m['roc_auc']:.4f}  accuracy {m['accuracy']:.4f}  "
+            f"sensitivity {m['sensitivity_at_specificity']:.3f} at specificity >= "
+            f"{m['target_specificity']:.2f}  (threshold {m['threshold']:.3f}, from val)",
+            f"[{domain}] model {r['model_name']} v{r['version']} -> aliases {r['aliases']}; "
+            f"champion is v{r['champion_now']}",
+            f"[{domain}] gate: {r['reason']}",
+            f"[{domain}] metrics {layout.metrics}, figures {layout.figures}/, "
+            f"registration {layout.registration}",
+        ]
+    uri = tracking.tracking_uri(params)
+    lines += [f"MLflow store: {uri}", f"Open the UI:  {tracking.ui_command(uri)}",
+              "Compare runs: dvc metrics diff / dvc plots diff", "=" * 72]
+    print("\n".join(lines))
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    from nnpipe.stages import STAGES
+
+    module = STAGES[args.name].module()
+    rest = ["--domain", args.domain[0] if args.domain else "xray", "--params", args.params]
+    for item in args.overrides:
+        rest += ["-S", item]
+    return module.main(rest)
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    params = load_params(args.params, args.overrides)
+    sys.stdout.write(dump_params(params))
+    return 0
+
+
+def cmd_dvc_yaml(args: argparse.Namespace) -> int:
+    from nnpipe.dvcfile import render_dvc_yaml
+
+    text = render_dvc_yaml()
+    path = Path("dvc.yaml")
+    if args.check:
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            log.error("dvc.yaml is out of date with the stage registry; run `nnpipe dvc-yaml`")
+            return 1
+        log.info("dvc.yaml agrees with the stage registry")
+        return 0
+    from nnpipe.io import atomic_write_text
+
+    atomic_write_text(path, text)
+    log.info("wrote dvc.yaml from the stage registry")
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """Serve the domain's flow on a cron schedule (a long-running process, like a worker)."""
+    import yaml
+
+    prefect_defaults()
+    if not os.environ.get("PREFECT_API_URL"):
+        raise ParamsError(
+            "scheduled runs need a Prefect server (a temporary one cannot schedule): start "
+            "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    from prefect.flows import load_flow_from_entrypoint
+
+    domain = (args.domain or ["xray"])[0]
+    cron = args.cron
+    if cron is None:  # prefect.yaml is the one place schedules are written down
+        spec = yaml.safe_load(Path("prefect.yaml").read_text(encoding="utf-8"))
+        deployment = next(d for d in spec["deployments"]
+                          if d["entrypoint"] == FLOW_FILES[domain])
+        cron = deployment["schedules"][0]["cron"]
+    flow = load_flow_from_entrypoint(FLOW_FILES[domain])
+    log.info("serving %s on cron %r (Ctrl-C stops)", flow.name, cron)
+    flow.serve(name=f"{flow.name}-scheduled", cron=cron,
+               parameters={"params_file": args.params})
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from nnpipe import tracking
+
+    params = load_params(args.params)
+    uri = tracking.tracking_uri(params)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+           "--host", args.host, "--port", str(args.port)]
+    if uri.startswith("sqlite:"):
+        cmd += ["--default-artifact-root", (Path.cwd() / tracking.DEFAULT_ARTIFACTS).as_uri()]
+    log.info("MLflow UI on http://%s:%d (Ctrl-C stops)", args.host, args.port)
+    return subprocess.call(cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nnpipe.stages import PIPELINE
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
+    common.add_argument("--domain", action="append", choices=DOMAINS,
+                        help="domain(s) to act on (default: all)")
+    overrides = argparse.ArgumentParser(add_help=False)
+    overrides.add_argument("-S", "--set", dest="overrides", action="append", default=[],
+                           metavar="KEY=VALUE", help="override a param by its dotted key "
+                           "(as `dvc exp run -S`); repeatable")
+    parser = argparse.ArgumentParser(prog="nnpipe", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", parents=[common, overrides],
+                       help="run the pipeline as a Prefect flow (overrides are written to "
+                       "params.yaml, as `dvc exp run -S` does)")
+    p.add_argument("--profile", help="apply a named profile from profiles/ first")
+    p.add_argument("--force", action="store_true", help="re-run stages DVC considers current")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("stage", parents=[common, overrides], help="run one stage")
+    p.add_argument("name", choices=PIPELINE)
+    p.set_defaults(func=cmd_stage)
+
+    p = sub.add_parser("params", parents=[common, overrides], help="show the resolved params")
+    p.add_argument("action", choices=["show"])
+    p.set_defaults(func=cmd_params)
+
+    p = sub.add_parser("dvc-yaml", help="write dvc.yaml from the stage registry")
+    p.add_argument("--check", action="store_true", help="only check it is up to date")
+    p.set_defaults(func=cmd_dvc_yaml)
+
+    p = sub.add_parser("schedule", parents=[common],
+                       help="serve the flow on its cron schedule from prefect.yaml")
+    p.add_argument("--cron", help="override the schedule, e.g. '0 2 * * *'")
+    p.set_defaults(func=cmd_schedule)
+
+    p = sub.add_parser("ui", parents=[common], help="open the MLflow UI on the project's store")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    with report_errors():
+        return args.func(args)

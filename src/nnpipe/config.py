@@ -1,0 +1,298 @@
+"""Typed, validated parameters: ``params.yaml`` is the one source of truth.
+
+Everything is checked once, on load: unknown keys and wrong types fail at once with the
+dotted key's name, not an hour into training. Command-line overrides use the dotted keys of
+``dvc exp run -S`` (``xray.train.epochs=20``) and go through the same validation.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nnpipe.errors import NnpipeError
+from nnpipe.io import atomic_write_text
+
+PARAMS_FILE = "params.yaml"
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+OpenFraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class ParamsError(NnpipeError, ValueError):
+    """params.yaml or an override is wrong; the message names the key and the fix."""
+
+
+class Strict(BaseModel):
+    """Base for every section: unknown keys are errors; loaded params are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Paths(Strict):
+    data: Path = Path("data")
+    models: Path = Path("models")
+    reports: Path = Path("reports")
+    cache: Path = Path(".cache")
+
+
+class MlflowParams(Strict):
+    tracking_uri: str | None = None
+    experiment_prefix: str = "nnpipe"
+
+
+class SyntheticSource(Strict):
+    n_images: Annotated[int, Field(ge=20, le=200_000)] = 1600
+    image_size: Annotated[int, Field(ge=16, le=1024)] = 96
+    positive_fraction: OpenFraction = 0.5
+    images_per_patient: Annotated[int, Field(ge=1, le=20)] = 2
+
+
+class FolderSource(Strict):
+    path: Path | None = None
+    labels_csv: Path | None = None
+    max_side: Annotated[int, Field(ge=16, le=8192)] = 512
+    class_dirs: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            "normal": ["normal"],
+            "pneumonia": ["pneumonia", "covid", "covid-19", "opacity", "abnormal"],
+        }
+    )
+
+
+class MedmnistSource(Strict):
+    path: Path | None = None
+    url: str = "https://zenodo.org/records/10519652/files/pneumoniamnist.npz?download=1"
+    md5: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] = "28209eda62fecd6e6a2d98b1501bb15f"
+
+
+class XrayIngest(Strict):
+    source: Literal["synthetic", "folder", "medmnist"] = "synthetic"
+    max_bad_fraction: Fraction = 0.05
+    synthetic: SyntheticSource = SyntheticSource()
+    folder: FolderSource = FolderSource()
+    medmnist: MedmnistSource = MedmnistSource()
+
+
+class XrayFeaturize(Strict):
+    image_size: Annotated[int, Field(ge=16, le=1024)] = 64
+    resize: Literal["pad", "stretch"] = "pad"
+    normalization: Literal["standardize", "unit"] = "standardize"
+    val_fraction: OpenFraction = 0.15
+    test_fraction: OpenFraction = 0.15
+
+    @model_validator(mode="after")
+    def _leave_room_to_train(self) -> XrayFeaturize:
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError(
+                f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:.2f} "
+                "leaves almost nothing to train on; keep their sum below 0.9"
+            )
+        return self
+
+
+class Augment(Strict):
+    rotation: Annotated[float, Field(ge=0.0, le=0.5)] = 0.03
+    shift: Annotated[float, Field(ge=0.0, le=0.5)] = 0.08
+    zoom: Annotated[float, Field(ge=0.0, le=0.9)] = 0.1
+    brightness: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    contrast: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    horizontal_flip: bool = False
+
+
+class XrayTrain(Strict):
+    model: Literal["medical_cnn", "small_cnn"] = "medical_cnn"
+    filters: Annotated[list[PositiveInt], Field(min_length=1, max_length=6)] = [32, 64, 128]
+    dense_units: PositiveInt = 64
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3
+    l2: Annotated[float, Field(ge=0.0)] = 1e-4
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+    epochs: Annotated[int, Field(ge=1, le=1000)] = 12
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
+    early_stopping_patience: Annotated[int, Field(ge=0)] = 4
+    reduce_lr_patience: Annotated[int, Field(ge=0)] = 2
+    reduce_lr_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    class_weight: Literal["balanced", "none"] = "balanced"
+
+    @model_validator(mode="after")
+    def _enough_filters(self) -> XrayTrain:
+        if self.model == "small_cnn" and len(self.filters) < 2:
+            raise ValueError("small_cnn needs two filter counts in `filters`, e.g. [32, 64]")
+        return self
+
+
+class XrayEvaluate(Strict):
+    threshold: Literal["youden", "specificity"] = "youden"
+    target_specificity: OpenFraction = 0.9
+
+
+class Register(Strict):
+    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = "xray-classifier"
+    gate_metric: Literal["roc_auc", "accuracy", "sensitivity_at_specificity", "f1_positive"] = (
+        "roc_auc"
+    )
+    min_value: Fraction = 0.8
+    max_drop: Fraction = 0.0
+    allow_incomparable: bool = False
+
+
+# ``register`` is the stage's name, and so its params key; pydantic warns that it shadows
+# ABCMeta.register, which no code here calls on these models.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
+
+    class Xray(Strict):
+        classes: Annotated[list[str], Field(min_length=2, max_length=2)] = ["normal", "pneumonia"]
+        ingest: XrayIngest = XrayIngest()
+        featurize: XrayFeaturize = XrayFeaturize()
+        augment: Augment = Augment()
+        train: XrayTrain = XrayTrain()
+        evaluate: XrayEvaluate = XrayEvaluate()
+        register: Register = Register()
+
+        @field_validator("classes")
+        @classmethod
+        def _distinct(cls, value: list[str]) -> list[str]:
+            if len({c.lower() for c in value}) != len(value):
+                raise ValueError(f"class names must be distinct, got {value}")
+            return value
+
+        @model_validator(mode="after")
+        def _class_dirs_match_classes(self) -> Xray:
+            dirs = self.ingest.folder.class_dirs
+            if set(dirs) != set(self.classes):
+                raise ValueError(
+                    f"ingest.folder.class_dirs has keys {sorted(dirs)} but classes are "
+                    f"{self.classes}; give one entry per class"
+                )
+            return self
+
+
+class Params(Strict):
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 42
+    paths: Paths = Paths()
+    mlflow: MlflowParams = MlflowParams()
+    xray: Xray = Xray()
+
+    def domain(self, name: str) -> Xray:
+        """The section of one domain, by the name used in ``dvc.yaml`` (``xray``)."""
+        if name not in DOMAINS:
+            raise ParamsError(f"unknown domain {name!r}; known: {', '.join(DOMAINS)}")
+        return getattr(self, name)
+
+
+DOMAINS = ("xray",)
+
+
+def _format_errors(exc: ValidationError, origin: str) -> str:
+    lines = [f"{origin} is not valid:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (a typo? see params.yaml for the known keys)")
+        else:
+            got = err.get("input")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"  {key}: {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into its key path and a YAML-parsed value (as ``dvc exp run -S``)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ParamsError(f"override {text!r} is not of the form key.path=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"override {text!r}: value is not valid YAML ({exc})") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of ``raw`` with dotted overrides set; unknown keys fail in validation."""
+    result = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    for text in overrides:
+        path, value = parse_override(text)
+        node = result
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ParamsError(f"override {text!r}: {part!r} is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def validate_params(raw: Any, origin: str = PARAMS_FILE) -> Params:
+    """Validate a mapping into :class:`Params`, or raise :class:`ParamsError` naming each key."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{origin} must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(_format_errors(exc, origin)) from None
+
+
+def read_params_file(path: str | os.PathLike[str] = PARAMS_FILE) -> dict[str, Any]:
+    """Read the raw YAML mapping of a params file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(
+            f"{path} not found; run from the project root or pass --params PATH"
+        )
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+
+
+def load_params(
+    path: str | os.PathLike[str] = PARAMS_FILE, overrides: list[str] | None = None
+) -> Params:
+    """Load, override and validate the params file."""
+    raw = apply_overrides(read_params_file(path), overrides or [])
+    suffix = f" with overrides {overrides}" if overrides else ""
+    return validate_params(raw, origin=f"{path}{suffix}")
+
+
+def write_overrides(path: str | os.PathLike[str], overrides: list[str]) -> Params:
+    """Write validated overrides into the params file, keeping its comments and order.
+
+    This is what ``dvc exp run -S`` does to the workspace: the file on disk stays the
+    record of what ran, so ``dvc.lock`` and ``dvc status`` agree with every run.
+    """
+    from ruamel.yaml import YAML  # DVC's own YAML library: round-trips comments
+
+    params = load_params(path, overrides)  # validates before anything is written
+    ryaml = YAML()
+    ryaml.preserve_quotes = True
+    path = Path(path)
+    with path.open(encoding="utf-8") as fh:
+        doc = ryaml.load(fh)
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = doc
+        for part in keys[:-1]:
+            if part not in node or node[part] is None:
+                node[part] = {}
+            node = node[part]
+        node[keys[-1]] = value
+    buf = io.StringIO()
+    ryaml.dump(doc, buf)
+    atomic_write_text(path, buf.getvalue())
+    return params
+
+
+def dump_params(params: Params) -> str:
+    """The resolved params as YAML (every default made explicit)."""
+    return yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,41 @@
+"""DVC adapter for the Prefect flows: ask DVC what is current, and record what ran.
+
+The flow runs stages in-process, then commits each to ``dvc.lock`` exactly as
+``dvc repro`` would have, so a scheduled run and ``dvc repro`` never disagree about what is
+current: DVC's hashes of code, params and data are the cache key of both.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def find_root(start: Path | None = None) -> Path | None:
+    """The DVC project folder containing ``start`` (default: cwd), or None."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / ".dvc").is_dir():
+            return folder
+    return None
+
+
+def stage_is_current(target: str, root: Path) -> bool:
+    """True when DVC considers the stage up to date (``dvc status target`` prints nothing)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        changes = repo.status(targets=[target])
+    if changes:
+        log.debug("dvc status %s: %s", target, changes)
+    return not changes
+
+
+def commit_stage(target: str, root: Path) -> None:
+    """Record the stage's current deps, params and outs in ``dvc.lock`` and the cache."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        repo.commit(target, force=True)

@@ -1,0 +1,45 @@
+"""Errors a user can fix, and how entry points report them.
+
+Every such error derives from :class:`NnpipeError` and carries a message that says what
+was wrong and how to fix it; entry points print that message alone (no traceback) and exit
+with status 2. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+log = logging.getLogger("nnpipe")
+
+
+class NnpipeError(Exception):
+    """Base of the errors caused by input (params, data, missing outputs), not by bugs."""
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Log lines with time and origin; called by entry points, never on import.
+
+    Entry points call it before TensorFlow is imported, so it also quiets TensorFlow's C++
+    start-up chatter (no CUDA driver, graph attribute notes), which is not actionable;
+    Python errors still raise. TF_CPP_MIN_LOG_LEVEL in the environment wins.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=level, datefmt="%H:%M:%S",
+                            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.getLogger("nnpipe").setLevel(level)
+    for chatty in ("httpx", "httpcore"):  # one line per Prefect API call otherwise
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def report_errors() -> Iterator[None]:
+    """Turn an :class:`NnpipeError` into one clear log line and exit status 2."""
+    try:
+        yield
+    except NnpipeError as exc:
+        log.error("%s", exc)
+        raise SystemExit(2) from None

@@ -1,0 +1,78 @@
+"""Prefect adapter: the one task that runs any registered stage, and the loop over them.
+
+The flows in ``flows/`` are thin: each names a domain and calls :func:`run_domain`. A
+stage runs in-process only when DVC says it is stale (or ``force``), then is committed to
+``dvc.lock``; steps that touch the network are retried, errors in the user's input are not
+(retrying cannot fix them).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from nnpipe import dvc_repo
+from nnpipe.config import ParamsError, load_params
+from nnpipe.errors import NnpipeError
+from nnpipe.stages import PIPELINE, STAGES
+
+log = logging.getLogger(__name__)
+
+
+def _retry_unless_user_error(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except NnpipeError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+# DVC's hashes decide what is current (see nnpipe.dvc_repo), so Prefect's own cache is off.
+@task(cache_policy=NO_CACHE, log_prints=True)
+def run_stage(name: str, domain: str, params_file: str, force: bool = False) -> dict[str, Any]:
+    """Run one stage for one domain unless DVC says it is up to date."""
+    logger = get_run_logger()
+    root = dvc_repo.find_root()
+    target = f"{name}@{domain}"
+    params = load_params(params_file)
+    stage = STAGES[name]
+    if root is not None and not force and dvc_repo.stage_is_current(target, root):
+        if not stage.source_changed(params, domain):
+            logger.info("%s is up to date (dvc status); skipped", target)
+            return {"stage": name, "skipped": True}
+        logger.info("%s: the source's files changed since the last run", target)
+    logger.info("running %s", target)
+    result = stage.run(params, domain)
+    if root is not None:
+        dvc_repo.commit_stage(target, root)
+    else:
+        logger.warning("not inside a DVC project: %s ran but is not recorded in dvc.lock", target)
+    return result
+
+
+def run_domain(domain: str, params_file: str = "params.yaml", force: bool = False,
+               ) -> dict[str, dict[str, Any]]:
+    """Run every stage of a domain in order; a failed stage stops the ones after it."""
+    load_params(params_file)  # fail before any work on a bad params file
+    root = dvc_repo.find_root()
+    if root is not None and Path(params_file).resolve() != root / "params.yaml":
+        raise ParamsError(
+            f"inside the DVC project {root}, the pipeline runs on its params.yaml (what "
+            f"dvc.lock records), not {params_file}; copy the values in, or use -S overrides")
+    results: dict[str, dict[str, Any]] = {}
+    for name in PIPELINE:
+        spec = STAGES[name]
+        options: dict[str, Any] = {"task_run_name": f"{name}[{domain}]"}
+        if spec.touches_network:
+            options |= {"retries": 2, "retry_delay_seconds": [5, 30],
+                        "retry_condition_fn": _retry_unless_user_error}
+        results[name] = run_stage.with_options(name=name, **options)(
+            name, domain, str(Path(params_file)), force)
+    return results

@@ -1,0 +1,50 @@
+"""Where each domain's files live, derived once from ``params.paths``.
+
+``dvc.yaml`` is generated from the stage registry with the same templates, and a test
+checks that DVC resolves them to these paths, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from nnpipe.config import Params
+
+
+@dataclass(frozen=True)
+class DomainLayout:
+    raw: Path  # ingest: decoded images, index.csv, manifest.json
+    features: Path  # featurize: TFRecord splits, meta.json, splits.csv
+    model: Path  # train: model.keras, run.json, history.json
+    reports: Path
+
+    @property
+    def metrics(self) -> Path:
+        return self.reports / "metrics.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.reports / "plots"
+
+    @property
+    def history_plot(self) -> Path:
+        return self.reports / "history.csv"
+
+    @property
+    def figures(self) -> Path:
+        return self.reports / "figures"
+
+    @property
+    def registration(self) -> Path:
+        return self.reports / "registration.json"
+
+
+def domain_layout(params: Params, domain: str) -> DomainLayout:
+    p = params.paths
+    return DomainLayout(
+        raw=p.data / domain / "raw",
+        features=p.data / domain / "features",
+        model=p.models / domain,
+        reports=p.reports / domain,
+    )

@@ -1,0 +1,96 @@
+"""train: fit the configured CNN on the training split, validate on val, log to MLflow.
+
+Output in ``models/<domain>``: ``model.keras`` (the best epoch by validation AUC),
+``run.json`` (the MLflow run and logged model) and ``history.json``; plus the training
+curves as a DVC plot, ``reports/<domain>/history.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+
+from nnpipe import tracking
+from nnpipe.config import Params
+from nnpipe.dvc_hash import directory_md5
+from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
+from nnpipe.keras_env import describe_devices, make_deterministic
+from nnpipe.layout import domain_layout
+from nnpipe.stages import cli_main, require
+from nnpipe.xray.features import read_arrays
+from nnpipe.xray.training import fit_classifier
+
+log = logging.getLogger(__name__)
+
+
+def history_csv(history: list[dict[str, float]]) -> str:
+    keys = sorted({k for row in history for k in row} - {"epoch"})
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["epoch", *keys], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buf.getvalue()
+
+
+def run(params: Params, domain: str) -> dict:
+    cfg = params.domain(domain)
+    layout = domain_layout(params, domain)
+    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    files = {s: layout.features / f"{s}.tfrecord" for s in ("train", "val")}
+    counts = [meta["counts"]["train"][c] for c in cfg.classes]
+    data_hash = directory_md5(layout.features)
+    make_deterministic(params.seed)
+    log.info("train: %s on %s, %d epochs max", cfg.train.model, describe_devices(),
+             cfg.train.epochs)
+
+    with atomic_directory(layout.model) as tmp, tracking.start_run(
+        params, domain, "train", run_name=f"{domain}-{cfg.train.model}", data_hash=data_hash
+    ) as mlrun:
+        tracking.log_params({"seed": params.seed, "train": cfg.train.model_dump(),
+                             "augment": cfg.augment.model_dump(),
+                             "featurize": cfg.featurize.model_dump(), "classes": cfg.classes,
+                             "ingest.source": cfg.ingest.source})
+        arrays = {s: read_arrays([files[s]], meta["image_size"]) for s in files}
+        model, history = fit_classifier(
+            cfg.train, cfg.augment, train_files=[files["train"]], val_files=[files["val"]],
+            image_size=meta["image_size"], pixel_mean=meta["pixel_mean"],
+            pixel_std=meta["pixel_std"], class_counts=counts, seed=params.seed,
+            checkpoint=tmp / "checkpoint.keras",
+            extra_callbacks=[tracking.EpochMetricsLogger()],
+        )
+        (tmp / "checkpoint.keras").unlink(missing_ok=True)
+        model.save(tmp / "model.keras")
+        logged = tracking.log_keras_model(model, arrays["train"][0][:2])
+        datasets = {
+            split: tracking.log_dataset(
+                x, y, name=f"{domain}-{split}", digest=data_hash, model_id=logged.model_id,
+                source=str((layout.features / f"{split}.tfrecord").resolve()),
+                context="training" if split == "train" else "validation")
+            for split, (x, y) in arrays.items()
+        }
+        history = [{k: (None if v != v else v) for k, v in row.items()} for row in history]
+        best = max(history, key=lambda row: row.get("val_auc") or 0.0)
+        tracking.log_model_metrics({k: v for k, v in best.items() if k.startswith("val_")},
+                                   logged.model_id, datasets["val"], prefix="best_")
+        atomic_write_json(tmp / "history.json", history)
+        atomic_write_json(tmp / "run.json", {
+            "run_id": mlrun.info.run_id, "experiment_id": mlrun.info.experiment_id,
+            "model_uri": logged.uri, "model_id": logged.model_id,
+            "tracking_uri": tracking.tracking_uri(params),
+            "data_hash": data_hash, "best_epoch": best["epoch"],
+            "best_val_auc": best.get("val_auc"),
+        })
+    atomic_write_text(layout.history_plot, history_csv(history))
+    log.info("train: best epoch %d, val AUC %.4f; MLflow run %s", best["epoch"],
+             best.get("val_auc", float("nan")), mlrun.info.run_id)
+    return {"stage": "train", "run_id": mlrun.info.run_id, "epochs": len(history),
+            "best_val_auc": best.get("val_auc")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main("train", run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

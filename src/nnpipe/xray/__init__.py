@@ -1,0 +1,1 @@
+"""Chest-radiograph domain: image data, its synthetic stand-in and helpers."""

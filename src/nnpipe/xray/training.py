@@ -1,0 +1,74 @@
+"""Fitting a radiograph classifier: callbacks, class weights and the best checkpoint."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nnpipe.config import Augment, XrayTrain
+from nnpipe.keras_env import keras
+from nnpipe.xray.features import make_dataset
+from nnpipe.xray.models import build_model
+
+log = logging.getLogger(__name__)
+
+
+def balanced_class_weight(counts: Sequence[int]) -> dict[int, float]:
+    """Weights inversely proportional to class frequency (sklearn's ``balanced``)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if (counts <= 0).any():
+        raise ValueError(f"every class needs training images, got counts {counts.tolist()}")
+    weights = counts.sum() / (len(counts) * counts)
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+class EpochProgressLog(keras.callbacks.Callback):
+    """One log line per epoch, so progress shows in Prefect's and DVC's logs alike."""
+
+    def __init__(self, epochs: int) -> None:
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        shown = " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items())
+                         if isinstance(v, (float, int, np.floating)))
+        log.info("epoch %d/%d %s", epoch + 1, self.epochs, shown)
+
+
+def fit_classifier(cfg: XrayTrain, augment: Augment, *, train_files: Sequence[Path],
+                   val_files: Sequence[Path], image_size: int, pixel_mean: float,
+                   pixel_std: float, class_counts: Sequence[int], seed: int,
+                   checkpoint: Path, extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+                   ) -> tuple[keras.Model, list[dict[str, float]]]:
+    """Train with Adam, EarlyStopping and ReduceLROnPlateau; return the best model by
+    validation AUC (restored from its checkpoint) and the per-epoch history."""
+    train_ds = make_dataset(train_files, image_size, cfg.batch_size, training=True,
+                            augment=augment, seed=seed)
+    val_ds = make_dataset(val_files, image_size, cfg.batch_size)
+    model = build_model(cfg, image_size, pixel_mean, pixel_std)
+    class_weight = balanced_class_weight(class_counts) if cfg.class_weight == "balanced" else None
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_auc", mode="max",
+                                        save_best_only=True, verbose=0),
+        keras.callbacks.EarlyStopping(monitor="val_auc", mode="max",
+                                      patience=cfg.early_stopping_patience,
+                                      restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.reduce_lr_factor,
+                                          patience=cfg.reduce_lr_patience, min_lr=1e-6),
+        EpochProgressLog(cfg.epochs),
+        *extra_callbacks,
+    ]
+    verbose = 1 if sys.stderr.isatty() else 0  # a progress bar on a terminal, log lines elsewhere
+    result = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs,
+                       class_weight=class_weight, callbacks=callbacks, verbose=verbose)
+    history = [
+        {"epoch": i + 1, **{k: float(v[i]) for k, v in result.history.items()}}
+        for i in range(len(result.history.get("loss", [])))
+    ]
+    if checkpoint.exists():
+        model = keras.models.load_model(checkpoint)
+    return model, history

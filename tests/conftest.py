@@ -1,0 +1,123 @@
+"""Shared fixtures: a throw-away copy of the project with tiny params, isolated stores."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+BIN = Path(sys.executable).parent
+
+# Small enough to run every stage in seconds on 2 CPU cores, large enough to learn.
+TINY_PARAMS = {
+    "xray": {
+        "ingest": {"synthetic": {"n_images": 320, "image_size": 48}},
+        "featurize": {"image_size": 32},
+        "train": {"model": "medical_cnn", "filters": [8, 16, 32], "dense_units": 16,
+                  "epochs": 4, "batch_size": 16, "learning_rate": 0.003},
+        "register": {"min_value": 0.0},
+    }
+}
+PROJECT_FILES = ("params.yaml", "dvc.yaml", "prefect.yaml", "pyproject.toml", "flows",
+                 "profiles", ".dvc/config", ".dvcignore", ".gitignore")
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under ../shared/data, or skip the test saying why."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data {path} is absent (it lives beside the project in this "
+                    "workplace, not in a fresh clone elsewhere)")
+    return path
+
+
+def deep_update(base: dict, extra: dict) -> dict:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_project(dest: Path, params: dict | None = None) -> Path:
+    """A git + DVC checkout of the project's pipeline files, with ``params`` merged in.
+
+    ``src/`` is copied so that ``dvc.yaml``'s code dependencies resolve; the code that runs
+    is the installed package, which is the same files.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    shutil.copytree(ROOT / "src", dest / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    deep_update(raw, yaml.safe_load(yaml.safe_dump(TINY_PARAMS)))
+    deep_update(raw, params or {})
+    (dest / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    git(dest, "init", "-q")
+    git(dest, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
+    git(dest, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project")
+    return dest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_env(tmp_path_factory: pytest.TempPathFactory):
+    """No test touches the user's MLflow store, Prefect home or the project's own files."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("PREFECT_API_URL", raising=False)
+        mp.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+        mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        mp.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+        mp.setenv("PREFECT_LOGGING_EXTRA_LOGGERS", "nnpipe")
+        mp.setenv("DO_NOT_TRACK", "1")
+        mp.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
+        mp.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
+        yield
+
+
+@contextlib.contextmanager
+def working_directory(path: Path):
+    old = Path.cwd()
+    os.chdir(path)
+    try:
+        yield path
+    finally:
+        os.chdir(old)
+
+
+def nnpipe(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the ``nnpipe`` command in ``project``, as a user would (a fresh process)."""
+    done = subprocess.run([str(BIN / "nnpipe"), *args], cwd=project, capture_output=True,
+                          text=True, timeout=1200)
+    if check and done.returncode != 0:
+        raise AssertionError(f"nnpipe {' '.join(args)} failed ({done.returncode}):\n"
+                             f"{done.stdout[-4000:]}\n{done.stderr[-8000:]}")
+    return done
+
+
+@pytest.fixture(scope="session")
+def flow_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project on which `nnpipe run` (the Prefect flow) has run once, end to end."""
+    project = make_project(tmp_path_factory.mktemp("flow") / "project")
+    done = nnpipe(project, "run")
+    (project / "run.log").write_text(done.stdout + done.stderr)
+    return project

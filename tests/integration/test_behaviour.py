@@ -1,0 +1,25 @@
+"""What users rely on in the trained model's behaviour."""
+
+import numpy as np
+import pytest
+
+from nnpipe.keras_env import keras
+from nnpipe.xray.features import read_arrays
+
+pytestmark = pytest.mark.integration
+
+
+def test_predictions_are_stable_under_a_tiny_brightness_change(flow_project):
+    model = keras.models.load_model(flow_project / "models/xray/model.keras")
+    x, _ = read_arrays([flow_project / "data/xray/features/test.tfrecord"], 32)
+    base = model.predict(x, verbose=0).reshape(-1)
+    brighter = model.predict(np.clip(x * 1.02, 0, 255), verbose=0).reshape(-1)
+    assert np.abs(brighter - base).max() < 0.05
+
+
+def test_saved_model_reloads_with_identical_predictions(flow_project, tmp_path):
+    model = keras.models.load_model(flow_project / "models/xray/model.keras")
+    x, _ = read_arrays([flow_project / "data/xray/features/val.tfrecord"], 32)
+    model.save(tmp_path / "again.keras")
+    again = keras.models.load_model(tmp_path / "again.keras")
+    np.testing.assert_array_equal(model.predict(x, verbose=0), again.predict(x, verbose=0))

@@ -1,0 +1,73 @@
+"""Stages logging to a real `mlflow server` on loopback, as in production."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from conftest import working_directory
+from mlflow import MlflowClient
+
+from nnpipe.config import load_params
+from nnpipe.stages import evaluate, register, train
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = free_port()
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", (tmp_path / "artifacts").as_uri(), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("mlflow server did not start:\n" + (tmp_path / "server.log").read_text())
+        time.sleep(1)
+    yield url, tmp_path / "artifacts"
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def test_train_evaluate_register_against_a_tracking_server(tmp_path, flow_project,
+                                                           mlflow_server, monkeypatch):
+    url, artifacts = mlflow_server
+    project = tmp_path / "project"
+    shutil.copytree(flow_project, project, symlinks=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    with working_directory(project):
+        params = load_params("params.yaml")
+        result = train.run(params, "xray")
+        evaluate.run(params, "xray")
+        record = register.run(params, "xray")
+    c = MlflowClient(url, url)
+    run = c.get_run(result["run_id"])
+    assert "test_roc_auc" in run.data.metrics and run.data.params["train.epochs"] == "4"
+    assert record["version"] == "1" and record["promoted"] is True
+    assert c.get_model_version_by_alias("xray-classifier", "champion").run_id == run.info.run_id
+    assert any(artifacts.rglob("roc.png"))  # artifacts went through the server to its store

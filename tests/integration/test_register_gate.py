@@ -1,0 +1,112 @@
+"""Alias moves and gate refusals against a real MLflow registry (SQLite)."""
+
+import json
+import shutil
+
+import mlflow
+import pytest
+from conftest import working_directory
+from mlflow import MlflowClient
+
+from nnpipe.config import load_params
+from nnpipe.stages import register, train
+from nnpipe.stages.register import StaleMetricsError
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def project(tmp_path, flow_project):
+    """A copy of the flow project, so its registry can change without affecting others."""
+    dest = tmp_path / "project"
+    shutil.copytree(flow_project, dest, symlinks=True)
+    return dest
+
+
+def registry(project) -> MlflowClient:
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(uri, uri)
+
+
+def aliases(project) -> dict[str, str]:
+    model = registry(project).get_registered_model("xray-classifier")
+    return {k: str(v) for k, v in model.aliases.items()}
+
+
+def train_again(project, *overrides: str) -> None:
+    """A new training run (a new model), evaluated, as the pipeline would produce it."""
+    from nnpipe.stages import evaluate
+
+    params = load_params("params.yaml", list(overrides))
+    train.run(params, "xray")
+    evaluate.run(params, "xray")
+
+
+def test_rerunning_register_does_not_duplicate_the_version(project):
+    with working_directory(project):
+        record = register.run(load_params("params.yaml"), "xray")
+    assert record["version"] == "1" and record["promoted"] is True
+    assert len(registry(project).search_model_versions("name='xray-classifier'")) == 1
+
+
+def test_gate_refusal_keeps_the_champion_and_moves_challenger(project):
+    assert aliases(project) == {"champion": "1", "challenger": "1"}
+    with working_directory(project):
+        train_again(project, "xray.train.epochs=1")
+        record = register.run(load_params("params.yaml", ["xray.register.min_value=1.0"]),
+                              "xray")
+    assert record["promoted"] is False and "below the floor" in record["reason"]
+    assert aliases(project) == {"champion": "1", "challenger": "2"}
+    assert json.loads((project / "reports/xray/registration.json").read_text())["reason"] == \
+        record["reason"]
+    tags = registry(project).get_model_version("xray-classifier", "2").tags
+    assert tags["gate.promoted"] == "False"
+
+
+def test_champion_is_rescored_on_the_same_test_data(project):
+    v1_auc = json.loads((project / "reports/xray/metrics.json").read_text())["roc_auc"]
+    with working_directory(project):
+        train_again(project)
+        record = register.run(load_params("params.yaml"), "xray")
+    assert record["champion_before"] == "1"
+    assert record["champion_before_scored"] == "re-scored on the current test split"
+    # v1 scored on the same test split gives the AUC it was evaluated with
+    assert record["champion_before_value"] == pytest.approx(v1_auc, abs=1e-6)
+    promoted = record["candidate_value"] >= v1_auc
+    assert record["promoted"] is promoted
+    assert aliases(project)["champion"] == ("2" if promoted else "1")
+
+
+def test_worse_than_champion_is_refused(project):
+    with working_directory(project):
+        train_again(project)
+        metrics_file = project / "reports/xray/metrics.json"
+        metrics = json.loads(metrics_file.read_text())
+        metrics["roc_auc"] -= 0.2  # as if the new model were worse
+        metrics_file.write_text(json.dumps(metrics))
+        record = register.run(load_params("params.yaml", ["xray.register.min_value=0.0"]),
+                              "xray")
+    assert record["promoted"] is False and "worse than champion v1" in record["reason"]
+    assert aliases(project) == {"champion": "1", "challenger": "2"}
+
+
+def test_champion_of_another_input_size_blocks_promotion_unless_allowed(project):
+    with working_directory(project):
+        from nnpipe.stages import featurize
+
+        params = load_params("params.yaml", ["xray.featurize.image_size=24"])
+        featurize.run(params, "xray")
+        train_again(project, "xray.featurize.image_size=24")
+        record = register.run(params, "xray")
+        assert record["promoted"] is False and "cannot be compared" in record["reason"]
+        allowed = load_params("params.yaml", ["xray.featurize.image_size=24",
+                                              "xray.register.allow_incomparable=true"])
+        assert register.run(allowed, "xray")["promoted"] is True
+
+
+def test_metrics_of_another_model_are_refused(project):
+    with working_directory(project):
+        train.run(load_params("params.yaml", ["xray.train.epochs=1"]), "xray")
+        with pytest.raises(StaleMetricsError, match="run the evaluate stage first"):
+            register.run(load_params("params.yaml"), "xray")

@@ -1,0 +1,141 @@
+"""The codebase's own rules: one registry, one TensorFlow gateway, layers pointing one way."""
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nnpipe.config import DOMAINS
+from nnpipe.dvcfile import code_dependencies, render_dvc_yaml
+from nnpipe.stages import PIPELINE, STAGES
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "src" / "nnpipe"
+
+
+def imports_of(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_dvc_yaml_is_generated_from_the_registry():
+    assert (ROOT / "dvc.yaml").read_text() == render_dvc_yaml(), \
+        "dvc.yaml is stale: run `nnpipe dvc-yaml`"
+
+
+def test_every_registered_stage_has_a_module_with_run_and_main():
+    modules = {p.stem for p in (PACKAGE / "stages").glob("*.py") if p.stem != "__init__"}
+    assert modules == set(PIPELINE)
+    for name in PIPELINE:
+        module = STAGES[name].module()
+        assert callable(module.run) and callable(module.main)
+
+
+def test_flows_use_the_registry_not_their_own_stages():
+    text = (ROOT / "flows" / "xray_training.py").read_text()
+    assert "run_domain(\"xray\"" in text
+    assert imports_of(ROOT / "flows" / "xray_training.py") <= {"__future__", "prefect", "nnpipe"}
+
+
+def test_only_keras_env_imports_tensorflow():
+    offenders = [p.relative_to(ROOT).as_posix() for p in
+                 [*PACKAGE.rglob("*.py"), *(ROOT / "flows").rglob("*.py")]
+                 if p.name != "keras_env.py"
+                 and imports_of(p) & {"tensorflow", "tf_keras", "keras"}]
+    assert offenders == []
+
+
+def test_legacy_keras_is_chosen_by_the_package_root_before_any_tensorflow_import():
+    code = ("import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n"
+            "import nnpipe.tracking\n"  # imports mlflow.tensorflow before nnpipe.keras_env
+            "import tensorflow as tf\n"
+            "import tf_keras\n"
+            "assert tf.keras.Model is tf_keras.Model, 'tf.keras is Keras 3'\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_keras_is_keras_2():
+    from nnpipe.keras_env import keras, tf
+
+    assert keras.__version__.startswith("2.")
+    assert tf.keras.Model is keras.Model  # TensorFlow itself resolves to Keras 2
+
+
+def test_core_does_not_import_orchestration_or_tracking():
+    edge = {"prefect", "dvc", "mlflow"}
+    core = [p for p in PACKAGE.rglob("*.py")
+            if p.parent.name != "stages" and p.name not in
+            {"tracking.py", "dvc_repo.py", "flow_tasks.py", "cli.py", "dvcfile.py"}]
+    offenders = {p.name: imports_of(p) & edge for p in core if imports_of(p) & edge}
+    assert offenders == {}
+
+
+def test_importing_the_package_has_no_side_effects(tmp_path):
+    code = ("import os, importlib, nnpipe, nnpipe.stages, nnpipe.xray\n"
+            "before = set(os.listdir('.'))\n"
+            "for m in ['config', 'io', 'layout', 'promotion', 'dvc_hash', 'errors',\n"
+            "          'xray.dataset', 'xray.sources', 'xray.images', 'xray.synthetic',\n"
+            "          'stages.ingest', 'dvcfile']:\n"
+            "    importlib.import_module('nnpipe.' + m)\n"
+            "import logging\n"
+            "assert not logging.getLogger().handlers, 'logging configured on import'\n"
+            "assert set(os.listdir('.')) == before, 'files created on import'\n"
+            "import sys; assert 'tensorflow' not in sys.modules, 'TF imported by non-TF modules'\n"
+            "assert 'mlflow' not in sys.modules and 'prefect' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+
+
+@pytest.mark.parametrize("stage", ["ingest", "featurize"])
+def test_declared_code_deps_cover_what_a_stage_really_imports(tmp_path, stage):
+    code = (f"import sys, nnpipe.stages.{stage}\n"
+            "print('\\n'.join(m.__file__ for n, m in sys.modules.items()\n"
+            "                 if n.startswith('nnpipe') and getattr(m, '__file__', None)))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
+                         capture_output=True, text=True).stdout.split()
+    loaded = {Path(p).resolve().relative_to(ROOT).as_posix() for p in out}
+    assert loaded <= set(code_dependencies(f"nnpipe.stages.{stage}"))
+
+
+def test_dvc_resolves_stage_paths_to_the_layout_python_uses(tmp_path):
+    """Non-default paths: DVC's templating of dvc.yaml and nnpipe.layout must agree."""
+    import shutil
+
+    import yaml
+    from dvc.repo import Repo
+
+    from nnpipe.config import load_params
+    from nnpipe.layout import domain_layout
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["paths"] = {"data": "d1", "models": "m1", "reports": "r1", "cache": ".c"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    Repo.init(str(tmp_path))
+    params = load_params(tmp_path / "params.yaml")
+    with Repo(str(tmp_path)) as repo:
+        outs = {str(o.def_path) for s in repo.index.stages for o in s.outs}
+        deps = {str(d.def_path) for s in repo.index.stages for d in s.deps}
+    for domain in DOMAINS:
+        layout = domain_layout(params, domain)
+        for path in (layout.raw, layout.features, layout.model, layout.metrics, layout.plots,
+                     layout.figures, layout.history_plot, layout.registration):
+            assert str(path) in outs, path
+        assert str(layout.raw) in deps and str(layout.features) in deps
+
+
+def test_domains_listed_in_dvc_yaml_match_the_config():
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    for name in PIPELINE:
+        assert spec["stages"][name]["foreach"] == list(DOMAINS)
