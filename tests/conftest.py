@@ -94,6 +94,14 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory):
         yield
 
 
+@pytest.fixture(autouse=True)
+def _no_tracking_uri_leaks(monkeypatch: pytest.MonkeyPatch):
+    """``mlflow.set_tracking_uri`` exports MLFLOW_TRACKING_URI; undo it after every test, or
+    the next test's stages would log to this test's store."""
+    for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(key, raising=False)
+
+
 @contextlib.contextmanager
 def working_directory(path: Path):
     old = Path.cwd()

@@ -18,12 +18,16 @@ import sys
 from pathlib import Path
 
 from nnpipe.config import DOMAINS, PARAMS_FILE, ParamsError, dump_params, load_params
-from nnpipe.errors import configure_logging, report_errors
+from nnpipe.errors import NnpipeError, configure_logging, report_errors
 
 log = logging.getLogger("nnpipe")
 
 FLOW_FILES = {"xray": "flows/xray_training.py:xray_training"}
 PROFILES_DIR = Path("profiles")
+
+
+class PipelineFailed(NnpipeError):
+    """A flow run did not complete; its message is the failing stage's."""
 
 
 def prefect_defaults() -> None:
@@ -35,6 +39,8 @@ def prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "nnpipe")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no calls home
+    # nnpipe's own closing lines (summary, errors) come after the flow run has ended
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 
 def read_profile(name: str) -> list[str]:
@@ -72,7 +78,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = {}
     for domain in args.domain or DOMAINS:
         flow = load_flow_from_entrypoint(FLOW_FILES[domain])
-        results[domain] = flow(params_file=args.params, force=args.force)
+        state = flow(params_file=args.params, force=args.force, return_state=True)
+        if not state.is_completed():
+            raise PipelineFailed(f"flow {flow.name} ended {state.name}: {state.message}")
+        results[domain] = state.result()
     print_summary(params, results)
     return 0
 
@@ -89,9 +98,11 @@ def print_summary(params, results: dict) -> None:
         m = read_json(layout.metrics)
         r = read_json(layout.registration)
         lines += [
-            f"[{domain}] test ROC-AUC {m['roc_auc']:.4f}  accuracy {m['accuracy']:.4f}  "
-            f"sensitivity {m['sensitivity_at_specificity']:.3f} at specificity >= "
-            f"{m['target_specificity']:.2f}  (threshold {m['threshold']:.3f}, from val)",
+            f"[{domain}] test ROC-AUC {m['roc_auc']:.4f}  accuracy {m['accuracy']:.4f} "
+            f"(threshold {m['threshold']:.3f}, chosen on val)",
+            f"[{domain}] test sensitivity {m['sensitivity_at_specificity']:.3f} at the val "
+            f"threshold for specificity {m['target_specificity']:.2f} (test specificity "
+            f"{m['specificity_at_specificity_threshold']:.3f})",
             f"[{domain}] model {r['model_name']} v{r['version']} -> aliases {r['aliases']}; "
             f"champion is v{r['champion_now']}",
             f"[{domain}] gate: {r['reason']}",

@@ -15,6 +15,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
+from prefect.states import Failed, State
 
 from nnpipe import dvc_repo
 from nnpipe.config import ParamsError, load_params
@@ -24,20 +25,32 @@ from nnpipe.stages import PIPELINE, STAGES
 log = logging.getLogger(__name__)
 
 
-def _retry_unless_user_error(task, task_run, state) -> bool:
-    try:
-        state.result()
-    except NnpipeError:
-        return False
-    except Exception:
-        return True
-    return False
+INPUT_ERROR = "InputError"  # the state name of a stage failed by the user's input
 
 
 # DVC's hashes decide what is current (see nnpipe.dvc_repo), so Prefect's own cache is off.
 @task(cache_policy=NO_CACHE, log_prints=True)
-def run_stage(name: str, domain: str, params_file: str, force: bool = False) -> dict[str, Any]:
-    """Run one stage for one domain unless DVC says it is up to date."""
+def run_stage(name: str, domain: str, params_file: str, force: bool = False,
+              ) -> dict[str, Any] | State:
+    """Run one stage for one domain unless DVC says it is up to date.
+
+    An error in the user's input ends the task Failed with its message and no traceback
+    (it is not a bug, and retrying cannot fix it); any other exception, a network error
+    say, fails the task normally and so is retried where the stage allows it.
+    """
+    try:
+        return _run_stage(name, domain, params_file, force)
+    except NnpipeError as exc:
+        get_run_logger().error("%s@%s: %s", name, domain, exc)
+        return Failed(name=INPUT_ERROR, message=str(exc))
+
+
+def _retry_unless_input_error(task: Any, task_run: Any, state: State) -> bool:
+    """Prefect's retry condition: retry failures, but not an error in the user's input."""
+    return state.name != INPUT_ERROR
+
+
+def _run_stage(name: str, domain: str, params_file: str, force: bool) -> dict[str, Any]:
     logger = get_run_logger()
     root = dvc_repo.find_root()
     target = f"{name}@{domain}"
@@ -58,8 +71,9 @@ def run_stage(name: str, domain: str, params_file: str, force: bool = False) -> 
 
 
 def run_domain(domain: str, params_file: str = "params.yaml", force: bool = False,
-               ) -> dict[str, dict[str, Any]]:
-    """Run every stage of a domain in order; a failed stage stops the ones after it."""
+               ) -> dict[str, dict[str, Any]] | State:
+    """Run every stage of a domain in order; a failed stage stops the ones after it and
+    its Failed state becomes the flow's."""
     load_params(params_file)  # fail before any work on a bad params file
     root = dvc_repo.find_root()
     if root is not None and Path(params_file).resolve() != root / "params.yaml":
@@ -72,7 +86,10 @@ def run_domain(domain: str, params_file: str = "params.yaml", force: bool = Fals
         options: dict[str, Any] = {"task_run_name": f"{name}[{domain}]"}
         if spec.touches_network:
             options |= {"retries": 2, "retry_delay_seconds": [5, 30],
-                        "retry_condition_fn": _retry_unless_user_error}
-        results[name] = run_stage.with_options(name=name, **options)(
-            name, domain, str(Path(params_file)), force)
+                        "retry_condition_fn": _retry_unless_input_error}
+        state = run_stage.with_options(name=name, **options)(
+            name, domain, str(Path(params_file)), force, return_state=True)
+        if state.is_failed():
+            return Failed(message=f"{name}@{domain}: {state.message}")
+        results[name] = state.result()
     return results

@@ -94,3 +94,18 @@ def test_stage_before_its_input_says_which_stage_to_run(project):
     with working_directory(project), pytest.raises(MissingInputError,
                                                    match="made by the 'ingest' stage"):
         featurize.run(load_params("params.yaml"), "xray")
+
+
+def test_nnpipe_run_on_bad_input_exits_2_with_the_message_and_no_traceback(project, tmp_path):
+    from conftest import nnpipe
+
+    (tmp_path / "empty").mkdir()
+    with working_directory(project):
+        from nnpipe.config import write_overrides
+
+        write_overrides("params.yaml", folder_params(tmp_path / "empty"))
+    done = nnpipe(project, "run", check=False)
+    assert done.returncode == 2
+    assert "no class sub-folders" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (project / "data").exists()

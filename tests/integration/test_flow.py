@@ -27,7 +27,6 @@ def lock_md5(project, stage: str, path: str) -> str:
 
 def client(project) -> MlflowClient:
     uri = f"sqlite:///{project / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -67,8 +66,8 @@ def test_mlflow_run_has_params_metrics_data_tags_and_model(flow_project):
         champion.version
 
 
-def test_registered_champion_loads_and_predicts(flow_project):
-    client(flow_project)
+def test_registered_champion_loads_and_predicts(flow_project, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{flow_project / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/xray-classifier@champion")
     import numpy as np
 

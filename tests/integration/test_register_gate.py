@@ -3,7 +3,6 @@
 import json
 import shutil
 
-import mlflow
 import pytest
 from conftest import working_directory
 from mlflow import MlflowClient
@@ -25,7 +24,6 @@ def project(tmp_path, flow_project):
 
 def registry(project) -> MlflowClient:
     uri = f"sqlite:///{project / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
     return MlflowClient(uri, uri)
 
 

@@ -1,0 +1,75 @@
+"""prefect.yaml deploys the flow with its cron schedule to a real Prefect server."""
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from conftest import BIN, make_project, nnpipe
+from test_mlflow_server import free_port
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def prefect_server(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "server-home"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
+    api = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{api}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("prefect server did not start:\n" +
+                            (tmp_path / "server.log").read_text()[-3000:])
+            time.sleep(1)
+        yield api
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def prefect(project, api, *args):
+    env = {**os.environ, "PREFECT_API_URL": api, "NNPIPE_PROJECT_DIR": str(project)}
+    done = subprocess.run([str(BIN / "prefect"), "--no-prompt", *args], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_prefect_yaml_deploys_the_nightly_schedule(tmp_path, prefect_server):
+    project = make_project(tmp_path / "project")
+    prefect(project, prefect_server, "work-pool", "create", "nnpipe-process", "--type", "process")
+    prefect(project, prefect_server, "deploy", "--all")
+    req = urllib.request.Request(f"{prefect_server}/deployments/filter", data=b"{}",
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        deployments = json.load(resp)
+    (dep,) = [d for d in deployments if d["name"] == "xray-training-nightly"]
+    assert dep["entrypoint"] == "flows/xray_training.py:xray_training"
+    assert dep["work_pool_name"] == "nnpipe-process"
+    crons = [s["schedule"]["cron"] for s in dep["schedules"]]
+    assert crons == ["0 2 * * *"]
+
+
+def test_schedule_without_a_server_says_how_to_start_one(tmp_path):
+    project = make_project(tmp_path / "project")
+    done = nnpipe(project, "schedule", check=False)
+    assert done.returncode == 2
+    assert "prefect server start" in done.stderr and "PREFECT_API_URL" in done.stderr
