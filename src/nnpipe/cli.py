@@ -88,7 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def print_summary(params, results: dict) -> None:
     """Where the results are: metrics, model version and alias, and the MLflow UI."""
-    from nnpipe import tracking
+    from nnpipe import store
     from nnpipe.io import read_json
     from nnpipe.layout import domain_layout
 
@@ -109,8 +109,8 @@ def print_summary(params, results: dict) -> None:
             f"[{domain}] metrics {layout.metrics}, figures {layout.figures}/, "
             f"registration {layout.registration}",
         ]
-    uri = tracking.tracking_uri(params)
-    lines += [f"MLflow store: {uri}", f"Open the UI:  {tracking.ui_command(uri)}",
+    uri = store.tracking_uri(params)
+    lines += [f"MLflow store: {uri}", f"Open the UI:  {store.ui_command(uri)}",
               "Compare runs: dvc metrics diff / dvc plots diff", "=" * 72]
     print("\n".join(lines))
 
@@ -176,14 +176,14 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from nnpipe import tracking
+    from nnpipe import store
 
     params = load_params(args.params)
-    uri = tracking.tracking_uri(params)
+    uri = store.tracking_uri(params)
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
            "--host", args.host, "--port", str(args.port)]
     if uri.startswith("sqlite:"):
-        cmd += ["--default-artifact-root", (Path.cwd() / tracking.DEFAULT_ARTIFACTS).as_uri()]
+        cmd += ["--default-artifact-root", (Path.cwd() / store.DEFAULT_ARTIFACTS).as_uri()]
     log.info("MLflow UI on http://%s:%d (Ctrl-C stops)", args.host, args.port)
     return subprocess.call(cmd)
 

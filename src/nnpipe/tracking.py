@@ -29,26 +29,13 @@ from mlflow.tracking import MlflowClient
 from nnpipe.config import Params
 from nnpipe.errors import NnpipeError
 from nnpipe.keras_env import keras
+from nnpipe.store import DEFAULT_ARTIFACTS, tracking_uri
 
 log = logging.getLogger(__name__)
-
-DEFAULT_DB = "mlflow.db"
 
 
 class MissingRunError(NnpipeError, LookupError):
     """A run recorded in a stage output is not in the configured tracking store."""
-
-DEFAULT_ARTIFACTS = "mlartifacts"
-
-
-def tracking_uri(params: Params, root: Path | None = None) -> str:
-    """The environment wins, then params, then the project's own SQLite store."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    if params.mlflow.tracking_uri:
-        return params.mlflow.tracking_uri
-    root = (root or Path.cwd()).resolve()
-    return f"sqlite:///{root / DEFAULT_DB}"
 
 
 def configure(params: Params, root: Path | None = None) -> str:
@@ -66,15 +53,6 @@ def configure(params: Params, root: Path | None = None) -> str:
         else:
             os.environ[key] = value
     return uri
-
-
-def ui_command(uri: str) -> str:
-    """How a user opens the MLflow UI on this store."""
-    if uri.startswith(("http://", "https://")):
-        return f"open {uri}"
-    root = Path.cwd().resolve()
-    return (f"mlflow ui --backend-store-uri {uri} --default-artifact-root "
-            f"{(root / DEFAULT_ARTIFACTS).as_uri()}   # then open http://127.0.0.1:5000")
 
 
 def ensure_experiment(params: Params, domain: str, root: Path | None = None) -> str:

@@ -66,6 +66,7 @@ def test_prefect_yaml_deploys_the_nightly_schedule(tmp_path, prefect_server):
     assert dep["work_pool_name"] == "nnpipe-process"
     crons = [s["schedule"]["cron"] for s in dep["schedules"]]
     assert crons == ["0 2 * * *"]
+    assert dep["concurrency_limit"] == 1
 
 
 def test_schedule_without_a_server_says_how_to_start_one(tmp_path):

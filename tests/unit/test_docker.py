@@ -35,6 +35,11 @@ def test_dependencies_come_from_the_lock_file_and_the_user_is_not_root():
     assert any(kind == "HEALTHCHECK" for kind, _ in steps)
 
 
+def test_the_code_that_runs_is_the_checkout_dvc_hashes():
+    assert "/project/src" in DOCKERFILE and "--no-install-project" in DOCKERFILE
+    assert "WORKDIR /project" in DOCKERFILE
+
+
 def test_copied_paths_exist():
     for kind, rest in instructions(DOCKERFILE):
         if kind == "COPY" and "--from" not in rest:

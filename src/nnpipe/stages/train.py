@@ -18,6 +18,7 @@ from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, re
 from nnpipe.keras_env import describe_devices, make_deterministic
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main, require
+from nnpipe.store import tracking_uri
 from nnpipe.xray.features import read_arrays
 from nnpipe.xray.training import fit_classifier
 
@@ -77,7 +78,7 @@ def run(params: Params, domain: str) -> dict:
         atomic_write_json(tmp / "run.json", {
             "run_id": mlrun.info.run_id, "experiment_id": mlrun.info.experiment_id,
             "model_uri": logged.uri, "model_id": logged.model_id,
-            "tracking_uri": tracking.tracking_uri(params),
+            "tracking_uri": tracking_uri(params),
             "data_hash": data_hash, "best_epoch": best["epoch"],
             "best_val_auc": best.get("val_auc"),
         })
