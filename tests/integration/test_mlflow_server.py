@@ -1,14 +1,10 @@
 """Stages logging to a real `mlflow server` on loopback, as in production."""
 
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
-from conftest import working_directory
+from conftest import free_port, server_process, working_directory
 from mlflow import MlflowClient
 
 from nnpipe.config import load_params
@@ -17,41 +13,15 @@ from nnpipe.stages import evaluate, register, train
 pytestmark = pytest.mark.integration
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def mlflow_server(tmp_path):
     port = free_port()
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", (tmp_path / "artifacts").as_uri(), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("mlflow server did not start:\n" + (tmp_path / "server.log").read_text())
-        time.sleep(1)
-    yield url, tmp_path / "artifacts"
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+           "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+           "--artifacts-destination", (tmp_path / "artifacts").as_uri(), "--workers", "1"]
+    with server_process(cmd, f"{url}/health", tmp_path / "server.log"):
+        yield url, tmp_path / "artifacts"
 
 
 def test_train_evaluate_register_against_a_tracking_server(tmp_path, flow_project,

@@ -3,12 +3,10 @@
 import json
 import os
 import subprocess
-import time
 import urllib.request
 
 import pytest
-from conftest import BIN, make_project, nnpipe
-from test_mlflow_server import free_port
+from conftest import BIN, free_port, make_project, nnpipe, server_process
 
 pytestmark = pytest.mark.integration
 
@@ -18,31 +16,10 @@ def prefect_server(tmp_path):
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "server-home"),
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env=env)
     api = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{api}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("prefect server did not start:\n" +
-                            (tmp_path / "server.log").read_text()[-3000:])
-            time.sleep(1)
+    cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with server_process(cmd, f"{api}/health", tmp_path / "server.log", env=env):
         yield api
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def prefect(project, api, *args):
@@ -66,7 +43,8 @@ def test_prefect_yaml_deploys_the_nightly_schedule(tmp_path, prefect_server):
     assert dep["work_pool_name"] == "nnpipe-process"
     crons = [s["schedule"]["cron"] for s in dep["schedules"]]
     assert crons == ["0 2 * * *"]
-    assert dep["concurrency_limit"] == 1
+    limit = (dep.get("global_concurrency_limit") or {}).get("limit") or dep["concurrency_limit"]
+    assert limit == 1
 
 
 def test_schedule_without_a_server_says_how_to_start_one(tmp_path):
