@@ -78,7 +78,7 @@ STAGES: dict[str, Stage] = {
                     Output(f"{REPORTS}/figures", "plot", cache=False))),
         Stage("register", "register the model, set challenger, gate champion",
               params=("register",), deps=(MODEL, f"{REPORTS}/metrics.json", FEATURES),
-              outs=(Output(f"{REPORTS}/registration.json", "metric", cache=False),),
+              outs=(Output(f"{REPORTS}/registration.json", cache=False),),
               touches_network=True),
     )
 }

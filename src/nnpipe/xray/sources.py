@@ -9,19 +9,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import http.client
 import logging
-import os
-import tempfile
-import time
-import urllib.error
-import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from nnpipe.download import fetch
 from nnpipe.errors import NnpipeError
 from nnpipe.xray.images import IMAGE_SUFFIXES, ImageDecodeError, limit_size, read_image
 
@@ -263,42 +258,18 @@ def download_file(url: str, dest: Path, md5: str, timeout: float = 60.0,
             return dest
         log.warning("cached %s has the wrong md5; downloading it again", dest)
         dest.unlink()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, attempts + 1):
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        tmp = Path(tmp_name)
-        try:
-            log.info("downloading %s (attempt %d/%d)", url, attempt, attempts)
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                while chunk := resp.read(1 << 20):
-                    out.write(chunk)
-            got = file_md5(tmp)
-            if got != md5:
-                raise ChecksumError(
-                    f"{url}: downloaded file has md5 {got}, expected {md5}. The file changed "
-                    "upstream or was corrupted in transit; check the URL and the md5 param "
-                    "(xray.ingest.medmnist.md5)."
-                )
-            os.replace(tmp, dest)
-            return dest
-        except urllib.error.HTTPError as exc:
-            if exc.code < 500 or attempt == attempts:  # 4xx: asking again will not help
-                raise DataSourceError(
-                    f"could not download {url}: HTTP {exc.code} {exc.reason}. Check the URL "
-                    "(xray.ingest.medmnist.url), or download the file yourself and set "
-                    "xray.ingest.medmnist.path.") from exc
-            time.sleep(min(2.0**attempt, 10.0))
-        except (urllib.error.URLError, http.client.HTTPException, TimeoutError,
-                ConnectionError) as exc:
-            if attempt == attempts:
-                raise DataSourceError(
-                    f"could not download {url} after {attempts} attempts ({exc}). Check the "
-                    "network, or download the file yourself and set xray.ingest.medmnist.path."
-                ) from exc
-            time.sleep(min(2.0**attempt, 10.0))
-        finally:
-            tmp.unlink(missing_ok=True)
-    raise AssertionError("unreachable")
+
+    def verify_md5(tmp: Path) -> None:
+        got = file_md5(tmp)
+        if got != md5:
+            raise ChecksumError(
+                f"{url}: downloaded file has md5 {got}, expected {md5}. The file changed "
+                "upstream or was corrupted in transit; check the URL and the md5 param "
+                "(xray.ingest.medmnist.md5).")
+
+    return fetch(url, dest, error=DataSourceError, timeout=timeout, attempts=attempts,
+                 check=verify_md5,
+                 hint="download the file yourself and set xray.ingest.medmnist.path")
 
 
 def load_medmnist(path: str | Path, classes: list[str]) -> RawDataset:
