@@ -183,7 +183,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
            "--host", args.host, "--port", str(args.port)]
     if uri.startswith("sqlite:"):
-        cmd += ["--default-artifact-root", (Path.cwd() / store.DEFAULT_ARTIFACTS).as_uri()]
+        cmd += ["--default-artifact-root", store.artifact_root().as_uri()]
     log.info("MLflow UI on http://%s:%d (Ctrl-C stops)", args.host, args.port)
     return subprocess.call(cmd)
 

@@ -8,7 +8,6 @@ stage runs in-process only when DVC says it is stale (or ``force``), then is com
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,6 @@ from nnpipe import dvc_repo
 from nnpipe.config import ParamsError, load_params
 from nnpipe.errors import NnpipeError
 from nnpipe.stages import PIPELINE, STAGES
-
-log = logging.getLogger(__name__)
-
 
 INPUT_ERROR = "InputError"  # the state name of a stage failed by the user's input
 

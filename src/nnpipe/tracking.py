@@ -29,7 +29,7 @@ from mlflow.tracking import MlflowClient
 from nnpipe.config import Params
 from nnpipe.errors import NnpipeError
 from nnpipe.keras_env import keras
-from nnpipe.store import DEFAULT_ARTIFACTS, tracking_uri
+from nnpipe.store import artifact_root, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def ensure_experiment(params: Params, domain: str, root: Path | None = None) -> 
         return found.experiment_id
     location = None
     if mlflow.get_tracking_uri().startswith("sqlite:") and not params.mlflow.tracking_uri:
-        location = ((root or Path.cwd()).resolve() / DEFAULT_ARTIFACTS / name).as_uri()
+        location = (artifact_root(root) / name).as_uri()
     try:
         return mlflow.create_experiment(name, artifact_location=location)
     except MlflowException:  # created concurrently by another process

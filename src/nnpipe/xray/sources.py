@@ -18,6 +18,7 @@ import numpy as np
 
 from nnpipe.download import fetch
 from nnpipe.errors import NnpipeError
+from nnpipe.io import file_digest
 from nnpipe.xray.images import IMAGE_SUFFIXES, ImageDecodeError, limit_size, read_image
 
 log = logging.getLogger(__name__)
@@ -236,14 +237,6 @@ def load_folder(root: str | Path, classes: list[str], class_dirs: dict[str, list
 # --------------------------------------------------------------------------- MedMNIST source
 
 
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()  # MedMNIST publishes MD5 checksums
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def download_file(url: str, dest: Path, md5: str, timeout: float = 60.0,
                   attempts: int = 3) -> Path:
     """Download ``url`` to ``dest`` (a cache), verifying its MD5; reuse a verified cache.
@@ -253,14 +246,14 @@ def download_file(url: str, dest: Path, md5: str, timeout: float = 60.0,
     with backoff; a checksum mismatch is not (the same bytes would come back).
     """
     if dest.is_file():
-        if file_md5(dest) == md5:
+        if file_digest(dest, "md5") == md5:  # MedMNIST publishes MD5s
             log.info("using cached %s (md5 verified)", dest)
             return dest
         log.warning("cached %s has the wrong md5; downloading it again", dest)
         dest.unlink()
 
     def verify_md5(tmp: Path) -> None:
-        got = file_md5(tmp)
+        got = file_digest(tmp, "md5")
         if got != md5:
             raise ChecksumError(
                 f"{url}: downloaded file has md5 {got}, expected {md5}. The file changed "
