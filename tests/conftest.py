@@ -27,7 +27,14 @@ TINY_PARAMS = {
         "train": {"model": "medical_cnn", "filters": [8, 16, 32], "dense_units": 16,
                   "epochs": 4, "batch_size": 16, "learning_rate": 0.003},
         "register": {"min_value": 0.0},
-    }
+    },
+    "ohlcv": {
+        "ingest": {"synthetic": {"n_days": 400}},
+        "featurize": {"look_back": 20},
+        "train": {"units": [16, 16], "epochs": 3, "batch_size": 32},
+        "evaluate": {"walk_forward_folds": 2, "walk_forward_min_train": 150,
+                     "walk_forward_epochs": 2},
+    },
 }
 PROJECT_FILES = ("params.yaml", "dvc.yaml", "prefect.yaml", "pyproject.toml", "flows",
                  "profiles", ".dvc/config", ".dvcignore", ".gitignore")

@@ -1,10 +1,10 @@
 """The ``nnpipe`` command: run the pipeline, one stage, or inspect the params.
 
-    nnpipe run [--domain xray] [-S key=value ...] [--profile NAME]
-    nnpipe stage NAME [--domain xray] [-S key=value ...]
+    nnpipe run [--domain xray|ohlcv] [-S key=value ...] [--profile NAME]
+    nnpipe stage STEP --domain xray|ohlcv [-S key=value ...]
     nnpipe params show [-S key=value ...]
     nnpipe dvc-yaml [--check]
-    nnpipe schedule [--domain xray] [--cron "0 2 * * *"]
+    nnpipe schedule [--domain xray|ohlcv] [--cron "0 2 * * *"]
     nnpipe ui
 """
 
@@ -22,7 +22,8 @@ from nnpipe.errors import NnpipeError, configure_logging, report_errors
 
 log = logging.getLogger("nnpipe")
 
-FLOW_FILES = {"xray": "flows/xray_training.py:xray_training"}
+FLOW_FILES = {"xray": "flows/xray_training.py:xray_training",
+              "ohlcv": "flows/ohlcv_training.py:ohlcv_training"}
 PROFILES_DIR = Path("profiles")
 
 
@@ -87,28 +88,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def print_summary(params, results: dict) -> None:
-    """Where the results are: metrics, model version and alias, and the MLflow UI."""
+    """Where the results are: each domain's headline numbers, model versions and aliases,
+    the gate's reason, and the MLflow UI."""
     from nnpipe import store
-    from nnpipe.io import read_json
-    from nnpipe.layout import domain_layout
+    from nnpipe.stages import get_stage
 
     lines = ["", "=" * 72, "nnpipe: pipeline finished", "=" * 72]
     for domain in results:
-        layout = domain_layout(params, domain)
-        m = read_json(layout.metrics)
-        r = read_json(layout.registration)
-        lines += [
-            f"[{domain}] test ROC-AUC {m['roc_auc']:.4f}  accuracy {m['accuracy']:.4f} "
-            f"(threshold {m['threshold']:.3f}, chosen on val)",
-            f"[{domain}] test sensitivity {m['sensitivity_at_specificity']:.3f} at the val "
-            f"threshold for specificity {m['target_specificity']:.2f} (test specificity "
-            f"{m['specificity_at_specificity_threshold']:.3f})",
-            f"[{domain}] model {r['model_name']} v{r['version']} -> aliases {r['aliases']}; "
-            f"champion is v{r['champion_now']}",
-            f"[{domain}] gate: {r['reason']}",
-            f"[{domain}] metrics {layout.metrics}, figures {layout.figures}/, "
-            f"registration {layout.registration}",
-        ]
+        register = get_stage("register", domain).module()
+        lines += [f"[{domain}] {line}" for line in register.summary_lines(params, domain)]
     uri = store.tracking_uri(params)
     lines += [f"MLflow store: {uri}", f"Open the UI:  {store.ui_command(uri)}",
               "Compare runs: dvc metrics diff / dvc plots diff", "=" * 72]
@@ -116,10 +104,13 @@ def print_summary(params, results: dict) -> None:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from nnpipe.stages import STAGES
+    from nnpipe.stages import get_stage
 
-    module = STAGES[args.name].module()
-    rest = ["--domain", args.domain[0] if args.domain else "xray", "--params", args.params]
+    if args.domain and len(args.domain) > 1:
+        raise ParamsError("`nnpipe stage` runs one stage of one domain: give --domain once")
+    domain = args.domain[0] if args.domain else "xray"
+    module = get_stage(args.name, domain).module()
+    rest = ["--domain", domain, "--params", args.params]
     for item in args.overrides:
         rest += ["-S", item]
     return module.main(rest)
@@ -149,29 +140,46 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_schedule(args: argparse.Namespace) -> int:
-    """Serve the domain's flow on a cron schedule (a long-running process, like a worker)."""
+def schedules_from_prefect_yaml(path: Path = Path("prefect.yaml")) -> dict[str, dict]:
+    """Each domain's schedule (cron, timezone) from prefect.yaml, where schedules are kept."""
     import yaml
 
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    found = {}
+    for domain, entrypoint in FLOW_FILES.items():
+        deployment = next((d for d in spec["deployments"] if d["entrypoint"] == entrypoint),
+                          None)
+        if deployment and deployment.get("schedules"):
+            first = deployment["schedules"][0]
+            found[domain] = {"cron": first["cron"], "timezone": first.get("timezone", "UTC")}
+    return found
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    """Serve the domains' flows on their cron schedules (a long-running process, like a
+    worker); Ctrl-C stops it."""
     prefect_defaults()
     if not os.environ.get("PREFECT_API_URL"):
         raise ParamsError(
             "scheduled runs need a Prefect server (a temporary one cannot schedule): start "
             "`prefect server start` and set PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
+    from prefect import serve
     from prefect.flows import load_flow_from_entrypoint
+    from prefect.schedules import Cron
 
-    domain = (args.domain or ["xray"])[0]
-    cron = args.cron
-    if cron is None:  # prefect.yaml is the one place schedules are written down
-        spec = yaml.safe_load(Path("prefect.yaml").read_text(encoding="utf-8"))
-        deployment = next(d for d in spec["deployments"]
-                          if d["entrypoint"] == FLOW_FILES[domain])
-        cron = deployment["schedules"][0]["cron"]
-    flow = load_flow_from_entrypoint(FLOW_FILES[domain])
-    log.info("serving %s on cron %r (Ctrl-C stops)", flow.name, cron)
-    flow.serve(name=f"{flow.name}-scheduled", cron=cron,
-               parameters={"params_file": args.params})
+    schedules = schedules_from_prefect_yaml()
+    deployments = []
+    for domain in args.domain or DOMAINS:
+        schedule = schedules[domain] | ({"cron": args.cron} if args.cron else {})
+        flow = load_flow_from_entrypoint(FLOW_FILES[domain])
+        log.info("serving %s on cron %r (%s)", flow.name, schedule["cron"],
+                 schedule["timezone"])
+        deployments.append(flow.to_deployment(
+            name=f"{flow.name}-scheduled", concurrency_limit=1,
+            schedule=Cron(schedule["cron"], timezone=schedule["timezone"]),
+            parameters={"params_file": args.params}))
+    serve(*deployments)
     return 0
 
 
@@ -189,7 +197,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from nnpipe.stages import PIPELINE
+    from nnpipe.stages import STEPS
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
@@ -211,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("stage", parents=[common, overrides], help="run one stage")
-    p.add_argument("name", choices=PIPELINE)
+    p.add_argument("name", choices=STEPS, metavar="STEP", help=f"one of {', '.join(STEPS)}")
     p.set_defaults(func=cmd_stage)
 
     p = sub.add_parser("params", parents=[common, overrides], help="show the resolved params")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -143,6 +144,102 @@ class Register(Strict):
     allow_incomparable: bool = False
 
 
+SeriesName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+DateText = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+
+
+class OhlcvSyntheticSource(Strict):
+    names: Annotated[list[SeriesName], Field(min_length=1, max_length=50)] = ["SYNTH"]
+    n_days: Annotated[int, Field(ge=100, le=50_000)] = 1500
+    start: DateText = "2016-01-04"
+    start_price: Annotated[float, Field(gt=0.0)] = 100.0
+
+
+class OhlcvCsvSource(Strict):
+    # series name -> a local path or an http(s) URL of a price CSV
+    files: dict[SeriesName, str] = Field(default_factory=dict)
+
+
+class YfinanceSource(Strict):
+    tickers: Annotated[list[str], Field(max_length=50)] = Field(default_factory=list)
+    start: DateText | None = "2015-01-01"
+    end: DateText | None = None
+    interval: Literal["1d", "1wk", "1h", "30m", "15m", "5m"] = "1d"
+
+
+class OhlcvIngest(Strict):
+    source: Literal["synthetic", "csv", "yfinance"] = "synthetic"
+    synthetic: OhlcvSyntheticSource = OhlcvSyntheticSource()
+    csv: OhlcvCsvSource = OhlcvCsvSource()
+    yfinance: YfinanceSource = YfinanceSource()
+
+    @model_validator(mode="after")
+    def _source_is_configured(self) -> OhlcvIngest:
+        if self.source == "csv" and not self.csv.files:
+            raise ValueError("source is 'csv' but csv.files is empty; give one entry per "
+                             "series, e.g. ohlcv.ingest.csv.files.GOOG=path/or/url.csv")
+        if self.source == "yfinance" and not self.yfinance.tickers:
+            raise ValueError("source is 'yfinance' but yfinance.tickers is empty; e.g. "
+                             "ohlcv.ingest.yfinance.tickers=[MSFT]")
+        return self
+
+
+class OhlcvValidate(Strict):
+    policy: Literal["fail", "drop", "ffill"] = "fail"
+    max_gap_days: Annotated[int, Field(ge=1, le=366)] = 5
+    min_rows: Annotated[int, Field(ge=2)] = 100
+
+
+class OhlcvFeaturize(Strict):
+    derived: list[Literal["log_return", "hl_range", "volume_z"]] = Field(default_factory=list)
+    look_back: Annotated[int, Field(ge=1, le=1000)] = 60
+    horizon: Annotated[int, Field(ge=1, le=250)] = 1
+    target: Literal["close", "log_return"] = "close"
+    val_fraction: OpenFraction = 0.15
+    test_fraction: OpenFraction = 0.15
+
+    @model_validator(mode="after")
+    def _distinct_and_room_to_train(self) -> OhlcvFeaturize:
+        if len(set(self.derived)) != len(self.derived):
+            raise ValueError(f"derived lists a feature twice: {self.derived}")
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction leaves almost nothing to train on; "
+                             "keep their sum below 0.9")
+        return self
+
+
+class OhlcvTrain(Strict):
+    model: Literal["lstm", "gru", "simple_rnn"] = "lstm"
+    units: Annotated[list[PositiveInt], Field(min_length=1, max_length=6)] = [50, 50]
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    loss: Literal["mse", "huber"] = "mse"
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+    epochs: Annotated[int, Field(ge=1, le=1000)] = 30
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
+    early_stopping_patience: Annotated[int, Field(ge=0)] = 5
+    reduce_lr_patience: Annotated[int, Field(ge=0)] = 3
+    reduce_lr_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+
+
+class OhlcvEvaluate(Strict):
+    moving_average_window: Annotated[int, Field(ge=1, le=500)] = 20
+    walk_forward_folds: Annotated[int, Field(ge=0, le=20)] = 3
+    walk_forward_min_train: Annotated[int, Field(ge=10)] = 500  # rows in the first fold
+    walk_forward_epochs: Annotated[int, Field(ge=1, le=1000)] | None = None  # None: train.epochs
+
+
+OhlcvGateMetric = Literal["relative_mae", "relative_rmse", "mase", "rmse", "mae", "mape"]
+
+
+class OhlcvRegister(Strict):
+    model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._{}-]*$")] = (
+        "ohlcv-forecaster")
+    gate_metric: OhlcvGateMetric = "relative_mae"
+    max_value: Annotated[float, Field(gt=0.0)] = 1.0
+    max_increase: Annotated[float, Field(ge=0.0)] = 0.0
+    allow_incomparable: bool = False
+
+
 # ``register`` is the stage's name, and so its params key; pydantic warns that it shadows
 # ABCMeta.register, which no code here calls on these models.
 with warnings.catch_warnings():
@@ -175,20 +272,61 @@ with warnings.catch_warnings():
             return self
 
 
+    class Ohlcv(Strict):
+        ingest: OhlcvIngest = OhlcvIngest()
+        validation: OhlcvValidate = OhlcvValidate()
+        featurize: OhlcvFeaturize = OhlcvFeaturize()
+        train: OhlcvTrain = OhlcvTrain()
+        evaluate: OhlcvEvaluate = OhlcvEvaluate()
+        register: OhlcvRegister = OhlcvRegister()
+
+        @model_validator(mode="after")
+        def _one_model_name_per_series(self) -> Ohlcv:
+            if len(series_names(self.ingest)) > 1 and "{series}" not in self.register.model_name:
+                raise ValueError(
+                    f"{len(series_names(self.ingest))} series each get their own registered "
+                    f"model, but register.model_name {self.register.model_name!r} has no "
+                    "{series} placeholder; use e.g. 'ohlcv-forecaster-{series}'")
+            return self
+
+        def model_name(self, series: str) -> str:
+            """The registered model of one series."""
+            return self.register.model_name.replace("{series}", series)
+
+
+def series_names(ingest: OhlcvIngest) -> list[str]:
+    """The names of the price series the configured source yields, in order.
+
+    A yfinance ticker may hold characters a path or model name cannot (``^GSPC``,
+    ``BRK/B``): those become ``_``.
+    """
+    if ingest.source == "synthetic":
+        names = list(ingest.synthetic.names)
+    elif ingest.source == "csv":
+        names = list(ingest.csv.files)
+    else:
+        names = [re.sub(r"[^A-Za-z0-9._-]", "_", t).lstrip("._-") or "ticker"
+                 for t in ingest.yfinance.tickers]
+    if len(set(names)) != len(names):
+        raise ValueError(f"series names must be distinct, got {names}")
+    return names
+
+
 class Params(Strict):
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 42
     paths: Paths = Paths()
     mlflow: MlflowParams = MlflowParams()
     xray: Xray = Xray()
+    ohlcv: Ohlcv = Ohlcv()
 
-    def domain(self, name: str) -> Xray:
-        """The section of one domain, by the name used in ``dvc.yaml`` (``xray``)."""
+    def domain(self, name: str) -> Any:
+        """The section of one domain, by the name used in ``dvc.yaml`` (``xray``, ``ohlcv``)."""
         if name not in DOMAINS:
             raise ParamsError(f"unknown domain {name!r}; known: {', '.join(DOMAINS)}")
         return getattr(self, name)
 
 
-DOMAINS = ("xray",)
+DOMAINS = ("xray", "ohlcv")
 
 
 def _format_errors(exc: ValidationError, origin: str) -> str:

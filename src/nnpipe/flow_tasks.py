@@ -19,25 +19,24 @@ from prefect.states import Failed, State
 from nnpipe import dvc_repo
 from nnpipe.config import ParamsError, load_params
 from nnpipe.errors import NnpipeError
-from nnpipe.stages import PIPELINE, STAGES
+from nnpipe.stages import PIPELINES, STAGES
 
 INPUT_ERROR = "InputError"  # the state name of a stage failed by the user's input
 
 
 # DVC's hashes decide what is current (see nnpipe.dvc_repo), so Prefect's own cache is off.
 @task(cache_policy=NO_CACHE, log_prints=True)
-def run_stage(name: str, domain: str, params_file: str, force: bool = False,
-              ) -> dict[str, Any] | State:
-    """Run one stage for one domain unless DVC says it is up to date.
+def run_stage(name: str, params_file: str, force: bool = False) -> dict[str, Any] | State:
+    """Run one stage (``xray-train``) unless DVC says it is up to date.
 
     An error in the user's input ends the task Failed with its message and no traceback
     (it is not a bug, and retrying cannot fix it); any other exception, a network error
     say, fails the task normally and so is retried where the stage allows it.
     """
     try:
-        return _run_stage(name, domain, params_file, force)
+        return _run_stage(name, params_file, force)
     except NnpipeError as exc:
-        get_run_logger().error("%s@%s: %s", name, domain, exc)
+        get_run_logger().error("%s: %s", name, exc)
         return Failed(name=INPUT_ERROR, message=str(exc))
 
 
@@ -46,19 +45,19 @@ def _retry_unless_input_error(task: Any, task_run: Any, state: State) -> bool:
     return state.name != INPUT_ERROR
 
 
-def _run_stage(name: str, domain: str, params_file: str, force: bool) -> dict[str, Any]:
+def _run_stage(name: str, params_file: str, force: bool) -> dict[str, Any]:
     logger = get_run_logger()
     root = dvc_repo.find_root()
-    target = f"{name}@{domain}"
+    target = name
     params = load_params(params_file)
     stage = STAGES[name]
     if root is not None and not force and dvc_repo.stage_is_current(target, root):
-        if not stage.source_changed(params, domain):
+        if not stage.source_changed(params):
             logger.info("%s is up to date (dvc status); skipped", target)
             return {"stage": name, "skipped": True}
         logger.info("%s: the source's files changed since the last run", target)
     logger.info("running %s", target)
-    result = stage.run(params, domain)
+    result = stage.run(params)
     if root is not None:
         dvc_repo.commit_stage(target, root)
     else:
@@ -77,15 +76,15 @@ def run_domain(domain: str, params_file: str = "params.yaml", force: bool = Fals
             f"inside the DVC project {root}, the pipeline runs on its params.yaml (what "
             f"dvc.lock records), not {params_file}; copy the values in, or use -S overrides")
     results: dict[str, dict[str, Any]] = {}
-    for name in PIPELINE:
-        spec = STAGES[name]
-        options: dict[str, Any] = {"task_run_name": f"{name}[{domain}]"}
+    for spec in PIPELINES[domain]:
+        name = spec.name
+        options: dict[str, Any] = {"task_run_name": name}
         if spec.touches_network:
             options |= {"retries": 2, "retry_delay_seconds": [5, 30],
                         "retry_condition_fn": _retry_unless_input_error}
         state = run_stage.with_options(name=name, **options)(
-            name, domain, str(Path(params_file)), force, return_state=True)
+            name, str(Path(params_file)), force, return_state=True)
         if state.is_failed():
-            return Failed(message=f"{name}@{domain}: {state.message}")
-        results[name] = state.result()
+            return Failed(message=f"{name}: {state.message}")
+        results[spec.step] = state.result()
     return results

@@ -98,3 +98,22 @@ def file_digest(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def source_fingerprint(paths: list[Path | None]) -> str | None:
+    """A cheap fingerprint (names, sizes, modification times) of local source files.
+
+    DVC sees a source named by a param only through the param; this catches files added
+    to, changed in or removed from the same folder, so a scheduled run picks up new data.
+    """
+    stats = []
+    for base in (p for p in paths if p is not None):
+        base = Path(base)
+        files = sorted(base.rglob("*")) if base.is_dir() else [base]
+        for f in files:
+            if f.is_file():
+                st = f.stat()
+                stats.append(f"{f.as_posix()}\t{st.st_size}\t{st.st_mtime_ns}")
+    if not stats:
+        return None
+    return hashlib.sha256("\n".join(stats).encode()).hexdigest()

@@ -15,27 +15,36 @@ class GateDecision:
     reason: str
 
 
-def decide_promotion(metric: str, candidate: float, min_value: float,
-                     champion: float | None, max_drop: float,
-                     champion_version: str | None = None) -> GateDecision:
-    """Promote if the candidate clears the absolute floor and is no worse than the champion
-    (by more than ``max_drop``) on the same test data; higher is better for every metric."""
+def decide_promotion(metric: str, candidate: float, bound: float,
+                     champion: float | None, tolerance: float,
+                     champion_version: str | None = None, *,
+                     higher_is_better: bool = True) -> GateDecision:
+    """Promote if the candidate clears the absolute bound and is no worse than the champion
+    (by more than ``tolerance``) on the same test data.
+
+    With ``higher_is_better`` (AUC, accuracy) the bound is a floor the candidate must
+    reach; otherwise (errors such as MASE) it is a ceiling the candidate must stay below.
+    """
     if candidate != candidate:  # NaN
         return GateDecision(False, f"{metric} is NaN; the model cannot be judged")
-    if candidate < min_value:
+    if higher_is_better and candidate < bound:
         return GateDecision(
-            False, f"{metric} {candidate:.4f} is below the floor min_value={min_value:.4f}")
+            False, f"{metric} {candidate:.4f} is below the floor min_value={bound:.4f}")
+    if not higher_is_better and not candidate < bound:
+        return GateDecision(
+            False, f"{metric} {candidate:.4f} is not below the ceiling max_value={bound:.4f}")
+    clears = (f"{metric} {candidate:.4f} clears the "
+              f"{'floor' if higher_is_better else 'ceiling'} {bound:.4f}")
     if champion is None:
-        return GateDecision(
-            True, f"{metric} {candidate:.4f} clears the floor {min_value:.4f}; no champion yet")
-    if candidate < champion - max_drop:
+        return GateDecision(True, f"{clears}; no champion yet")
+    worse = (candidate < champion - tolerance if higher_is_better
+             else candidate > champion + tolerance)
+    if worse:
         return GateDecision(
             False,
             f"{metric} {candidate:.4f} is worse than champion v{champion_version} "
-            f"({champion:.4f}) on the same test data by more than max_drop={max_drop:.4f}",
+            f"({champion:.4f}) on the same test data by more than {tolerance:.4f}",
         )
     return GateDecision(
-        True,
-        f"{metric} {candidate:.4f} clears the floor {min_value:.4f} and is no worse than "
-        f"champion v{champion_version} ({champion:.4f}) on the same test data",
-    )
+        True, f"{clears} and is no worse than champion v{champion_version} ({champion:.4f}) "
+        "on the same test data")

@@ -124,7 +124,7 @@ def start_run(params: Params, domain: str, stage: str, *, run_id: str | None = N
         except MlflowException as exc:
             raise MissingRunError(
                 f"MLflow run {run_id} (written by the train stage) is not in the store at "
-                f"{mlflow.get_tracking_uri()}. Retrain (`dvc repro -f train@{domain}`) or point "
+                f"{mlflow.get_tracking_uri()}. Retrain (`dvc repro -f {domain}-train`) or point "
                 "MLFLOW_TRACKING_URI at the store it was logged to."
             ) from exc
     with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
@@ -152,10 +152,10 @@ def log_params(params: Mapping[str, Any]) -> None:
     mlflow.log_params({k: ("null" if v is None else v) for k, v in flatten(params).items()})
 
 
-def log_metrics(values: Mapping[str, Any], prefix: str = "") -> None:
+def log_metrics(values: Mapping[str, Any], prefix: str = "", step: int | None = None) -> None:
     """Log the numeric entries of ``values`` (nested ones flattened, others skipped)."""
     flat = flatten(values)
-    mlflow.log_metrics({f"{prefix}{k}": float(v) for k, v in flat.items()
+    mlflow.log_metrics(step=step, metrics={f"{prefix}{k}": float(v) for k, v in flat.items()
                         if isinstance(v, (int, float)) and not isinstance(v, bool)})
 
 

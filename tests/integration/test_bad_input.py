@@ -9,7 +9,8 @@ from conftest import make_project, working_directory
 from PIL import Image
 
 from nnpipe.config import load_params
-from nnpipe.stages import MissingInputError, featurize, ingest
+from nnpipe.stages import MissingInputError
+from nnpipe.stages.xray import featurize, ingest
 from nnpipe.xray.dataset import SplitError
 from nnpipe.xray.sources import DataSourceError
 

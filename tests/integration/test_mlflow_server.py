@@ -8,7 +8,7 @@ from conftest import free_port, server_process, working_directory
 from mlflow import MlflowClient
 
 from nnpipe.config import load_params
-from nnpipe.stages import evaluate, register, train
+from nnpipe.stages.xray import evaluate, register, train
 
 pytestmark = pytest.mark.integration
 

@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -45,6 +46,38 @@ def test_prefect_yaml_deploys_the_nightly_schedule(tmp_path, prefect_server):
     assert crons == ["0 2 * * *"]
     limit = (dep.get("global_concurrency_limit") or {}).get("limit") or dep["concurrency_limit"]
     assert limit == 1
+    (daily,) = [d for d in deployments if d["name"] == "ohlcv-training-daily"]
+    assert daily["entrypoint"] == "flows/ohlcv_training.py:ohlcv_training"
+    (schedule,) = [s["schedule"] for s in daily["schedules"]]
+    assert schedule["cron"] == "30 18 * * 1-5"  # weekdays, after the US market closes
+    assert schedule["timezone"] == "America/New_York"
+
+
+def test_schedule_serves_both_flows_on_their_crons(tmp_path, prefect_server):
+    """`nnpipe schedule` registers each domain's flow with prefect.yaml's cron."""
+    project = make_project(tmp_path / "project")
+    env = {**os.environ, "PREFECT_API_URL": prefect_server}
+    proc = subprocess.Popen([str(BIN / "nnpipe"), "schedule"], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        found: dict = {}
+        while time.monotonic() < deadline and len(found) < 2:
+            req = urllib.request.Request(f"{prefect_server}/deployments/filter", data=b"{}",
+                                         headers={"Content-Type": "application/json"},
+                                         method="POST")
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                found = {d["name"]: d for d in json.load(resp)}
+            time.sleep(2)
+        assert set(found) == {"xray-training-scheduled", "ohlcv-training-scheduled"}, \
+            proc.stdout.read() if proc.poll() is not None else found
+        crons = {n: [(s["schedule"]["cron"], s["schedule"]["timezone"])
+                     for s in d["schedules"]] for n, d in found.items()}
+        assert crons == {"xray-training-scheduled": [("0 2 * * *", "UTC")],
+                         "ohlcv-training-scheduled": [("30 18 * * 1-5", "America/New_York")]}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_schedule_without_a_server_says_how_to_start_one(tmp_path):

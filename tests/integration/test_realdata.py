@@ -6,7 +6,7 @@ from conftest import make_project, shared_data, working_directory
 
 from nnpipe.config import load_params
 from nnpipe.io import read_json
-from nnpipe.stages import featurize, ingest
+from nnpipe.stages.xray import featurize, ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.realdata]
 

@@ -8,8 +8,8 @@ from conftest import working_directory
 from mlflow import MlflowClient
 
 from nnpipe.config import load_params
-from nnpipe.stages import register, train
-from nnpipe.stages.register import StaleMetricsError
+from nnpipe.registration import StaleMetricsError
+from nnpipe.stages.xray import register, train
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def aliases(project) -> dict[str, str]:
 
 def train_again(project, *overrides: str) -> None:
     """A new training run (a new model), evaluated, as the pipeline would produce it."""
-    from nnpipe.stages import evaluate
+    from nnpipe.stages.xray import evaluate
 
     params = load_params("params.yaml", list(overrides))
     train.run(params, "xray")
@@ -91,7 +91,7 @@ def test_worse_than_champion_is_refused(project):
 
 def test_champion_of_another_input_size_blocks_promotion_unless_allowed(project):
     with working_directory(project):
-        from nnpipe.stages import featurize
+        from nnpipe.stages.xray import featurize
 
         params = load_params("params.yaml", ["xray.featurize.image_size=24"])
         featurize.run(params, "xray")

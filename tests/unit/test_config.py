@@ -4,11 +4,16 @@ import pytest
 import yaml
 
 from nnpipe.config import (
+    Ohlcv,
+    OhlcvIngest,
+    OhlcvRegister,
     ParamsError,
+    YfinanceSource,
     apply_overrides,
     dump_params,
     load_params,
     parse_override,
+    series_names,
     validate_params,
     write_overrides,
 )
@@ -88,3 +93,63 @@ def test_missing_or_broken_file_is_a_clear_error(tmp_path):
 def test_dump_round_trips():
     params = load_params(ROOT / "params.yaml")
     assert validate_params(yaml.safe_load(dump_params(params))) == params
+
+
+# --------------------------------------------------------------------------- ohlcv section
+
+
+def test_ohlcv_defaults_validate():
+    params = validate_params({})
+    assert params.ohlcv.ingest.source == "synthetic"
+    assert series_names(params.ohlcv.ingest) == ["SYNTH"]
+    assert params.ohlcv.model_name("SYNTH") == "ohlcv-forecaster"
+    assert params.domain("ohlcv") is params.ohlcv
+
+
+def test_ohlcv_csv_source_without_files_fails_naming_csv_files():
+    with pytest.raises(ParamsError, match=r"ohlcv\.ingest.*csv\.files is empty"):
+        validate_params({"ohlcv": {"ingest": {"source": "csv"}}})
+    ok = validate_params({"ohlcv": {"ingest": {"source": "csv",
+                                               "csv": {"files": {"GOOG": "GOOG.csv"}}}}})
+    assert series_names(ok.ohlcv.ingest) == ["GOOG"]
+
+
+def test_ohlcv_yfinance_source_without_tickers_fails():
+    with pytest.raises(ParamsError, match=r"yfinance\.tickers is empty"):
+        validate_params({"ohlcv": {"ingest": {"source": "yfinance"}}})
+
+
+def test_several_series_need_a_series_placeholder_in_the_model_name():
+    two = {"ingest": {"synthetic": {"names": ["A", "B"]}}}
+    with pytest.raises(ParamsError,
+                       match=r"no \{series\} placeholder.*ohlcv-forecaster-\{series\}"):
+        validate_params({"ohlcv": two})
+    params = validate_params({"ohlcv": {**two, "register": {"model_name": "fc-{series}"}}})
+    assert [params.ohlcv.model_name(n) for n in ("A", "B")] == ["fc-A", "fc-B"]
+
+
+def test_ohlcv_model_name_substitutes_the_series():
+    ohlcv = Ohlcv(register=OhlcvRegister(model_name="price-{series}-lstm"))
+    assert ohlcv.model_name("GOOG") == "price-GOOG-lstm"
+    assert Ohlcv().model_name("GOOG") == "ohlcv-forecaster"  # one series: the name as is
+
+
+def test_yfinance_tickers_become_safe_series_names():
+    ingest = OhlcvIngest(source="yfinance",
+                         yfinance=YfinanceSource(tickers=["^GSPC", "BRK/B", "MSFT", "EURUSD=X"]))
+    assert series_names(ingest) == ["GSPC", "BRK_B", "MSFT", "EURUSD_X"]
+    params = validate_params({"ohlcv": {
+        "ingest": {"source": "yfinance", "yfinance": {"tickers": ["^GSPC", "BRK/B"]}},
+        "register": {"model_name": "fc-{series}"}}})
+    assert [params.ohlcv.model_name(n) for n in series_names(params.ohlcv.ingest)] == [
+        "fc-GSPC", "fc-BRK_B"]
+    with pytest.raises(ValueError, match="must be distinct"):
+        series_names(OhlcvIngest(source="yfinance",
+                                 yfinance=YfinanceSource(tickers=["^GSPC", "GSPC"])))
+
+
+def test_duplicate_derived_features_are_refused():
+    with pytest.raises(ParamsError, match="derived lists a feature twice"):
+        validate_params({"ohlcv": {"featurize": {"derived": ["log_return", "log_return"]}}})
+    with pytest.raises(ParamsError, match=r"ohlcv\.featurize\.derived"):
+        validate_params({"ohlcv": {"featurize": {"derived": ["rsi"]}}})

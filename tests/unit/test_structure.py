@@ -10,7 +10,7 @@ import pytest
 
 from nnpipe.config import DOMAINS
 from nnpipe.dvcfile import code_dependencies, render_dvc_yaml
-from nnpipe.stages import PIPELINE, STAGES
+from nnpipe.stages import PIPELINES, STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "nnpipe"
@@ -32,17 +32,40 @@ def test_dvc_yaml_is_generated_from_the_registry():
 
 
 def test_every_registered_stage_has_a_module_with_run_and_main():
-    modules = {p.stem for p in (PACKAGE / "stages").glob("*.py") if p.stem != "__init__"}
-    assert modules == set(PIPELINE)
-    for name in PIPELINE:
-        module = STAGES[name].module()
-        assert callable(module.run) and callable(module.main)
+    assert set(PIPELINES) == set(DOMAINS)
+    assert {p.name for p in (PACKAGE / "stages").iterdir() if p.is_dir()
+            and p.name != "__pycache__"} == set(DOMAINS)
+    for domain, stages in PIPELINES.items():
+        modules = {p.stem for p in (PACKAGE / "stages" / domain).glob("*.py")
+                   if p.stem != "__init__"}
+        assert modules == {s.step for s in stages}, domain
+        for stage in stages:
+            module = stage.module()
+            assert callable(module.run) and callable(module.main)
+            assert stage.name == f"{domain}-{stage.step}"
 
 
-def test_flows_use_the_registry_not_their_own_stages():
-    text = (ROOT / "flows" / "xray_training.py").read_text()
-    assert "run_domain(\"xray\"" in text
-    assert imports_of(ROOT / "flows" / "xray_training.py") <= {"__future__", "prefect", "nnpipe"}
+def test_stage_module_main_runs_its_own_domain_only(tmp_path):
+    from nnpipe.stages import get_stage
+
+    with pytest.raises(SystemExit):  # argparse refuses the other domain
+        get_stage("train", "ohlcv").module().main(["--domain", "xray"])
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_flows_use_the_registry_not_their_own_stages(domain):
+    flow_file = ROOT / "flows" / f"{domain}_training.py"
+    assert f"run_domain(\"{domain}\"" in flow_file.read_text()
+    assert imports_of(flow_file) <= {"__future__", "prefect", "nnpipe"}
+
+
+def test_a_domain_stage_depends_on_its_own_domain_code_only():
+    for name, stage in STAGES.items():
+        other = {d for d in DOMAINS if d != stage.domain}
+        deps = code_dependencies(stage.module_name)
+        leaked = [f for f in deps for d in other
+                  if f.startswith((f"src/nnpipe/{d}/", f"src/nnpipe/stages/{d}/"))]
+        assert leaked == [], name
 
 
 def test_only_keras_env_imports_tensorflow():
@@ -84,7 +107,8 @@ def test_importing_the_package_has_no_side_effects(tmp_path):
             "before = set(os.listdir('.'))\n"
             "for m in ['config', 'io', 'layout', 'promotion', 'dvc_hash', 'errors',\n"
             "          'xray.dataset', 'xray.sources', 'xray.images', 'xray.synthetic',\n"
-            "          'stages.ingest', 'dvcfile']:\n"
+            "          'stages.xray.ingest', 'stages.ohlcv.ingest', 'ohlcv.sources',\n"
+            "          'ohlcv.windows', 'ohlcv.forecasting', 'ohlcv.market', 'dvcfile']:\n"
             "    importlib.import_module('nnpipe.' + m)\n"
             "import logging\n"
             "assert not logging.getLogger().handlers, 'logging configured on import'\n"
@@ -94,7 +118,8 @@ def test_importing_the_package_has_no_side_effects(tmp_path):
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
 
 
-@pytest.mark.parametrize("stage", ["ingest", "featurize"])
+@pytest.mark.parametrize("stage", ["xray.ingest", "xray.featurize", "ohlcv.ingest",
+                                   "ohlcv.featurize"])
 def test_declared_code_deps_cover_what_a_stage_really_imports(tmp_path, stage):
     code = (f"import sys, nnpipe.stages.{stage}\n"
             "print('\\n'.join(m.__file__ for n, m in sys.modules.items()\n"
@@ -133,9 +158,11 @@ def test_dvc_resolves_stage_paths_to_the_layout_python_uses(tmp_path):
         assert str(layout.raw) in deps and str(layout.features) in deps
 
 
-def test_domains_listed_in_dvc_yaml_match_the_config():
+def test_dvc_yaml_has_one_stage_per_domain_and_step():
     import yaml
 
     spec = yaml.safe_load((ROOT / "dvc.yaml").read_text())
-    for name in PIPELINE:
-        assert spec["stages"][name]["foreach"] == list(DOMAINS)
+    assert list(spec["stages"]) == [s.name for d in DOMAINS for s in PIPELINES[d]]
+    for name, stage in spec["stages"].items():
+        domain, step = name.split("-", 1)
+        assert stage["cmd"] == f"python -m nnpipe stage {step} --domain {domain}"

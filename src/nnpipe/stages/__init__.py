@@ -1,10 +1,14 @@
 """The one registry of pipeline stages, used by ``dvc.yaml`` (generated from it) and the
 Prefect flows alike.
 
-A stage's name is its module's name (``nnpipe.stages.<name>``), its ``dvc.yaml`` stage name
-(``<name>@<domain>``) and its Prefect task name. Each module has ``run(params, domain)``,
-which does the step's file I/O around core calls, and a small ``main()`` for the command
-line. Nothing here imports a stage module until it is asked for.
+Each domain has its own pipeline of steps (``ingest``, ``featurize``, ``train``,
+``evaluate``, ``register``); a step's code is the module ``nnpipe.stages.<domain>.<step>``,
+its ``dvc.yaml`` stage and its Prefect task are both named ``<domain>-<step>``
+(``dvc repro xray-train``). Each module has ``run(params, domain)``, which does the step's
+file I/O around core calls, and a small ``main()`` for the command line. Stages are
+written out per domain, not as one ``foreach``, so each stage depends on its own domain's
+code only: editing the OHLCV code never re-runs the X-ray training. Nothing here imports a
+stage module until it is asked for.
 """
 
 from __future__ import annotations
@@ -22,12 +26,23 @@ from nnpipe.errors import NnpipeError, configure_logging, report_errors
 
 log = logging.getLogger(__name__)
 
-# Templates as DVC writes them; ``${item}`` is the domain. ``nnpipe.layout`` resolves the
-# same paths in Python, and a test checks DVC resolves these to the same places.
-RAW = "${paths.data}/${item}/raw"
-FEATURES = "${paths.data}/${item}/features"
-MODEL = "${paths.models}/${item}"
-REPORTS = "${paths.reports}/${item}"
+
+def raw_dir(domain: str) -> str:
+    """Path templates as DVC writes them; ``nnpipe.layout`` resolves the same paths in
+    Python, and a test checks DVC resolves these to the same places."""
+    return f"${{paths.data}}/{domain}/raw"
+
+
+def features_dir(domain: str) -> str:
+    return f"${{paths.data}}/{domain}/features"
+
+
+def model_dir(domain: str) -> str:
+    return f"${{paths.models}}/{domain}"
+
+
+def reports_dir(domain: str) -> str:
+    return f"${{paths.reports}}/{domain}"
 
 
 @dataclass(frozen=True)
@@ -39,50 +54,98 @@ class Output:
 
 @dataclass(frozen=True)
 class Stage:
-    name: str
+    domain: str
+    step: str
     description: str
     params: tuple[str, ...]  # keys under the domain's section; "seed" etc. are global
     deps: tuple[str, ...]  # data this stage reads (code deps are derived from its imports)
     outs: tuple[Output, ...]
     touches_network: bool = False  # retried by the Prefect flow
     # the module has ``source_changed(params, domain)``: inputs DVC cannot see (a folder
-    # named by a param) that make the stage stale even when ``dvc status`` says current
+    # or URL named by a param) that make the stage stale even when ``dvc status`` says current
     watches_source: bool = False
 
+    @property
+    def name(self) -> str:
+        """The ``dvc.yaml`` stage and Prefect task name."""
+        return f"{self.domain}-{self.step}"
+
+    @property
+    def module_name(self) -> str:
+        return f"nnpipe.stages.{self.domain}.{self.step}"
+
     def module(self) -> ModuleType:
-        return importlib.import_module(f"nnpipe.stages.{self.name}")
+        return importlib.import_module(self.module_name)
 
-    def run(self, params: Params, domain: str) -> dict:
-        return self.module().run(params, domain)
+    def run(self, params: Params) -> dict:
+        return self.module().run(params, self.domain)
 
-    def source_changed(self, params: Params, domain: str) -> bool:
-        return self.watches_source and self.module().source_changed(params, domain)
+    def source_changed(self, params: Params) -> bool:
+        return self.watches_source and self.module().source_changed(params, self.domain)
 
 
-STAGES: dict[str, Stage] = {
-    s.name: s
-    for s in (
-        Stage("ingest", "read the configured source into a de-duplicated raw dataset",
+def _xray_stages() -> tuple[Stage, ...]:
+    d = "xray"
+    raw, feats, model, reports = raw_dir(d), features_dir(d), model_dir(d), reports_dir(d)
+    return (
+        Stage(d, "ingest", "read the configured source into a de-duplicated raw dataset",
               params=("classes", "ingest", "seed"), deps=(),
-              outs=(Output(RAW),), touches_network=True, watches_source=True),
-        Stage("featurize", "split, resize and write TFRecords",
-              params=("classes", "featurize", "seed"), deps=(RAW,),
-              outs=(Output(FEATURES),)),
-        Stage("train", "fit the CNN, log it to MLflow",
-              params=("train", "augment", "seed"), deps=(FEATURES,),
-              outs=(Output(MODEL), Output(f"{REPORTS}/history.csv", "plot", cache=False))),
-        Stage("evaluate", "test metrics with a threshold chosen on validation; plots",
-              params=("evaluate",), deps=(FEATURES, MODEL),
-              outs=(Output(f"{REPORTS}/metrics.json", "metric", cache=False),
-                    Output(f"{REPORTS}/plots", "plot", cache=False),
-                    Output(f"{REPORTS}/figures", "plot", cache=False))),
-        Stage("register", "register the model, set challenger, gate champion",
-              params=("register",), deps=(MODEL, f"{REPORTS}/metrics.json", FEATURES),
-              outs=(Output(f"{REPORTS}/registration.json", cache=False),),
+              outs=(Output(raw),), touches_network=True, watches_source=True),
+        Stage(d, "featurize", "split, resize and write TFRecords",
+              params=("classes", "featurize", "seed"), deps=(raw,),
+              outs=(Output(feats),)),
+        Stage(d, "train", "fit the CNN, log it to MLflow",
+              params=("train", "augment", "seed"), deps=(feats,),
+              outs=(Output(model), Output(f"{reports}/history.csv", "plot", cache=False))),
+        Stage(d, "evaluate", "test metrics with a threshold chosen on validation; plots",
+              params=("evaluate",), deps=(feats, model),
+              outs=(Output(f"{reports}/metrics.json", "metric", cache=False),
+                    Output(f"{reports}/plots", "plot", cache=False),
+                    Output(f"{reports}/figures", "plot", cache=False))),
+        Stage(d, "register", "register the model, set challenger, gate champion",
+              params=("register",), deps=(model, f"{reports}/metrics.json", feats),
+              outs=(Output(f"{reports}/registration.json", cache=False),),
               touches_network=True),
     )
-}
-PIPELINE: tuple[str, ...] = tuple(STAGES)
+
+
+def _ohlcv_stages() -> tuple[Stage, ...]:
+    d = "ohlcv"
+    raw, feats, model, reports = raw_dir(d), features_dir(d), model_dir(d), reports_dir(d)
+    return (
+        Stage(d, "ingest", "read each price series from its source and validate it",
+              params=("ingest", "validation", "seed"), deps=(),
+              outs=(Output(raw),), touches_network=True, watches_source=True),
+        Stage(d, "featurize", "derived features, chronological splits with gaps, windows",
+              params=("featurize",), deps=(raw,), outs=(Output(feats),)),
+        Stage(d, "train", "fit the recurrent forecaster per series, log it to MLflow",
+              params=("train", "seed"), deps=(feats,),
+              outs=(Output(model), Output(f"{reports}/history.csv", "plot", cache=False))),
+        Stage(d, "evaluate", "test metrics in price units against baselines; walk-forward",
+              params=("evaluate", "train", "seed"), deps=(feats, model),
+              outs=(Output(f"{reports}/metrics.json", "metric", cache=False),
+                    Output(f"{reports}/plots", "plot", cache=False),
+                    Output(f"{reports}/figures", "plot", cache=False))),
+        Stage(d, "register", "register each series' model, set challenger, gate champion",
+              params=("register",), deps=(model, f"{reports}/metrics.json", feats),
+              outs=(Output(f"{reports}/registration.json", cache=False),),
+              touches_network=True),
+    )
+
+
+_BUILDERS = {"xray": _xray_stages, "ohlcv": _ohlcv_stages}
+PIPELINES: dict[str, tuple[Stage, ...]] = {domain: _BUILDERS[domain]() for domain in DOMAINS}
+STAGES: dict[str, Stage] = {s.name: s for stages in PIPELINES.values() for s in stages}
+STEPS: tuple[str, ...] = tuple(dict.fromkeys(s.step for s in STAGES.values()))
+
+
+def get_stage(step: str, domain: str) -> Stage:
+    """The stage of one step in one domain, or a clear error naming what exists."""
+    for stage in PIPELINES.get(domain, ()):
+        if stage.step == step:
+            return stage
+    known = ", ".join(s.step for s in PIPELINES.get(domain, ()))
+    raise NnpipeError(f"domain {domain!r} has no stage {step!r}; its stages: {known}")
 
 
 class MissingInputError(NnpipeError, FileNotFoundError):
@@ -94,16 +157,20 @@ def require(path: Path, producer: str, domain: str) -> Path:
     if not path.exists():
         raise MissingInputError(
             f"{path} does not exist; it is made by the {producer!r} stage. Run "
-            f"`nnpipe stage {producer} --domain {domain}` or `dvc repro {producer}@{domain}`."
+            f"`nnpipe stage {producer} --domain {domain}` or `dvc repro {domain}-{producer}`."
         )
     return path
 
 
-def cli_main(name: str, run: Callable[[Params, str], dict], argv: list[str] | None) -> int:
-    """The ``main()`` of every stage: parse --domain/--params/-S, run, report errors plainly."""
-    parser = argparse.ArgumentParser(prog=f"nnpipe stage {name}",
-                                     description=STAGES[name].description)
-    parser.add_argument("--domain", default="xray", choices=DOMAINS)
+def cli_main(module_name: str, run: Callable[[Params, str], dict],
+             argv: list[str] | None) -> int:
+    """The ``main()`` of every stage module: parse --params/-S, run, report errors plainly.
+
+    Modules pass ``__spec__.name``, their dotted name also under ``python -m``."""
+    stage = next(s for s in STAGES.values() if s.module_name == module_name)
+    parser = argparse.ArgumentParser(prog=f"nnpipe stage {stage.step} --domain {stage.domain}",
+                                     description=stage.description)
+    parser.add_argument("--domain", default=stage.domain, choices=[stage.domain])
     parser.add_argument("--params", default=PARAMS_FILE)
     parser.add_argument("-S", "--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE")
@@ -111,6 +178,6 @@ def cli_main(name: str, run: Callable[[Params, str], dict], argv: list[str] | No
     configure_logging()
     with report_errors():
         params = load_params(args.params, args.overrides)
-        log.info("stage %s@%s", name, args.domain)
-        run(params, args.domain)
+        log.info("stage %s", stage.name)
+        run(params, stage.domain)
     return 0

@@ -8,7 +8,6 @@ synthetic source lives in :mod:`nnpipe.xray.synthetic`.
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 import zipfile
 from dataclasses import dataclass, field
@@ -66,25 +65,6 @@ def check_bad_share(dataset: RawDataset, max_bad_fraction: float, origin: str) -
             f"max_bad_fraction={max_bad_fraction}. First: {dataset.rejected[0]['reason']}. "
             "Fix or remove those files, or raise xray.ingest.max_bad_fraction."
         )
-
-
-def source_fingerprint(paths: list[Path | None]) -> str | None:
-    """A cheap fingerprint (names, sizes, modification times) of local source files.
-
-    DVC sees a folder source only through its path param; this catches files added to,
-    changed in or removed from the same folder, so a scheduled run picks up new images.
-    """
-    stats = []
-    for base in (p for p in paths if p is not None):
-        base = Path(base)
-        files = sorted(base.rglob("*")) if base.is_dir() else [base]
-        for f in files:
-            if f.is_file():
-                st = f.stat()
-                stats.append(f"{f.as_posix()}\t{st.st_size}\t{st.st_mtime_ns}")
-    if not stats:
-        return None
-    return hashlib.sha256("\n".join(stats).encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- folder source

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from nnpipe.config import Augment, XrayTrain
+from nnpipe.fitting import EpochProgressLog, fit_verbosity, history_rows
 from nnpipe.keras_env import keras
 from nnpipe.xray.features import make_dataset
 from nnpipe.xray.models import build_model
@@ -24,19 +24,6 @@ def balanced_class_weight(counts: Sequence[int]) -> dict[int, float]:
         raise ValueError(f"every class needs training images, got counts {counts.tolist()}")
     weights = counts.sum() / (len(counts) * counts)
     return {i: float(w) for i, w in enumerate(weights)}
-
-
-class EpochProgressLog(keras.callbacks.Callback):
-    """One log line per epoch, so progress shows in Prefect's and DVC's logs alike."""
-
-    def __init__(self, epochs: int) -> None:
-        super().__init__()
-        self.epochs = epochs
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        shown = " ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items())
-                         if isinstance(v, (float, int, np.floating)))
-        log.info("epoch %d/%d %s", epoch + 1, self.epochs, shown)
 
 
 def fit_classifier(cfg: XrayTrain, augment: Augment, *, train_files: Sequence[Path],
@@ -62,13 +49,9 @@ def fit_classifier(cfg: XrayTrain, augment: Augment, *, train_files: Sequence[Pa
         EpochProgressLog(cfg.epochs),
         *extra_callbacks,
     ]
-    verbose = 1 if sys.stderr.isatty() else 0  # a progress bar on a terminal, log lines elsewhere
     result = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs,
-                       class_weight=class_weight, callbacks=callbacks, verbose=verbose)
-    history = [
-        {"epoch": i + 1, **{k: float(v[i]) for k, v in result.history.items()}}
-        for i in range(len(result.history.get("loss", [])))
-    ]
+                       class_weight=class_weight, callbacks=callbacks, verbose=fit_verbosity())
+    history = history_rows(result)
     if checkpoint.exists():
         model = keras.models.load_model(checkpoint)
     return model, history

@@ -92,7 +92,7 @@ def test_split_folders_mixed_with_class_folders_are_refused(tmp_path):
 
 
 def test_source_fingerprint_sees_added_files(tmp_path):
-    from nnpipe.xray.sources import source_fingerprint
+    from nnpipe.io import source_fingerprint
 
     write_image(tmp_path / "normal" / "a.png", 10)
     before = source_fingerprint([tmp_path, None])

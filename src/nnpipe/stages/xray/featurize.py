@@ -81,7 +81,7 @@ def run(params: Params, domain: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli_main("featurize", run, argv)
+    return cli_main(__spec__.name, run, argv)
 
 
 if __name__ == "__main__":

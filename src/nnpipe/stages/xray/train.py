@@ -70,7 +70,6 @@ def run(params: Params, domain: str) -> dict:
                 context="training" if split == "train" else "validation")
             for split, (x, y) in arrays.items()
         }
-        history = [{k: (None if v != v else v) for k, v in row.items()} for row in history]
         best = max(history, key=lambda row: row.get("val_auc") or 0.0)
         tracking.log_model_metrics({k: v for k, v in best.items() if k.startswith("val_")},
                                    logged.model_id, datasets["val"], prefix="best_")
@@ -90,7 +89,7 @@ def run(params: Params, domain: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli_main("train", run, argv)
+    return cli_main(__spec__.name, run, argv)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from nnpipe.config import Params, XrayIngest
-from nnpipe.io import atomic_directory, atomic_write_json, read_json, sha256_bytes
+from nnpipe.io import (
+    atomic_directory,
+    atomic_write_json,
+    read_json,
+    sha256_bytes,
+    source_fingerprint,
+)
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main
 from nnpipe.xray.dataset import count_by, deduplicate, index_images
@@ -26,7 +32,6 @@ from nnpipe.xray.sources import (
     download_file,
     load_folder,
     load_medmnist,
-    source_fingerprint,
 )
 from nnpipe.xray.synthetic import generate_xrays
 
@@ -130,7 +135,7 @@ def run(params: Params, domain: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli_main("ingest", run, argv)
+    return cli_main(__spec__.name, run, argv)
 
 
 if __name__ == "__main__":

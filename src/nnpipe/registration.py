@@ -1,0 +1,107 @@
+"""Registering a trained model and gating ``champion``: what every domain's register
+stage shares (the stages supply the metric and how to re-score the champion).
+
+The new version always gets ``challenger``. ``champion`` moves to it only if its gate
+metric clears the bound in params and is no worse than the current champion's on the
+same test data: the champion is re-scored on today's test split, not trusted from its
+own, possibly different, test set. A champion that cannot be re-scored blocks promotion
+unless ``allow_incomparable`` says otherwise. A refusal is a normal outcome: it is
+logged, tagged on the version and returned. Registering again for the same training run
+reuses its version instead of registering a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nnpipe import tracking
+from nnpipe.config import Params
+from nnpipe.errors import NnpipeError
+from nnpipe.promotion import GateDecision, decide_promotion
+
+log = logging.getLogger(__name__)
+
+
+class StaleMetricsError(NnpipeError):
+    """The metrics describe another model than the one train produced."""
+
+
+def check_same_run(metrics_run_id: str | None, run_id: str, where: str, domain: str) -> None:
+    if metrics_run_id != run_id:
+        raise StaleMetricsError(
+            f"{where} was computed for run {metrics_run_id}, but the trained model is from "
+            f"run {run_id}: run the evaluate stage first (`dvc repro {domain}-register` "
+            "runs both)")
+
+
+@dataclass(frozen=True)
+class GateRule:
+    metric: str
+    bound: float  # floor (higher is better) or ceiling (lower is better)
+    tolerance: float  # allowed shortfall against the current champion
+    higher_is_better: bool
+    allow_incomparable: bool
+    allow_incomparable_key: str  # the params key, for the message
+
+
+def judge(rule: GateRule, candidate: float, champion: tracking.ModelVersionInfo | None,
+          champion_value: float | None, how: str) -> GateDecision:
+    if champion is not None and champion_value is None:
+        if not rule.allow_incomparable:
+            return GateDecision(False, f"the current champion v{champion.version} cannot be "
+                                f"compared on the same test data ({how}); set "
+                                f"{rule.allow_incomparable_key}=true to judge by the bound only")
+        return decide_promotion(rule.metric, candidate, rule.bound, None, rule.tolerance,
+                                higher_is_better=rule.higher_is_better)
+    return decide_promotion(rule.metric, candidate, rule.bound, champion_value, rule.tolerance,
+                            champion.version if champion else None,
+                            higher_is_better=rule.higher_is_better)
+
+
+def register_and_gate(params: Params, domain: str, *, model_name: str, run_info: dict,
+                      candidate: float, rule: GateRule, version_tags: Mapping[str, Any],
+                      rescore_champion: Callable[[], tuple[float | None, str]]) -> dict:
+    """Register the run's model (once), make it challenger, decide champion; the record."""
+    with tracking.start_run(params, domain, "register", run_id=run_info["run_id"]):
+        champion = tracking.version_by_alias(model_name, "champion")
+        version = tracking.find_version(model_name, run_info["run_id"]) or \
+            tracking.register_model(run_info["model_uri"], model_name, tags={
+                "data_hash": run_info["data_hash"], f"test_{rule.metric}": candidate,
+                "domain": domain, **version_tags})
+        tracking.set_alias(model_name, "challenger", version.version)
+        champion_value, how = None, "no champion yet"
+        if champion is not None and champion.version == version.version:
+            champion_value, how = candidate, "the champion is this very version"
+        elif champion is not None:
+            champion_value, how = rescore_champion()
+        decision = judge(rule, candidate, champion, champion_value, how)
+        if decision.promote:
+            tracking.set_alias(model_name, "champion", version.version)
+        tracking.tag_version(model_name, version.version,
+                             {"gate.promoted": decision.promote, "gate.reason": decision.reason})
+        tracking.set_tags({"registered.version": version.version,
+                           "gate.promoted": decision.promote, "gate.reason": decision.reason})
+    now = tracking.version_by_alias(model_name, "champion")
+    record = {
+        "model_name": model_name,
+        "version": version.version,
+        "aliases": ["challenger", *(["champion"] if now and now.version == version.version
+                                    else [])],
+        "promoted": decision.promote,
+        "reason": decision.reason,
+        "gate_metric": rule.metric,
+        "candidate_value": candidate,
+        "champion_before": champion.version if champion else None,
+        "champion_before_value": champion_value,
+        "champion_before_scored": how,
+        "champion_now": now.version if now else None,
+        "run_id": run_info["run_id"],
+        "model_uri": f"models:/{model_name}/{version.version}",
+    }
+    verdict = "promoted to champion" if decision.promote else "NOT promoted (gate refused)"
+    log.info("register: %s v%s is challenger, %s: %s", model_name, version.version, verdict,
+             decision.reason)
+    return record

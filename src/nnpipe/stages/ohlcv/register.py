@@ -1,0 +1,113 @@
+"""register: version each series' forecaster, make it ``challenger``, gate ``champion``.
+
+By default the gate refuses ``champion`` to a model that does not beat persistence
+(tomorrow = today) on the test period: its MAE over persistence's (``relative_mae``)
+must stay below 1. That refusal is a normal outcome, common on daily prices; it is
+logged, tagged on the version and shown in the run summary. The champion is re-scored on
+today's test period with evaluate's own code (see :mod:`nnpipe.registration`). Output:
+``reports/ohlcv/registration.json``, one record per series.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nnpipe import tracking
+from nnpipe.config import Params
+from nnpipe.io import atomic_write_json, read_json
+from nnpipe.layout import domain_layout
+from nnpipe.ohlcv.forecasting import Prepared, read_prepared
+from nnpipe.registration import GateRule, check_same_run, register_and_gate
+from nnpipe.stages import cli_main, require
+from nnpipe.stages.ohlcv.evaluate import score_model
+
+log = logging.getLogger(__name__)
+
+
+def gate_value(series_metrics: dict, metric: str) -> float:
+    """A gate metric from a series' metrics: relative ones are top-level, others the model's."""
+    if metric.startswith("relative_"):
+        return float(series_metrics[metric])
+    return float(series_metrics["model"][metric])
+
+
+def score_champion(model_name: str, prep: Prepared, metric: str, ma_window: int,
+                   ) -> tuple[float | None, str]:
+    """The champion's gate metric on today's test period, or None with the reason."""
+    model = tracking.load_registered_keras(model_name, "champion")
+    try:
+        scored = score_model(model, prep, ma_window)
+    except ValueError as exc:
+        return None, f"the champion cannot forecast today's test windows: {exc}"
+    return gate_value(scored, metric), "re-scored on the current test period"
+
+
+def run(params: Params, domain: str) -> dict:
+    cfg = params.domain(domain)
+    reg = cfg.register
+    layout = domain_layout(params, domain)
+    metrics = read_json(require(layout.metrics, "evaluate", domain))
+    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    rule = GateRule(reg.gate_metric, reg.max_value, reg.max_increase, higher_is_better=False,
+                    allow_incomparable=reg.allow_incomparable,
+                    allow_incomparable_key=f"{domain}.register.allow_incomparable")
+    records = {}
+    for name in meta["series"]:
+        run_info = read_json(require(layout.model / name / "run.json", "train", domain))
+        series_metrics = metrics["series"].get(name, {})
+        check_same_run(series_metrics.get("run_id"), run_info["run_id"],
+                       f"{layout.metrics} (series {name})", domain)
+        model_name = cfg.model_name(name)
+        prep = read_prepared(layout.features, name, meta)
+        records[name] = register_and_gate(
+            params, domain, model_name=model_name, run_info=run_info,
+            candidate=gate_value(series_metrics, reg.gate_metric), rule=rule,
+            version_tags={"series": name, "target": meta["target"],
+                          "look_back": meta["look_back"], "horizon": meta["horizon"],
+                          "test_rmse": series_metrics["model"]["rmse"],
+                          "test_persistence_rmse": series_metrics["persistence"]["rmse"]},
+            rescore_champion=lambda n=model_name, p=prep: score_champion(
+                n, p, reg.gate_metric, cfg.evaluate.moving_average_window))
+    atomic_write_json(layout.registration, {"series": records})
+    return {"stage": "register", "series": records}
+
+
+def summary_lines(params: Params, domain: str) -> list[str]:
+    """The run summary's lines for this domain (printed by ``nnpipe run``)."""
+    layout = domain_layout(params, domain)
+    metrics, regs = read_json(layout.metrics), read_json(layout.registration)
+    lines = []
+    for name, m in metrics["series"].items():
+        r = regs["series"][name]
+        wf = m.get("walk_forward")
+        lines += [
+            f"{name}: test RMSE model {m['model']['rmse']:.4g} | persistence "
+            f"{m['persistence']['rmse']:.4g} | moving average {m['moving_average']['rmse']:.4g}"
+            f"; MASE {m['model']['mase']:.3f}; MAE vs persistence {m['relative_mae']:.3f}",
+            f"{name}: direction right {m['model']['directional_accuracy']:.1%}; "
+            f"Diebold-Mariano vs persistence p={m['dm_p_value']:.3g}",
+        ]
+        if wf:
+            lines.append(f"{name}: walk-forward ({wf['folds']} folds) mean RMSE model "
+                         f"{wf['model']['rmse']:.4g} vs persistence {wf['persistence']['rmse']:.4g}"
+                         f"; beats persistence in {wf['folds_model_beats_persistence']}/"
+                         f"{wf['folds']} folds")
+        champion = f"v{r['champion_now']}" if r["champion_now"] else "none yet"
+        verdict = "promoted to champion" if r["promoted"] else "not promoted"
+        if not r["promoted"] and r["gate_metric"].startswith("relative_") \
+                and r["candidate_value"] >= 1:
+            verdict += ": it does not beat persistence (tomorrow = today)"
+        lines += [f"{name}: model {r['model_name']} v{r['version']} -> aliases {r['aliases']}; "
+                  f"champion is {champion}",
+                  f"{name}: gate: {verdict}; {r['reason']}"]
+    lines.append(f"metrics {layout.metrics}, figures {layout.figures}/, "
+                 f"registration {layout.registration}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(__spec__.name, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

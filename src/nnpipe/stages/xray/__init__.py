@@ -1,0 +1,1 @@
+"""The X-ray domain's stages, one module per step (see nnpipe.stages for the registry)."""
