@@ -140,8 +140,8 @@ def test_featurize_statistics_ignore_everything_after_the_training_period(projec
 
 def test_several_series_each_get_their_own_run_and_registered_model(project):
     overrides = [*FAST, "ohlcv.ingest.synthetic.names=[AAA, BBB]",
-                 "ohlcv.ingest.synthetic.n_days=300", "ohlcv.featurize.look_back=10", "ohlcv.register.model_name=fc-{series}",
-                 "ohlcv.register.max_value=100"]
+                 "ohlcv.ingest.synthetic.n_days=300", "ohlcv.featurize.look_back=10",
+                 "ohlcv.register.model_name=fc-{series}", "ohlcv.register.max_value=100"]
     results = run_steps(project, overrides, *ALL)
     assert set(results["register"]["series"]) == {"AAA", "BBB"}
     uri = f"sqlite:///{project / 'mlflow.db'}"
