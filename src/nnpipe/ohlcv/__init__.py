@@ -9,6 +9,11 @@ days around each test day), and every model is compared with the naive baselines
 
 Modules: :mod:`~nnpipe.ohlcv.sources` (reading, fetching and validating price files),
 :mod:`~nnpipe.ohlcv.synthetic` (realistic synthetic prices for offline runs),
-:mod:`~nnpipe.ohlcv.windows` (splits, the train-only scaler, features, windows, targets)
-and :mod:`~nnpipe.ohlcv.metrics` (errors, baselines, Diebold-Mariano, walk-forward folds).
+:mod:`~nnpipe.ohlcv.market` (the yfinance client, an optional extra),
+:mod:`~nnpipe.ohlcv.windows` (splits, the train-only scaler, features, windows, targets),
+:mod:`~nnpipe.ohlcv.metrics` (errors, baselines, Diebold-Mariano, walk-forward folds),
+:mod:`~nnpipe.ohlcv.forecasting` (series to windows, forecasts to scored prices),
+:mod:`~nnpipe.ohlcv.models` (the recurrent forecasters, scaling inside),
+:mod:`~nnpipe.ohlcv.backtest` (walk-forward re-training) and
+:mod:`~nnpipe.ohlcv.figures` (forecast, residual, fold and training plots).
 """

@@ -138,7 +138,9 @@ def score_forecasts(series: SeriesFrame, rows: np.ndarray, horizon: int,
     result["relative_rmse"] = result["model"]["rmse"] / result["persistence"]["rmse"]
     stat, p_value = m.diebold_mariano(actual - forecasts["model"],
                                       actual - forecasts["persistence"], horizon=horizon)
-    result["dm_statistic"], result["dm_p_value"] = stat, p_value
+    # a constant non-zero loss difference gives an infinite statistic; JSON has none: null
+    result["dm_statistic"] = stat if np.isfinite(stat) else None
+    result["dm_p_value"] = p_value
     result["n_forecasts"] = len(rows)
     return result | {"_forecasts": forecasts, "_actual": actual}
 

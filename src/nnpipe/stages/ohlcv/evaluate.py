@@ -94,7 +94,9 @@ def evaluate_series(params: Params, domain: str, prep: Prepared, figures: Path,
 
 
 def log_to_mlflow(params: Params, domain: str, run_info: dict, prep: Prepared, metrics: dict,
-                  series_figures: list[Path], staging: Path) -> None:
+                  folds: list[dict], series_figures: list[Path], staging: Path) -> None:
+    """Everything evaluate found, on the series' training run: test metrics on the logged
+    model with the test dataset, baselines, per-fold errors (one step per fold), figures."""
     with tracking.start_run(params, domain, "evaluate", run_id=run_info["run_id"]):
         tracking.set_tags({f"evaluate.{k}": v
                            for k, v in params.domain(domain).evaluate.model_dump().items()})
@@ -107,7 +109,7 @@ def log_to_mlflow(params: Params, domain: str, run_info: dict, prep: Prepared, m
                                     "relative_mae": metrics["relative_mae"]},
                                    run_info["model_id"], test_set, prefix="test_")
         tracking.log_metrics({k: v for k, v in metrics.items() if k != "model"}, prefix="test_")
-        for k, fold in enumerate(metrics.get("_folds", []), start=1):
+        for k, fold in enumerate(folds, start=1):
             tracking.log_metrics({f"walk_forward_{fc}_rmse": fold[fc]["rmse"]
                                   for fc in FORECASTERS}, step=k)
         for path in series_figures:
@@ -144,9 +146,8 @@ def run(params: Params, domain: str) -> dict:
         metrics_tmp = atomic_write_json(Path(staging) / layout.metrics.name, all_metrics)
         for name, (prep, run_info) in preps.items():
             figs = sorted(figures.glob(f"{name}_*.png"))
-            series_metrics = all_metrics["series"][name]
-            log_to_mlflow(params, domain, run_info, prep, series_metrics | {
-                "_folds": folds_by_series[name]}, figs, Path(staging))
+            log_to_mlflow(params, domain, run_info, prep, all_metrics["series"][name],
+                          folds_by_series[name], figs, Path(staging))
         metrics_tmp.replace(layout.metrics)
     for name, m in all_metrics["series"].items():
         wf = m.get("walk_forward")
