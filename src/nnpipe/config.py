@@ -240,6 +240,47 @@ class OhlcvRegister(Strict):
     allow_incomparable: bool = False
 
 
+Variant = Literal["keras_float32", "tflite_float32", "tflite_float16", "tflite_dynamic",
+                  "tflite_int8", "pruned", "pruned_int8"]
+ALL_VARIANTS: list[str] = ["keras_float32", "tflite_float32", "tflite_float16",
+                           "tflite_dynamic", "tflite_int8", "pruned", "pruned_int8"]
+
+
+class Pruning(Strict):
+    initial_sparsity: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.30
+    final_sparsity: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.80
+    epochs: Annotated[int, Field(ge=1, le=100)] = 4
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
+
+    @model_validator(mode="after")
+    def _sparsity_grows(self) -> Pruning:
+        if self.final_sparsity < self.initial_sparsity:
+            raise ValueError(f"final_sparsity {self.final_sparsity} is below initial_sparsity "
+                             f"{self.initial_sparsity}; pruning only removes weights")
+        return self
+
+
+class Compress(Strict):
+    variants: Annotated[list[Variant], Field(min_length=1)] = Field(
+        default_factory=lambda: list(ALL_VARIANTS))
+    representative_samples: Annotated[int, Field(ge=1, le=100_000)] = 200
+    threads: Annotated[int, Field(ge=1, le=256)] = 1
+    latency_runs: Annotated[int, Field(ge=5, le=100_000)] = 100
+    timeout_seconds: Annotated[int, Field(ge=30)] = 1800
+    prune: Pruning = Pruning()
+
+    @field_validator("variants")
+    @classmethod
+    def _reference_first(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"variants lists a name twice: {value}")
+        if "keras_float32" not in value:
+            raise ValueError("variants must include keras_float32, the reference every "
+                             "other variant is compared with")
+        return ["keras_float32", *[v for v in value if v != "keras_float32"]]
+
+
 # ``register`` is the stage's name, and so its params key; pydantic warns that it shadows
 # ABCMeta.register, which no code here calls on these models.
 with warnings.catch_warnings():
@@ -252,6 +293,7 @@ with warnings.catch_warnings():
         augment: Augment = Augment()
         train: XrayTrain = XrayTrain()
         evaluate: XrayEvaluate = XrayEvaluate()
+        compress: Compress = Compress()
         register: Register = Register()
 
         @field_validator("classes")
@@ -278,6 +320,7 @@ with warnings.catch_warnings():
         featurize: OhlcvFeaturize = OhlcvFeaturize()
         train: OhlcvTrain = OhlcvTrain()
         evaluate: OhlcvEvaluate = OhlcvEvaluate()
+        compress: Compress = Compress()
         register: OhlcvRegister = OhlcvRegister()
 
         @model_validator(mode="after")

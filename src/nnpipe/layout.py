@@ -18,7 +18,7 @@ class DomainLayout:
     features: Path  # featurize: TFRecord splits, meta.json, splits.csv
     model: Path  # train: model.keras, run.json, history.json
     reports: Path
-
+    variants: Path  # compress: .tflite files and the pruned model
     @property
     def metrics(self) -> Path:
         return self.reports / "metrics.json"
@@ -36,6 +36,14 @@ class DomainLayout:
         return self.reports / "figures"
 
     @property
+    def compression(self) -> Path:
+        return self.reports / "compression.json"
+
+    @property
+    def compression_report(self) -> Path:
+        return self.reports / "compression.md"
+
+    @property
     def registration(self) -> Path:
         return self.reports / "registration.json"
 
@@ -47,4 +55,5 @@ def domain_layout(params: Params, domain: str) -> DomainLayout:
         features=p.data / domain / "features",
         model=p.models / domain,
         reports=p.reports / domain,
+        variants=p.models / f"{domain}-variants",
     )

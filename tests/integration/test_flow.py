@@ -97,7 +97,7 @@ def test_second_run_does_nothing(flow_project):
     before = (flow_project / "dvc.lock").read_text()
     registration = (flow_project / "reports/xray/registration.json").read_text()
     log = nnpipe(flow_project, "run").stderr
-    assert log.count("up to date (dvc status); skipped") == 10  # both domains' five stages
+    assert log.count("up to date (dvc status); skipped") == 12  # both domains' six stages
     assert (flow_project / "dvc.lock").read_text() == before
     assert (flow_project / "reports/xray/registration.json").read_text() == registration
     for name in ("xray-classifier", "ohlcv-forecaster"):
@@ -113,7 +113,7 @@ def test_ohlcv_run_is_tracked_like_the_xray_one(flow_project):
     assert tags["dvc.data_hash"] == lock_md5(flow_project, "ohlcv-featurize",
                                              "data/ohlcv/features")
     assert tags["prefect.flow_run_id"] and tags["nnpipe.series"] == "SYNTH"
-    assert params["train.model"] == "lstm" and params["featurize.look_back"] == "20"
+    assert params["train.model"] == "lstm" and params["featurize.look_back"] == "10"
     assert len(c.get_metric_history(run.info.run_id, "val_loss")) >= 1
     for key in ("test_rmse", "test_mase", "test_relative_mae", "test_persistence.rmse",
                 "test_moving_average.rmse", "test_dm_p_value",
@@ -148,7 +148,28 @@ def test_registered_ohlcv_model_forecasts_prices_from_raw_bars(flow_project, mon
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{flow_project / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/ohlcv-forecaster@challenger")
     bars = np.loadtxt(flow_project / "data/ohlcv/raw/SYNTH.csv", delimiter=",", skiprows=1,
-                      usecols=(1, 2, 3, 4, 5))[-20:]
+                      usecols=(1, 2, 3, 4, 5))[-10:]
     out = np.asarray(model.predict(bars[None].astype(np.float32))).reshape(-1)
     last_close = bars[-1, 3]
     assert out.shape == (1,) and abs(out[0] - last_close) / last_close < 0.5
+
+
+@pytest.mark.parametrize("domain, metric", [("xray", "roc_auc"), ("ohlcv", "relative_mae")])
+def test_compress_measures_every_variant_by_running_it(flow_project, domain, metric):
+    table = read_json(flow_project / f"reports/{domain}/compression.json")
+    tables = [table] if domain == "xray" else list(table["series"].values())
+    for t in tables:
+        rows = t["variants"]
+        assert set(rows) == {"keras_float32", "tflite_float32", "tflite_float16",
+                             "tflite_dynamic", "tflite_int8", "pruned", "pruned_int8"}
+        for name, row in rows.items():
+            if row["status"] != "ok":  # allowed, but only with the reason
+                assert name != "keras_float32" and row["reason"], name
+                continue
+            assert row["size_bytes"] > 0 and row["gzip_bytes"] > 0
+            assert row[metric] is not None and row["latency_ms_median"] > 0
+        assert rows["tflite_float32"]["status"] == "ok"
+        assert rows["pruned"]["sparsity"] > 0.5
+    assert (flow_project / f"reports/{domain}/compression.md").is_file()
+    variants = flow_project / f"models/{domain}-variants"
+    assert any(variants.rglob("tflite_float32.tflite"))

@@ -45,6 +45,20 @@ def reports_dir(domain: str) -> str:
     return f"${{paths.reports}}/{domain}"
 
 
+def variants_dir(domain: str) -> str:
+    return f"${{paths.models}}/{domain}-variants"
+
+
+def compress_stage(domain: str, deps: tuple[str, ...]) -> Stage:
+    """Both domains compress alike: TFLite variants and pruning, measured in child processes."""
+    reports = reports_dir(domain)
+    return Stage(domain, "compress", "TFLite and pruned variants: size, metric, latency, parity",
+                 params=("compress", "seed"), deps=deps,
+                 outs=(Output(variants_dir(domain)),
+                       Output(f"{reports}/compression.json", "metric", cache=False),
+                       Output(f"{reports}/compression.md", cache=False)))
+
+
 @dataclass(frozen=True)
 class Output:
     path: str
@@ -102,6 +116,7 @@ def _xray_stages() -> tuple[Stage, ...]:
               outs=(Output(f"{reports}/metrics.json", "metric", cache=False),
                     Output(f"{reports}/plots", "plot", cache=False),
                     Output(f"{reports}/figures", "plot", cache=False))),
+        compress_stage(d, (feats, model, f"{reports}/metrics.json")),
         Stage(d, "register", "register the model, set challenger, gate champion",
               params=("register",), deps=(model, f"{reports}/metrics.json", feats),
               outs=(Output(f"{reports}/registration.json", cache=False),),
@@ -126,6 +141,7 @@ def _ohlcv_stages() -> tuple[Stage, ...]:
               outs=(Output(f"{reports}/metrics.json", "metric", cache=False),
                     Output(f"{reports}/plots", "plot", cache=False),
                     Output(f"{reports}/figures", "plot", cache=False))),
+        compress_stage(d, (feats, model)),
         Stage(d, "register", "register each series' model, set challenger, gate champion",
               params=("register",), deps=(model, f"{reports}/metrics.json", feats),
               outs=(Output(f"{reports}/registration.json", cache=False),),

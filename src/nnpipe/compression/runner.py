@@ -1,0 +1,85 @@
+"""Running the variant worker in child processes, so a crash loses one variant only."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from nnpipe.compression import worker
+from nnpipe.errors import NnpipeError
+from nnpipe.io import atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def run_variants(job_dir: Path, job: dict, data: dict[str, np.ndarray], timeout: float,
+                 worker_module: str = worker.__name__) -> dict[str, dict]:
+    """Build every variant of ``job`` in worker processes; one row per variant.
+
+    A worker that dies (a native crash, a time-out) marks the variant it was building
+    as unsupported with the reason and a new worker continues with the others.
+    ``worker_module`` is the module run with ``python -m`` (another one only in tests).
+    """
+    job_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(job_dir / "job.json", job)
+    np.savez(job_dir / "data.npz", **data)
+    for _ in range(len(job["variants"]) + 1):
+        pending = [v for v in job["variants"] if not (job_dir / f"{v}.json").exists()]
+        if not pending:
+            break
+        try:
+            done = subprocess.run([sys.executable, "-m", worker_module, str(job_dir)],
+                                  capture_output=True, text=True, timeout=timeout)
+            code, tail = done.returncode, done.stderr[-1500:]
+        except subprocess.TimeoutExpired as exc:
+            code, tail = None, str(exc.stderr or "")[-1500:]
+        if code == 0:
+            continue
+        unfinished = [v for v in pending if not (job_dir / f"{v}.json").exists()]
+        if not unfinished:
+            continue
+        crashed = next((v for v in unfinished if (job_dir / f"{v}.started").exists()),
+                       unfinished[0])
+        reason = (f"the worker timed out after {timeout:.0f} s" if code is None
+                  else f"the worker {_describe_exit(code)}")
+        log.warning("variant %s: %s", crashed, reason)
+        atomic_write_json(job_dir / f"{crashed}.json", {
+            "variant": crashed, "status": "unsupported",
+            "reason": f"{reason} while building it", "stderr_tail": tail})
+    return {v: json.loads((job_dir / f"{v}.json").read_text()) for v in job["variants"]}
+
+
+def predictions(job_dir: Path, variant: str) -> np.ndarray | None:
+    path = job_dir / f"{variant}.npy"
+    return np.load(path) if path.is_file() else None
+
+
+class ReferenceFailedError(NnpipeError):
+    """The Keras float32 reference could not be measured, so nothing can be compared."""
+
+
+def reference_predictions(job_dir: Path, rows: dict[str, dict]) -> np.ndarray:
+    """The Keras model's own test predictions, or a clear error saying why there are none."""
+    found = predictions(job_dir, "keras_float32")
+    if found is None:
+        reason = rows.get("keras_float32", {}).get("reason", "no result")
+        raise ReferenceFailedError(
+            f"the Keras float32 reference could not be run on the test split ({reason}); "
+            "no variant can be compared with it. Check that the train stage's model loads "
+            "(`dvc repro` the train stage)")
+    return found

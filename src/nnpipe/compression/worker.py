@@ -1,0 +1,135 @@
+"""The child process that builds and measures variants: ``python -m nnpipe.compression.worker
+JOB_DIR``.
+
+``JOB_DIR/job.json`` names the Keras model, the variants and the settings;
+``JOB_DIR/data.npz`` holds the representative, test and fine-tuning arrays. For each
+variant the worker writes ``<variant>.started``, then either ``<variant>.json`` (sizes,
+latency, throughput, sparsity; predictions in ``<variant>.npy``, the model in
+``<variant>.tflite``) or, when the variant cannot be built, a ``.json`` saying why. A
+variant that kills the process leaves only ``.started``: the parent
+(:mod:`~nnpipe.compression.runner`) records it as a crash and starts a new worker for the
+rest. Variants with a result are skipped, so a restart never repeats work.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from nnpipe.io import atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+
+def gzip_size(data: bytes) -> int:
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def _pruned_model(job: dict, job_dir: Path, model, data):
+    """The pruned, stripped Keras model, built once per job (kept for restarts)."""
+    from nnpipe.compression.variants import prune
+    from nnpipe.keras_env import keras
+
+    path = job_dir / "pruned.keras"
+    if path.is_file():
+        return keras.models.load_model(path)
+    p = job["prune"]
+    pruned = prune(model, x=data["x_tune"], y=data["y_tune"], loss=job["loss"],
+                   initial_sparsity=p["initial_sparsity"], final_sparsity=p["final_sparsity"],
+                   epochs=p["epochs"], batch_size=p["batch_size"],
+                   learning_rate=p["learning_rate"])
+    pruned.save(path)
+    return pruned
+
+
+def build_variant(name: str, job: dict, job_dir: Path, model, data) -> dict:
+    """Build and measure one variant; returns its row (predictions saved beside it)."""
+    from nnpipe.compression.variants import (
+        TfliteRunner,
+        latency,
+        sparsity,
+        throughput,
+        to_tflite,
+    )
+    from nnpipe.keras_env import keras
+
+    x_test, sample = data["x_test"].astype(np.float32), data["x_test"][:1].astype(np.float32)
+    row: dict = {"variant": name, "status": "ok", "reason": None}
+    if name == "keras_float32":
+        # the reference's size is the model alone: the trained file also holds the optimizer
+        # state (twice the weights again for Adam), which would flatter every ratio
+        path = job_dir / "keras_float32.keras"
+        bare = keras.models.clone_model(model)  # not compiled: saved without optimizer
+        bare.set_weights(model.get_weights())
+        bare.save(path)
+        content = path.read_bytes()
+        predictions = model.predict(x_test, batch_size=64, verbose=0)
+        from nnpipe.keras_env import tf
+
+        # a compiled call, as a serving system runs the model (eager calls are ~100x slower)
+        call = tf.function(lambda s: model(s, training=False))
+        row |= latency(lambda s: call(s).numpy(), sample, job["latency_runs"])
+        row["throughput_per_s"] = throughput(
+            lambda x: model.predict(x, batch_size=64, verbose=0), x_test)
+        row["sparsity"] = sparsity(model)
+    else:
+        source = model
+        tflite_kind = name
+        if name.startswith("pruned"):
+            source = _pruned_model(job, job_dir, model, data)
+            tflite_kind = "tflite_int8" if name == "pruned_int8" else "tflite_float32"
+            row["sparsity"] = sparsity(source)
+        content = to_tflite(source, tflite_kind, data["x_repr"])
+        atomic_write_bytes(job_dir / f"{name}.tflite", content)
+        runner = TfliteRunner(content, threads=job["threads"])
+        predictions = runner.predict(x_test)
+        one = TfliteRunner(content, threads=job["threads"])
+        row |= latency(lambda s: one.predict(s), sample, job["latency_runs"])
+        row["throughput_per_s"] = throughput(runner.predict, x_test)
+        row.setdefault("sparsity", sparsity(model))
+    row["size_bytes"] = len(content)
+    row["gzip_bytes"] = gzip_size(content)
+    np.save(job_dir / f"{name}.npy",
+            np.asarray(predictions, dtype=np.float64).reshape(len(x_test), -1))
+    return row
+
+
+def run_job(job_dir: Path) -> None:
+    from nnpipe.keras_env import keras, make_deterministic
+
+    job = json.loads((job_dir / "job.json").read_text())
+    data = dict(np.load(job_dir / "data.npz"))
+    make_deterministic(job.get("seed", 0))
+    model = keras.models.load_model(job["model"])
+    for name in job["variants"]:
+        if (job_dir / f"{name}.json").exists():
+            continue
+        (job_dir / f"{name}.started").touch()
+        try:
+            row = build_variant(name, job, job_dir, model, data)
+        except Exception as exc:  # any failure of one variant is that variant's row
+            log.warning("variant %s is unsupported: %s", name, exc)
+            row = {"variant": name, "status": "unsupported",
+                   "reason": f"{type(exc).__name__}: {exc}".strip()[:600],
+                   "traceback": traceback.format_exc()[-2000:]}
+        atomic_write_json(job_dir / f"{name}.json", row)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m nnpipe.compression.worker JOB_DIR", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    run_job(Path(args[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""A crash in one variant's child process costs that variant only."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+
+from nnpipe.compression.runner import run_variants
+from nnpipe.compression.table import add_ratios, markdown
+
+FAKE_WORKER = textwrap.dedent('''
+    import json, os, signal, sys
+    from pathlib import Path
+    job_dir = Path(sys.argv[1])
+    job = json.loads((job_dir / "job.json").read_text())
+    for name in job["variants"]:
+        if (job_dir / f"{name}.json").exists():
+            continue
+        (job_dir / f"{name}.started").touch()
+        if name == "tflite_int8":
+            os.kill(os.getpid(), signal.SIGSEGV)  # what a crashing converter does
+        (job_dir / f"{name}.json").write_text(json.dumps(
+            {"variant": name, "status": "ok", "size_bytes": 100, "gzip_bytes": 50,
+             "latency_ms_median": 1.0, "latency_ms_p99": 2.0, "throughput_per_s": 10.0}))
+''')
+
+
+def test_a_crashing_variant_is_recorded_and_the_others_are_built(tmp_path, monkeypatch):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "fake_worker.py").write_text(FAKE_WORKER)
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "pkg"))
+    variants = ["keras_float32", "tflite_float32", "tflite_int8", "pruned", "pruned_int8"]
+    rows = run_variants(tmp_path / "job", {"variants": variants}, {"x": np.zeros(3)},
+                        timeout=60, worker_module="fake_worker")
+    assert list(rows) == variants
+    assert rows["tflite_int8"]["status"] == "unsupported"
+    assert "SIGSEGV" in rows["tflite_int8"]["reason"]
+    assert all(rows[v]["status"] == "ok" for v in variants if v != "tflite_int8")
+
+
+def test_ratios_and_report_against_the_reference():
+    rows = {"keras_float32": {"status": "ok", "size_bytes": 1000, "gzip_bytes": 900,
+                              "latency_ms_median": 2.0, "latency_ms_p99": 3.0,
+                              "throughput_per_s": 100.0, "roc_auc": 0.90},
+            "tflite_int8": {"status": "ok", "size_bytes": 250, "gzip_bytes": 180,
+                            "latency_ms_median": 1.0, "latency_ms_p99": 1.5,
+                            "throughput_per_s": 300.0, "roc_auc": 0.895},
+            "pruned": {"status": "unsupported", "reason": "boom"}}
+    add_ratios(rows, "roc_auc")
+    assert rows["tflite_int8"]["size_ratio"] == 0.25
+    assert rows["tflite_int8"]["gzip_ratio"] == 0.2
+    assert rows["tflite_int8"]["roc_auc_delta"] == -0.005 or \
+        abs(rows["tflite_int8"]["roc_auc_delta"] + 0.005) < 1e-12
+    text = markdown(rows, "roc_auc", "decision_agreement", "t")
+    assert "unsupported: boom" in text and "| tflite_int8 | 0.2 |" in text
