@@ -36,7 +36,9 @@ TINY_PARAMS = {
         "train": {"units": [16, 16], "epochs": 3, "batch_size": 32},
         "evaluate": {"walk_forward_folds": 2, "walk_forward_min_train": 120,
                      "walk_forward_epochs": 2},
+        # every LSTM conversion takes seconds: the float16/dynamic paths are the X-ray's
         "compress": {"latency_runs": 5, "representative_samples": 16,
+                     "variants": ["keras_float32", "tflite_float32", "tflite_int8", "pruned"],
                      "prune": {"epochs": 1}},
     },
 }

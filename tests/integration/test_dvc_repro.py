@@ -3,6 +3,7 @@
 import subprocess
 
 import pytest
+import yaml
 from conftest import make_project
 
 from nnpipe.io import read_json
@@ -10,9 +11,10 @@ from nnpipe.io import read_json
 pytestmark = pytest.mark.integration
 
 
-# register and everything before it, in both domains; compress (a leaf, slow) is covered by
-# the flow's tests
-TARGETS = ("xray-register", "ohlcv-register")
+# The X-ray pipeline to register, and the OHLCV data stages: every stage runs as its own
+# process here, so the full OHLCV training and compress (covered by the flow's tests) would
+# double this test's time in CI.
+TARGETS = ("xray-register", "ohlcv-featurize")
 
 
 def repro(project) -> str:
@@ -25,9 +27,10 @@ def repro(project) -> str:
 def test_dvc_repro_matches_the_flow_and_second_run_is_a_no_op(tmp_path, flow_project):
     project = make_project(tmp_path / "project")
     out = repro(project)
-    for domain in ("xray", "ohlcv"):
-        for step in ("ingest", "featurize", "train", "evaluate", "register"):
-            assert f"Running stage '{domain}-{step}'" in out
+    for step in ("ingest", "featurize", "train", "evaluate", "register"):
+        assert f"Running stage 'xray-{step}'" in out
+    for step in ("ingest", "featurize"):
+        assert f"Running stage 'ohlcv-{step}'" in out
     again = repro(project)
     assert "Running stage" not in again and "up to date" in again
     ours = read_json(project / "reports/xray/metrics.json")
@@ -36,14 +39,12 @@ def test_dvc_repro_matches_the_flow_and_second_run_is_a_no_op(tmp_path, flow_pro
     assert ours["roc_auc"] == pytest.approx(flows["roc_auc"], abs=1e-6)
     assert ours["accuracy"] == pytest.approx(flows["accuracy"], abs=1e-6)
     assert ours["data_hash"] == flows["data_hash"]
-    # the OHLCV stages ran in their own processes here, after the X-ray ones in the flow's
-    # one process; TensorFlow's kernels then differ in the last bits, so agreement is close
-    # rather than exact
-    ours = read_json(project / "reports/ohlcv/metrics.json")["series"]["SYNTH"]
-    flows = read_json(flow_project / "reports/ohlcv/metrics.json")["series"]["SYNTH"]
-    assert ours["data_hash"] == flows["data_hash"]
-    assert ours["persistence"] == flows["persistence"]  # no model in it: exactly equal
-    assert ours["model"]["rmse"] == pytest.approx(flows["model"]["rmse"], rel=1e-3)
+    # the OHLCV data, made by separate processes here and in the flow's one process, is
+    # byte-identical (DVC's hash of the features folder)
+    ours_lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    flow_lock = yaml.safe_load((flow_project / "dvc.lock").read_text())["stages"]
+    for stage in ("ohlcv-ingest", "ohlcv-featurize"):
+        assert ours_lock[stage]["outs"] == flow_lock[stage]["outs"], stage
 
 
 def test_dvc_metrics_show_covers_both_domains(flow_project):

@@ -49,16 +49,6 @@ def variants_dir(domain: str) -> str:
     return f"${{paths.models}}/{domain}-variants"
 
 
-def compress_stage(domain: str, deps: tuple[str, ...]) -> Stage:
-    """Both domains compress alike: TFLite variants and pruning, measured in child processes."""
-    reports = reports_dir(domain)
-    return Stage(domain, "compress", "TFLite and pruned variants: size, metric, latency, parity",
-                 params=("compress", "seed"), deps=deps,
-                 outs=(Output(variants_dir(domain)),
-                       Output(f"{reports}/compression.json", "metric", cache=False),
-                       Output(f"{reports}/compression.md", cache=False)))
-
-
 @dataclass(frozen=True)
 class Output:
     path: str
@@ -96,6 +86,16 @@ class Stage:
 
     def source_changed(self, params: Params) -> bool:
         return self.watches_source and self.module().source_changed(params, self.domain)
+
+
+def compress_stage(domain: str, deps: tuple[str, ...]) -> Stage:
+    """Both domains compress alike: TFLite variants and pruning, measured in child processes."""
+    reports = reports_dir(domain)
+    return Stage(domain, "compress", "TFLite and pruned variants: size, metric, latency, parity",
+                 params=("compress", "seed"), deps=deps,
+                 outs=(Output(variants_dir(domain)),
+                       Output(f"{reports}/compression.json", "metric", cache=False),
+                       Output(f"{reports}/compression.md", cache=False)))
 
 
 def _xray_stages() -> tuple[Stage, ...]:
