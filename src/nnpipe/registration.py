@@ -20,6 +20,8 @@ from typing import Any
 from nnpipe import tracking
 from nnpipe.config import Params
 from nnpipe.errors import NnpipeError
+from nnpipe.io import read_json
+from nnpipe.layout import DomainLayout
 from nnpipe.promotion import GateDecision, decide_promotion
 
 log = logging.getLogger(__name__)
@@ -105,3 +107,15 @@ def register_and_gate(params: Params, domain: str, *, model_name: str, run_info:
     log.info("register: %s v%s is challenger, %s: %s", model_name, version.version, verdict,
              decision.reason)
     return record
+
+
+def variant_lines(layout: DomainLayout) -> list[str]:
+    """The run summary's line on the compress stage's table, where there is one."""
+    if not layout.compression.is_file():
+        return []
+    table = read_json(layout.compression)
+    tables = [table] if "variants" in table else list(table["series"].values())
+    rows = [r for t in tables for r in t["variants"].values()]
+    ok = sum(r["status"] == "ok" for r in rows)
+    return [f"variants: {ok} of {len(rows)} built and measured ({len(rows) - ok} unsupported); "
+            f"table {layout.compression_report}"]

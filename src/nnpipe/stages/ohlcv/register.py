@@ -17,7 +17,7 @@ from nnpipe.config import Params
 from nnpipe.io import atomic_write_json, read_json
 from nnpipe.layout import domain_layout
 from nnpipe.ohlcv.forecasting import Prepared, read_prepared
-from nnpipe.registration import GateRule, check_same_run, register_and_gate
+from nnpipe.registration import GateRule, check_same_run, register_and_gate, variant_lines
 from nnpipe.stages import cli_main, require
 from nnpipe.stages.ohlcv.evaluate import score_model
 
@@ -102,7 +102,7 @@ def summary_lines(params: Params, domain: str) -> list[str]:
                   f"{name}: gate: {verdict}; {r['reason']}"]
     lines.append(f"metrics {layout.metrics}, figures {layout.figures}/, "
                  f"registration {layout.registration}")
-    return lines
+    return lines + variant_lines(layout)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,7 +15,7 @@ from nnpipe import tracking
 from nnpipe.config import Params
 from nnpipe.io import atomic_write_json, read_json
 from nnpipe.layout import domain_layout
-from nnpipe.registration import GateRule, check_same_run, register_and_gate
+from nnpipe.registration import GateRule, check_same_run, register_and_gate, variant_lines
 from nnpipe.stages import cli_main, require
 from nnpipe.stages.xray.evaluate import score_model
 
@@ -72,6 +72,7 @@ def summary_lines(params: Params, domain: str) -> list[str]:
         f"champion is v{r['champion_now']}",
         f"gate: {r['reason']}",
         f"metrics {layout.metrics}, figures {layout.figures}/, registration {layout.registration}",
+        *variant_lines(layout),
     ]
 
 
