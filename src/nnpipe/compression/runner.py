@@ -64,6 +64,15 @@ def run_variants(job_dir: Path, job: dict, data: dict[str, np.ndarray], timeout:
     return {v: json.loads((job_dir / f"{v}.json").read_text()) for v in job["variants"]}
 
 
+def clean_job_dir(job_dir: Path, rows: dict[str, dict]) -> None:
+    """Drop the worker's scratch files (predictions, markers, input arrays, tracebacks):
+    what stays is the variants, the job and the pruned model."""
+    for leftover in (*job_dir.glob("*.npy"), *job_dir.glob("*.started"), job_dir / "data.npz"):
+        leftover.unlink(missing_ok=True)
+    for row in rows.values():
+        row.pop("traceback", None)
+
+
 def predictions(job_dir: Path, variant: str) -> np.ndarray | None:
     path = job_dir / f"{variant}.npy"
     return np.load(path) if path.is_file() else None

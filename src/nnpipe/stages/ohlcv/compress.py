@@ -18,7 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from nnpipe import tracking
-from nnpipe.compression.runner import predictions, reference_predictions, run_variants
+from nnpipe.compression.runner import (
+    clean_job_dir,
+    predictions,
+    reference_predictions,
+    run_variants,
+)
 from nnpipe.compression.table import add_ratios, markdown
 from nnpipe.config import Params
 from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
@@ -65,9 +70,7 @@ def compress_series(params: Params, domain: str, prep: Prepared, out: Path) -> d
         if row["status"] == "ok" and forecast is not None:
             row |= score_variant(prep, forecast.reshape(-1), reference,
                                  cfg.evaluate.moving_average_window)
-        row.pop("traceback", None)
-    for leftover in (*out.glob("*.npy"), *out.glob("*.started"), out / "data.npz"):
-        leftover.unlink(missing_ok=True)
+    clean_job_dir(out, rows)
     return add_ratios(rows, METRIC)
 
 

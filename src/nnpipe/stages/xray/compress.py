@@ -21,7 +21,12 @@ from pathlib import Path
 import numpy as np
 
 from nnpipe import tracking
-from nnpipe.compression.runner import predictions, reference_predictions, run_variants
+from nnpipe.compression.runner import (
+    clean_job_dir,
+    predictions,
+    reference_predictions,
+    run_variants,
+)
 from nnpipe.compression.table import add_ratios, markdown
 from nnpipe.config import Params
 from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
@@ -73,11 +78,8 @@ def run(params: Params, domain: str) -> dict:
             if row["status"] == "ok" and scores is not None:
                 row |= score_variant(y_test, scores.reshape(-1), reference,
                                      metrics["threshold"], cfg.classes)
+        clean_job_dir(out, rows)
         rows = add_ratios(rows, METRIC)
-        for leftover in (*out.glob("*.npy"), *out.glob("*.started"), out / "data.npz"):
-            leftover.unlink(missing_ok=True)
-        for row in rows.values():
-            row.pop("traceback", None)
         table = {"metric": METRIC, "parity": PARITY, "threshold": metrics["threshold"],
                  "run_id": run_info["run_id"], "variants": rows}
         report = markdown(rows, METRIC, PARITY, "X-ray model variants (test split)", [
