@@ -2,13 +2,14 @@
 Prefect flows alike.
 
 Each domain has its own pipeline of steps (``ingest``, ``featurize``, ``train``,
-``evaluate``, ``register``); a step's code is the module ``nnpipe.stages.<domain>.<step>``,
-its ``dvc.yaml`` stage and its Prefect task are both named ``<domain>-<step>``
-(``dvc repro xray-train``). Each module has ``run(params, domain)``, which does the step's
-file I/O around core calls, and a small ``main()`` for the command line. Stages are
-written out per domain, not as one ``foreach``, so each stage depends on its own domain's
-code only: editing the OHLCV code never re-runs the X-ray training. Nothing here imports a
-stage module until it is asked for.
+``evaluate``, ``compress``, ``register``); a step's code is the module
+``nnpipe.stages.<domain>.<step>``, its ``dvc.yaml`` stage and its Prefect task are both
+named ``<domain>-<step>`` (``dvc repro xray-train``). Each module has
+``run(params, domain)``, which does the step's file I/O around core calls, and a small
+``main()`` for the command line. Stages are written out per domain, not as one
+``foreach``, so each stage depends on its own domain's code only: editing the OHLCV code
+never re-runs the X-ray training. Nothing here imports a stage module until it is asked
+for.
 """
 
 from __future__ import annotations
