@@ -26,6 +26,9 @@ TINY_PARAMS = {
         "featurize": {"image_size": 32},
         "train": {"model": "medical_cnn", "filters": [8, 16, 32], "dense_units": 16,
                   "epochs": 4, "batch_size": 16, "learning_rate": 0.003},
+        "tune": {"max_trials": 2, "epochs": 1, "search_space": {
+            "dropout": {"range": [0.1, 0.4]},
+            "learning_rate": {"range": [0.001, 0.01], "sampling": "log"}}},
         "compress": {"latency_runs": 5, "representative_samples": 16,
                      "prune": {"epochs": 1}},
         "register": {"min_value": 0.0},
@@ -33,6 +36,8 @@ TINY_PARAMS = {
     "ohlcv": {
         "ingest": {"synthetic": {"n_days": 320}},
         "featurize": {"look_back": 10},
+        "tune": {"max_trials": 2, "epochs": 1, "search_space": {
+            "units": {"choice": [[8], [12]]}, "dropout": {"range": [0.0, 0.3]}}},
         "train": {"units": [12], "epochs": 3, "batch_size": 32},
         "evaluate": {"walk_forward_folds": 2, "walk_forward_min_train": 120,
                      "walk_forward_epochs": 1},
@@ -93,6 +98,16 @@ def make_project(dest: Path, params: dict | None = None) -> Path:
     git(dest, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
     git(dest, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project")
     return dest
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``): every test that uses the session's flow
+    project runs on one worker, so that project is built once; other tests stay with
+    their module, whose fixtures are then built once too."""
+    for item in items:
+        group = "flow" if "flow_project" in getattr(item, "fixturenames", ()) \
+            else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from nnpipe.config import DOMAINS, PARAMS_FILE, ParamsError, dump_params, load_params
 from nnpipe.errors import NnpipeError, configure_logging, report_errors
+from nnpipe.prefect_env import prefect_defaults
 
 log = logging.getLogger("nnpipe")
 
@@ -29,19 +30,6 @@ PROFILES_DIR = Path("profiles")
 
 class PipelineFailed(NnpipeError):
     """A flow run did not complete; its message is the failing stage's."""
-
-
-def prefect_defaults() -> None:
-    """Settings for running flows from the command line; the user's environment wins.
-
-    Without a Prefect server configured, Prefect starts a temporary local one; on a busy
-    2-core machine it can need more than Prefect's default 20 s to come up.
-    """
-    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "nnpipe")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no calls home
-    # nnpipe's own closing lines (summary, errors) come after the flow run has ended
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 
 def read_profile(name: str) -> list[str]:

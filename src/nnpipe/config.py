@@ -281,6 +281,99 @@ class Compress(Strict):
         return ["keras_float32", *[v for v in value if v != "keras_float32"]]
 
 
+class Promote(Strict):
+    """Which variant is deployed: the smallest (by ``rank_by``) among ``candidates`` whose
+    test metric is within ``metric_tolerance`` of the Keras reference's and whose parity
+    passes; sizes within ``size_tie`` of each other are a tie, broken by median latency.
+    When none qualifies, ``fallback`` deploys the reference or nothing."""
+
+    candidates: list[Variant] | None = None  # None: every variant compress built but the reference
+    rank_by: Literal["size_bytes", "gzip_bytes"] = "size_bytes"
+    size_tie: Annotated[float, Field(ge=0.0, le=1.0)] = 0.05
+    fallback: Literal["reference", "none"] = "reference"
+
+
+class XrayPromote(Promote):
+    metric_tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.005  # test ROC-AUC drop
+    # share of test images given the reference's class (each variant at its own threshold,
+    # chosen on validation as evaluate chose the reference's)
+    min_decision_agreement: Fraction = 0.97
+
+
+class OhlcvPromote(Promote):
+    metric_tolerance: Annotated[float, Field(ge=0.0)] = 0.02  # rise of test MAE/persistence
+    # largest |variant forecast - Keras forecast| as a share of the last close
+    max_relative_diff: Annotated[float, Field(gt=0.0)] = 0.01
+
+
+class SearchDim(Strict):
+    """One searched hyper-parameter: ``choice`` (a list of values, lists allowed, e.g. the
+    filters per block) or ``range`` (low, high; integer or float as the train parameter
+    is, with an optional ``step`` and ``sampling: log`` for rates)."""
+
+    choice: Annotated[list[Any], Field(min_length=1)] | None = None
+    range: tuple[float | int, float | int] | None = None
+    step: Annotated[float, Field(gt=0)] | None = None
+    sampling: Literal["linear", "log"] = "linear"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SearchDim:
+        if (self.choice is None) == (self.range is None):
+            raise ValueError("give exactly one of `choice: [...]` or `range: [low, high]`")
+        if self.range is not None:
+            low, high = self.range
+            if not low < high:
+                raise ValueError(f"range [{low}, {high}] must have low < high")
+            if self.sampling == "log" and low <= 0:
+                raise ValueError(f"sampling: log needs a positive low end, got {low}")
+        elif self.step is not None or self.sampling != "linear":
+            raise ValueError("step and sampling apply to a range, not to a choice")
+        return self
+
+    def candidates(self) -> list[Any]:
+        """The values that must each be a valid train parameter: every choice, or both ends."""
+        return list(self.choice) if self.choice is not None else list(self.range or ())
+
+
+class DaskCluster(Strict):
+    address: str | None = None  # a running scheduler, tcp://host:8786; None: a local cluster
+    workers: Annotated[int, Field(ge=1, le=1024)] = 2  # local cluster: worker processes
+    threads_per_worker: Annotated[int, Field(ge=1, le=256)] = 1
+
+
+class Tune(Strict):
+    enabled: bool = True
+    algorithm: Literal["random", "hyperband", "bayesian"] = "random"
+    max_trials: Annotated[int, Field(ge=1, le=10_000)] = 4  # random, bayesian
+    epochs: Annotated[int, Field(ge=1, le=1000)] = 3  # per trial; hyperband: the most any gets
+    time_budget_seconds: Annotated[int, Field(ge=1)] = 600  # no trial starts after this
+    hyperband_factor: Annotated[int, Field(ge=2, le=10)] = 3
+    executor: Literal["local", "dask"] = "local"
+    dask: DaskCluster = DaskCluster()
+    search_space: dict[str, SearchDim] = {}
+
+
+# what a trial's budget sets: searching it would fight the tuner
+UNSEARCHABLE = ("epochs",)
+
+
+def check_search_space(train: BaseModel, space: dict[str, SearchDim]) -> None:
+    """Every searched key is a train parameter and every candidate value a valid one, so
+    a typo in the search space fails on load, not after an hour of trials."""
+    fields = [f for f in type(train).model_fields if f not in UNSEARCHABLE]
+    for key, dim in space.items():
+        if key not in fields:
+            raise ValueError(f"tune.search_space.{key} is not a train parameter that can be "
+                             f"searched; searchable: {', '.join(fields)}")
+        for value in dim.candidates():
+            try:
+                type(train).model_validate({**train.model_dump(), key: value})
+            except ValidationError as exc:
+                problem = "; ".join(e["msg"] for e in exc.errors())
+                raise ValueError(f"tune.search_space.{key}: {value!r} is not a valid "
+                                 f"train.{key} ({problem})") from None
+
+
 # ``register`` is the stage's name, and so its params key; pydantic warns that it shadows
 # ABCMeta.register, which no code here calls on these models.
 with warnings.catch_warnings():
@@ -293,7 +386,14 @@ with warnings.catch_warnings():
         augment: Augment = Augment()
         train: XrayTrain = XrayTrain()
         evaluate: XrayEvaluate = XrayEvaluate()
+        tune: Tune = Tune(search_space={
+            "filters": SearchDim(choice=[[16, 32, 64], [32, 64, 128]]),
+            "dense_units": SearchDim(range=(32, 128), step=32),
+            "dropout": SearchDim(range=(0.1, 0.5)),
+            "learning_rate": SearchDim(range=(1e-4, 3e-3), sampling="log"),
+        })
         compress: Compress = Compress()
+        promote: XrayPromote = XrayPromote()
         register: Register = Register()
 
         @field_validator("classes")
@@ -302,6 +402,11 @@ with warnings.catch_warnings():
             if len({c.lower() for c in value}) != len(value):
                 raise ValueError(f"class names must be distinct, got {value}")
             return value
+
+        @model_validator(mode="after")
+        def _search_space_fits_train(self) -> Xray:
+            check_search_space(self.train, self.tune.search_space)
+            return self
 
         @model_validator(mode="after")
         def _class_dirs_match_classes(self) -> Xray:
@@ -320,8 +425,19 @@ with warnings.catch_warnings():
         featurize: OhlcvFeaturize = OhlcvFeaturize()
         train: OhlcvTrain = OhlcvTrain()
         evaluate: OhlcvEvaluate = OhlcvEvaluate()
+        tune: Tune = Tune(search_space={
+            "units": SearchDim(choice=[[32], [50, 50], [64, 32]]),
+            "dropout": SearchDim(range=(0.0, 0.4)),
+            "learning_rate": SearchDim(range=(1e-4, 1e-2), sampling="log"),
+        })
         compress: Compress = Compress()
+        promote: OhlcvPromote = OhlcvPromote()
         register: OhlcvRegister = OhlcvRegister()
+
+        @model_validator(mode="after")
+        def _search_space_fits_train(self) -> Ohlcv:
+            check_search_space(self.train, self.tune.search_space)
+            return self
 
         @model_validator(mode="after")
         def _one_model_name_per_series(self) -> Ohlcv:

@@ -33,6 +33,8 @@ PLOTS: dict[str, list[tuple[str, dict]]] = {
                                   "title": "xray: confusion matrix, test"}),
         ("history.csv", {"x": "epoch", "y": ["loss", "val_loss"],
                          "title": "xray: training loss per epoch"}),
+        ("tuning.csv", {"x": "trial", "y": "objective", "template": "scatter",
+                        "title": "xray: tuning trials, validation ROC-AUC"}),
         ("figures", {}),
     ],
     "ohlcv": [
@@ -44,6 +46,8 @@ PLOTS: dict[str, list[tuple[str, dict]]] = {
                              "title": "ohlcv: walk-forward RMSE per fold"}),
         ("history.csv", {"x": "epoch", "y": ["loss", "val_loss"],
                          "title": "ohlcv: training loss per epoch"}),
+        ("tuning.csv", {"x": "trial", "y": "objective", "template": "scatter",
+                        "title": "ohlcv: tuning trials, validation loss"}),
         ("figures", {}),
     ],
 }

@@ -7,9 +7,22 @@ import sys
 
 import numpy as np
 
+from nnpipe.errors import NnpipeError
 from nnpipe.keras_env import keras
 
 log = logging.getLogger(__name__)
+
+
+class TrainingDivergedError(NnpipeError, FloatingPointError):
+    """The loss became NaN: the params (learning rate, loss) need changing."""
+
+
+def check_not_diverged(history: list[dict[str, float | None]], label: str, fix: str) -> None:
+    """Raise :class:`TrainingDivergedError` when an epoch's loss was NaN (None in rows)."""
+    bad = next((r["epoch"] for r in history if r.get("loss") is None), None)
+    if bad is not None:
+        raise TrainingDivergedError(
+            f"{label or 'training'} diverged (NaN loss at epoch {bad}); {fix}")
 
 
 class EpochProgressLog(keras.callbacks.Callback):

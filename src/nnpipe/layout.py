@@ -19,6 +19,21 @@ class DomainLayout:
     model: Path  # train: model.keras, run.json, history.json
     reports: Path
     variants: Path  # compress: .tflite files and the pruned model
+    hyperparameters: Path  # tune: the values train uses
+    deploy: Path  # promote: the chosen variant and what serving it needs
+
+    @property
+    def promotion(self) -> Path:
+        return self.reports / "promotion.json"
+
+    @property
+    def tuning(self) -> Path:
+        return self.reports / "tuning.json"
+
+    @property
+    def tuning_trials(self) -> Path:
+        return self.reports / "tuning.csv"
+
     @property
     def metrics(self) -> Path:
         return self.reports / "metrics.json"
@@ -56,4 +71,6 @@ def domain_layout(params: Params, domain: str) -> DomainLayout:
         model=p.models / domain,
         reports=p.reports / domain,
         variants=p.models / f"{domain}-variants",
+        hyperparameters=p.models / f"{domain}-hyperparameters.json",
+        deploy=p.models / f"{domain}-deploy",
     )

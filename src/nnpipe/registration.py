@@ -1,6 +1,8 @@
 """Registering a trained model and gating ``champion``: what every domain's register
 stage shares (the stages supply the metric and how to re-score the champion).
 
+What is registered is the deploy folder promote wrote (the chosen variant behind its
+preprocessing, an MLflow pyfunc), so ``models:/<name>@champion`` serves what was judged.
 The new version always gets ``challenger``. ``champion`` moves to it only if its gate
 metric clears the bound in params and is no worse than the current champion's on the
 same test data: the champion is re-scored on today's test split, not trusted from its
@@ -15,10 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nnpipe import tracking
 from nnpipe.config import Params
+from nnpipe.dvc_hash import directory_md5
 from nnpipe.errors import NnpipeError
 from nnpipe.io import read_json
 from nnpipe.layout import DomainLayout
@@ -63,16 +67,41 @@ def judge(rule: GateRule, candidate: float, champion: tracking.ModelVersionInfo 
                             higher_is_better=rule.higher_is_better)
 
 
+def deploy_tags(deploy: Mapping[str, Any]) -> dict[str, Any]:
+    """Version tags that say what a registered deployable is and why that variant."""
+    measured = deploy.get("measured") or {}
+    return {"variant": deploy["variant"], "format": deploy["format"],
+            "promotion_reason": str(deploy["reason"])[:4000],
+            **{k: measured[k] for k in ("size_bytes", "gzip_bytes", "size_ratio",
+                                        "latency_ms_median") if measured.get(k) is not None}}
+
+
+def not_registered(model_name: str, run_id: str, reason: str) -> dict:
+    """The record when promote chose nothing to deploy: no version, the champion stays."""
+    now = tracking.version_by_alias(model_name, "champion")
+    log.warning("register: %s: nothing registered: %s", model_name, reason)
+    return {"model_name": model_name, "registered": False, "version": None, "aliases": [],
+            "promoted": False, "reason": f"nothing registered: {reason}",
+            "champion_now": now.version if now else None, "run_id": run_id}
+
+
 def register_and_gate(params: Params, domain: str, *, model_name: str, run_info: dict,
-                      candidate: float, rule: GateRule, version_tags: Mapping[str, Any],
+                      deploy_dir: Path, deploy: Mapping[str, Any], candidate: float,
+                      rule: GateRule, version_tags: Mapping[str, Any],
                       rescore_champion: Callable[[], tuple[float | None, str]]) -> dict:
-    """Register the run's model (once), make it challenger, decide champion; the record."""
+    """Publish the deploy folder as a pyfunc version (once per training run and deploy
+    folder), make it challenger, decide champion; the record."""
+    deploy_hash = directory_md5(deploy_dir)
     with tracking.start_run(params, domain, "register", run_id=run_info["run_id"]):
         champion = tracking.version_by_alias(model_name, "champion")
-        version = tracking.find_version(model_name, run_info["run_id"]) or \
-            tracking.register_model(run_info["model_uri"], model_name, tags={
+        version = tracking.find_version(model_name, run_info["run_id"],
+                                        {"deploy_hash": deploy_hash})
+        if version is None:
+            logged = tracking.log_deployable(deploy_dir, deploy["format"] == "keras")
+            version = tracking.register_model(logged.uri, model_name, tags={
                 "data_hash": run_info["data_hash"], f"test_{rule.metric}": candidate,
-                "domain": domain, **version_tags})
+                "domain": domain, "deploy_hash": deploy_hash, **deploy_tags(deploy),
+                **version_tags})
         tracking.set_alias(model_name, "challenger", version.version)
         champion_value, how = None, "no champion yet"
         if champion is not None and champion.version == version.version:
@@ -89,6 +118,8 @@ def register_and_gate(params: Params, domain: str, *, model_name: str, run_info:
     now = tracking.version_by_alias(model_name, "champion")
     record = {
         "model_name": model_name,
+        "registered": True,
+        "variant": deploy["variant"],
         "version": version.version,
         "aliases": ["challenger", *(["champion"] if now and now.version == version.version
                                     else [])],
@@ -119,3 +150,15 @@ def variant_lines(layout: DomainLayout) -> list[str]:
     ok = sum(r["status"] == "ok" for r in rows)
     return [f"variants: {ok} of {len(rows)} built and measured ({len(rows) - ok} unsupported); "
             f"table {layout.compression_report}"]
+
+
+def deployed_lines(record: Mapping[str, Any], deploy: Mapping[str, Any]) -> list[str]:
+    """The run summary's lines on what was deployed and registered."""
+    lines = [f"deployed variant: {deploy['variant'] or 'none'} ({deploy['reason']})"]
+    if not record.get("registered", True):
+        return [*lines, f"model {record['model_name']}: {record['reason']}; champion is "
+                        f"v{record['champion_now']}"]
+    return [*lines,
+            f"model {record['model_name']} v{record['version']} -> aliases "
+            f"{record['aliases']}; champion is v{record['champion_now']}",
+            f"gate: {record['reason']}"]

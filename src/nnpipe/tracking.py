@@ -159,6 +159,15 @@ def log_metrics(values: Mapping[str, Any], prefix: str = "", step: int | None = 
                         if isinstance(v, (int, float)) and not isinstance(v, bool)})
 
 
+def log_variant_metrics(rows: Mapping[str, Mapping[str, Any]], measures: tuple[str, ...]) -> None:
+    """The compress table on the training run: ``<variant>.<measure>`` per built variant."""
+    for name, row in rows.items():
+        if row.get("status") == "ok":
+            log_metrics({k: row[k] for k in ("size_bytes", "gzip_bytes", *measures,
+                                             "latency_ms_median", "throughput_per_s")
+                         if row.get(k) is not None}, prefix=f"{name}.")
+
+
 def log_artifacts(path: Path, artifact_path: str) -> None:
     """Log a file or a folder's files under ``artifact_path`` in the active run."""
     if path.is_dir():
@@ -169,6 +178,36 @@ def log_artifacts(path: Path, artifact_path: str) -> None:
 
 def set_tags(tags: Mapping[str, Any]) -> None:
     mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_child_run(name: str, *, params: Mapping[str, Any], history: list[dict[str, Any]],
+                  metrics: Mapping[str, Any], tags: Mapping[str, Any], failed: bool,
+                  started: float, seconds: float) -> str:
+    """A finished (or failed) run nested under the active one, written after the fact:
+    how a tuning trial, which may have run on another machine, shows in MLflow's compare
+    view. ``history`` rows become per-epoch metric steps; times are the trial's own."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    parent = mlflow.active_run()
+    client = MlflowClient()
+    start_ms, end_ms = int(started * 1000), int((started + seconds) * 1000)
+    inherited = {k: v for k, v in client.get_run(parent.info.run_id).data.tags.items()
+                 if k.startswith(("nnpipe.", "git_commit", "mlflow.source.git", "prefect.",
+                                  "dvc."))}
+    run = client.create_run(parent.info.experiment_id, start_time=start_ms, run_name=name,
+                            tags={**inherited, "mlflow.parentRunId": parent.info.run_id})
+    points = [Metric(k, float(v), end_ms, int(row["epoch"])) for row in history
+              for k, v in row.items() if k != "epoch" and isinstance(v, (int, float))]
+    points += [Metric(k, float(v), end_ms, 0) for k, v in flatten(metrics).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    for i in range(0, max(len(points), 1), 900):
+        client.log_batch(run.info.run_id, metrics=points[i:i + 900],
+                         params=[Param(k, str(v)) for k, v in flatten(params).items()]
+                         if i == 0 else [],
+                         tags=[RunTag(k, str(v)) for k, v in tags.items()] if i == 0 else [])
+    client.set_terminated(run.info.run_id, status="FAILED" if failed else "FINISHED",
+                          end_time=end_ms)
+    return run.info.run_id
 
 
 class EpochMetricsLogger(keras.callbacks.Callback):
@@ -256,14 +295,18 @@ def version_by_alias(name: str, alias: str) -> ModelVersionInfo | None:
         raise
 
 
-def find_version(name: str, run_id: str) -> ModelVersionInfo | None:
-    """The registered version made from ``run_id``, if any (so a re-run does not duplicate)."""
+def find_version(name: str, run_id: str, tags: Mapping[str, str] | None = None,
+                 ) -> ModelVersionInfo | None:
+    """The registered version made from ``run_id`` (and carrying ``tags``), if any, so a
+    re-run does not register a duplicate."""
     try:
         found = MlflowClient().search_model_versions(f"name='{name}' and run_id='{run_id}'")
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return None
         raise
+    found = [mv for mv in found
+             if all((mv.tags or {}).get(k) == str(v) for k, v in (tags or {}).items())]
     return _info(max(found, key=lambda mv: int(mv.version))) if found else None
 
 
@@ -277,5 +320,43 @@ def tag_version(name: str, version: str, tags: Mapping[str, Any]) -> None:
         client.set_model_version_tag(name, version, key, str(value))
 
 
-def load_registered_keras(name: str, alias: str) -> keras.Model:
-    return mlflow.tensorflow.load_model(f"models:/{name}@{alias}")
+def serving_requirements(keras_variant: bool) -> list[str]:
+    """Pinned requirements of the deployable pyfunc: what its code imports (TensorFlow
+    only when the deployed variant is the Keras model)."""
+    from importlib.metadata import version
+
+    packages = ["mlflow", "numpy", "pandas", "pillow", "scipy", "ai-edge-litert"]
+    if keras_variant:
+        packages += ["tensorflow", "tf-keras"]
+    return [f"{pkg}=={version(pkg)}" for pkg in packages]
+
+
+def log_deployable(deploy_dir: Path, keras_variant: bool) -> LoggedModel:
+    """Log a deploy folder as an MLflow pyfunc (the model the registry versions), with
+    nnpipe's code inside so it loads wherever its requirements are installed."""
+    import nnpipe
+    from nnpipe.serving import pyfunc
+
+    code = Path(pyfunc.__file__).with_name("mlflow_model.py")  # models from code, no pickle
+    with warnings.catch_warnings():
+        # predict() takes arrays and tables, so it has no type hints for MLflow to check
+        warnings.filterwarnings("ignore", message="Add type hints to the `predict` method")
+        info = mlflow.pyfunc.log_model(
+            name="deployable", python_model=str(code),
+            artifacts={pyfunc.ARTIFACT: str(deploy_dir.resolve())},
+            code_paths=[str(Path(nnpipe.__file__).resolve().parent)],
+            pip_requirements=serving_requirements(keras_variant))
+    return LoggedModel(info.model_uri, info.model_id)
+
+
+def load_deployed(name: str, alias: str) -> Any | None:
+    """The predictor of a registered deployable version, or None when that version is
+    not one (a model registered before nnpipe published deploy folders)."""
+    import mlflow.pyfunc
+
+    model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
+    try:
+        inner = model.unwrap_python_model()
+    except MlflowException:
+        return None
+    return getattr(inner, "predictor", None)

@@ -30,6 +30,12 @@ def client(project) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def stage_runs(project, domain: str, stage: str) -> list:
+    c = client(project)
+    exp = c.get_experiment_by_name(f"nnpipe-{domain}")
+    return c.search_runs([exp.experiment_id], f"tags.`nnpipe.stage` = '{stage}'")
+
+
 def test_flow_writes_every_output_and_leaves_dvc_clean(flow_project):
     for path in ("data/xray/raw/manifest.json", "data/xray/features/train.tfrecord",
                  "models/xray/model.keras", "reports/xray/metrics.json",
@@ -53,8 +59,7 @@ def test_flow_writes_every_output_and_leaves_dvc_clean(flow_project):
 
 def test_mlflow_run_has_params_metrics_data_tags_and_model(flow_project):
     c = client(flow_project)
-    exp = c.get_experiment_by_name("nnpipe-xray")
-    (run,) = c.search_runs([exp.experiment_id])
+    (run,) = stage_runs(flow_project, "xray", "train")
     tags = run.data.tags
     assert tags["dvc.data_hash"] == lock_md5(flow_project, "xray-featurize", "data/xray/features")
     assert tags["prefect.flow_run_id"]
@@ -75,13 +80,31 @@ def test_mlflow_run_has_params_metrics_data_tags_and_model(flow_project):
         champion.version
 
 
-def test_registered_champion_loads_and_predicts(flow_project, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{flow_project / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model("models:/xray-classifier@champion")
+def test_the_champion_pyfunc_predicts_the_classes_of_the_tflite_variant_it_wraps(
+        flow_project, monkeypatch):
+    """`models:/xray-classifier@champion` is the variant promote chose, with its
+    preprocessing and threshold: raw test images in, the same classes as running that
+    variant's .tflite file with LiteRT at its threshold."""
+    from pathlib import Path
+
     import numpy as np
 
-    out = model.predict(np.full((2, 32, 32, 1), 100.0, dtype=np.float32))
-    assert np.asarray(out).shape == (2, 1)
+    from nnpipe.compression.litert import TfliteRunner
+    from nnpipe.xray.features import read_arrays
+
+    deploy = read_json(flow_project / "models/xray-deploy/deploy.json")
+    assert deploy["format"] == "tflite" and deploy["variant"].startswith(("tflite", "pruned"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{flow_project / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model("models:/xray-classifier@champion")
+    x, _ = read_arrays([flow_project / "data/xray/features/test.tfrecord"], 32)
+    served = model.predict(x[..., 0])
+    variant = flow_project / f"models/xray-variants/{deploy['variant']}.tflite"
+    scores = TfliteRunner(Path(variant).read_bytes()).predict(x.astype(np.float32)).reshape(-1)
+    expected = np.where(scores >= deploy["threshold"], "pneumonia", "normal")
+    assert list(served["label"]) == list(expected)
+    assert served["threshold"].unique().tolist() == [deploy["threshold"]]
+    version = client(flow_project).get_model_version_by_alias("xray-classifier", "champion")
+    assert version.tags["variant"] == deploy["variant"] and version.tags["promotion_reason"]
 
 
 def test_run_prints_where_the_results_are(flow_project):
@@ -97,7 +120,7 @@ def test_second_run_does_nothing(flow_project):
     before = (flow_project / "dvc.lock").read_text()
     registration = (flow_project / "reports/xray/registration.json").read_text()
     log = nnpipe(flow_project, "run").stderr
-    assert log.count("up to date (dvc status); skipped") == 12  # both domains' six stages
+    assert log.count("up to date (dvc status); skipped") == 16  # both domains' eight stages
     assert (flow_project / "dvc.lock").read_text() == before
     assert (flow_project / "reports/xray/registration.json").read_text() == registration
     for name in ("xray-classifier", "ohlcv-forecaster"):
@@ -107,8 +130,7 @@ def test_second_run_does_nothing(flow_project):
 
 def test_ohlcv_run_is_tracked_like_the_xray_one(flow_project):
     c = client(flow_project)
-    exp = c.get_experiment_by_name("nnpipe-ohlcv")
-    (run,) = c.search_runs([exp.experiment_id])
+    (run,) = stage_runs(flow_project, "ohlcv", "train")
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
     assert tags["dvc.data_hash"] == lock_md5(flow_project, "ohlcv-featurize",
                                              "data/ohlcv/features")
@@ -149,9 +171,13 @@ def test_registered_ohlcv_model_forecasts_prices_from_raw_bars(flow_project, mon
     model = mlflow.pyfunc.load_model("models:/ohlcv-forecaster@challenger")
     bars = np.loadtxt(flow_project / "data/ohlcv/raw/SYNTH.csv", delimiter=",", skiprows=1,
                       usecols=(1, 2, 3, 4, 5))[-10:]
-    out = np.asarray(model.predict(bars[None].astype(np.float32))).reshape(-1)
+    out = model.predict(bars[None])
     last_close = bars[-1, 3]
-    assert out.shape == (1,) and abs(out[0] - last_close) / last_close < 0.5
+    assert len(out) == 1 and abs(out["price"][0] - last_close) / last_close < 0.5
+    import pandas as pd
+
+    table = pd.read_csv(flow_project / "data/ohlcv/raw/SYNTH.csv").tail(30)
+    assert model.predict(table)["price"][0] == pytest.approx(out["price"][0])
 
 
 @pytest.mark.parametrize("domain, metric", [("xray", "roc_auc"), ("ohlcv", "relative_mae")])
@@ -176,3 +202,41 @@ def test_compress_measures_every_variant_by_running_it(flow_project, domain, met
     assert (flow_project / f"reports/{domain}/compression.md").is_file()
     variants = flow_project / f"models/{domain}-variants"
     assert any(variants.rglob("tflite_float32.tflite"))
+
+
+@pytest.mark.parametrize("domain, objective", [("xray", "val_auc"), ("ohlcv", "val_loss")])
+def test_tuning_trials_are_nested_runs_and_train_uses_the_best(flow_project, domain,
+                                                                objective):
+    record = read_json(flow_project / f"models/{domain}-hyperparameters.json")
+    assert record["tuned"] and record["trials"] == 2 and record["objective"] == objective
+    (parent,) = stage_runs(flow_project, domain, "tune")
+    c = client(flow_project)
+    trials = c.search_runs([parent.info.experiment_id],
+                           f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert len(trials) == 2
+    for trial in trials:
+        assert trial.info.status == "FINISHED" and trial.data.tags["nnpipe.trial_status"]
+        assert f"best_{objective}" in trial.data.metrics and "dropout" in trial.data.params
+    best = [t for t in trials if t.data.tags["nnpipe.trial"] == record["best_trial"]]
+    assert best[0].data.metrics[f"best_{objective}"] == pytest.approx(record["best_value"])
+    (train,) = stage_runs(flow_project, domain, "train")
+    assert train.data.tags["nnpipe.tuned"] == "true"
+    assert train.data.tags["nnpipe.tuning_run"] == parent.info.run_id
+    assert float(train.data.params["train.dropout"]) == pytest.approx(
+        record["values"]["dropout"])
+    rows = (flow_project / f"reports/{domain}/tuning.csv").read_text().splitlines()
+    assert rows[0].startswith("trial,status,objective") and len(rows) == 3
+
+
+@pytest.mark.parametrize("domain", ["xray", "ohlcv"])
+def test_promote_deploys_a_measured_variant_with_its_reason(flow_project, domain):
+    promotion = read_json(flow_project / f"reports/{domain}/promotion.json")
+    decisions = [promotion] if domain == "xray" else list(promotion["series"].values())
+    deploy_dir = flow_project / f"models/{domain}-deploy"
+    folders = [deploy_dir] if domain == "xray" else [deploy_dir / "SYNTH"]
+    for decision, folder in zip(decisions, folders, strict=True):
+        spec = read_json(folder / "deploy.json")
+        assert decision["variant"] == spec["variant"] and decision["reason"] == spec["reason"]
+        assert decision["verdicts"][spec["variant"]] in ("chosen", "chosen: the fallback")
+        assert (folder / spec["file"]).is_file() and (folder / "reference.keras").is_file()
+        assert read_json(folder / "variants.json")[spec["variant"]]["status"] == "ok"

@@ -73,8 +73,8 @@ def clean_job_dir(job_dir: Path, rows: dict[str, dict]) -> None:
         row.pop("traceback", None)
 
 
-def predictions(job_dir: Path, variant: str) -> np.ndarray | None:
-    path = job_dir / f"{variant}.npy"
+def predictions(job_dir: Path, variant: str, split: str = "test") -> np.ndarray | None:
+    path = job_dir / (f"{variant}.npy" if split == "test" else f"{variant}.{split}.npy")
     return np.load(path) if path.is_file() else None
 
 

@@ -9,7 +9,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -145,53 +144,6 @@ def sparsity(model: keras.Model) -> float:
 # --------------------------------------------------------------------------- running
 
 
-@dataclass
-class TfliteRunner:
-    """A ``.tflite`` model run by LiteRT with a fixed thread count."""
-
-    content: bytes
-    threads: int = 1
-
-    def __post_init__(self) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interpreter = Interpreter(model_content=self.content, num_threads=self.threads)
-        self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        self.fixed_batch = int(self.input["shape_signature"][0]) > 0
-
-    def _quantize(self, x: np.ndarray) -> np.ndarray:
-        if self.input["dtype"] == np.float32:
-            return x.astype(np.float32)
-        scale, zero = self.input["quantization"]
-        info = np.iinfo(self.input["dtype"])
-        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(
-            self.input["dtype"])
-
-    def _dequantize(self, y: np.ndarray) -> np.ndarray:
-        if self.output["dtype"] == np.float32:
-            return y.astype(np.float64)
-        scale, zero = self.output["quantization"]
-        return (y.astype(np.float64) - zero) * scale
-
-    def _invoke(self, batch: np.ndarray) -> np.ndarray:
-        if tuple(self.input["shape"]) != batch.shape:
-            self.interpreter.resize_tensor_input(self.input["index"], batch.shape)
-            self.interpreter.allocate_tensors()
-            self.input = self.interpreter.get_input_details()[0]
-            self.output = self.interpreter.get_output_details()[0]
-        # fused LSTM ops keep their state in variable tensors across invocations: each
-        # window is an independent sequence, so start every call from zero state
-        self.interpreter.reset_all_variables()
-        self.interpreter.set_tensor(self.input["index"], self._quantize(batch))
-        self.interpreter.invoke()
-        return self._dequantize(self.interpreter.get_tensor(self.output["index"]))
-
-    def predict(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        size = 1 if self.fixed_batch else batch_size
-        outs = [self._invoke(x[i:i + size]) for i in range(0, len(x), size)]
-        return np.concatenate(outs).reshape(len(x), -1)
 
 
 def latency(predict_one: Callable[[np.ndarray], object], sample: np.ndarray, runs: int,

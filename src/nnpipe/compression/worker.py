@@ -2,7 +2,8 @@
 JOB_DIR``.
 
 ``JOB_DIR/job.json`` names the Keras model, the variants and the settings;
-``JOB_DIR/data.npz`` holds the representative, test and fine-tuning arrays. For each
+``JOB_DIR/data.npz`` holds the representative, test and fine-tuning arrays (and
+optionally validation inputs, whose predictions go to ``<variant>.val.npy``). For each
 variant the worker writes ``<variant>.started``, then either ``<variant>.json`` (sizes,
 latency, throughput, sparsity; predictions in ``<variant>.npy``, the model in
 ``<variant>.tflite``) or, when the variant cannot be built, a ``.json`` saying why. A
@@ -50,13 +51,8 @@ def _pruned_model(job: dict, job_dir: Path, model, data):
 
 def build_variant(name: str, job: dict, job_dir: Path, model, data) -> dict:
     """Build and measure one variant; returns its row (predictions saved beside it)."""
-    from nnpipe.compression.variants import (
-        TfliteRunner,
-        latency,
-        sparsity,
-        throughput,
-        to_tflite,
-    )
+    from nnpipe.compression.litert import TfliteRunner
+    from nnpipe.compression.variants import latency, sparsity, throughput, to_tflite
     from nnpipe.keras_env import keras
 
     x_test, sample = data["x_test"].astype(np.float32), data["x_test"][:1].astype(np.float32)
@@ -69,7 +65,8 @@ def build_variant(name: str, job: dict, job_dir: Path, model, data) -> dict:
         bare.set_weights(model.get_weights())
         bare.save(path)
         content = path.read_bytes()
-        predictions = model.predict(x_test, batch_size=64, verbose=0)
+        predict = lambda x: model.predict(x, batch_size=64, verbose=0)  # noqa: E731
+        predictions = predict(x_test)
         from nnpipe.keras_env import tf
 
         # a compiled call, as a serving system runs the model (eager calls are ~100x slower)
@@ -88,7 +85,8 @@ def build_variant(name: str, job: dict, job_dir: Path, model, data) -> dict:
         content = to_tflite(source, tflite_kind, data["x_repr"])
         atomic_write_bytes(job_dir / f"{name}.tflite", content)
         runner = TfliteRunner(content, threads=job["threads"])
-        predictions = runner.predict(x_test)
+        predict = runner.predict
+        predictions = predict(x_test)
         one = TfliteRunner(content, threads=job["threads"])
         row |= latency(lambda s: one.predict(s), sample, job["latency_runs"])
         row["throughput_per_s"] = throughput(runner.predict, x_test)
@@ -97,6 +95,10 @@ def build_variant(name: str, job: dict, job_dir: Path, model, data) -> dict:
     row["gzip_bytes"] = gzip_size(content)
     np.save(job_dir / f"{name}.npy",
             np.asarray(predictions, dtype=np.float64).reshape(len(x_test), -1))
+    if "x_val" in data:  # a domain that chooses its decision threshold per variant
+        x_val = data["x_val"].astype(np.float32)
+        np.save(job_dir / f"{name}.val.npy",
+                np.asarray(predict(x_val), dtype=np.float64).reshape(len(x_val), -1))
     return row
 
 

@@ -17,8 +17,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from nnpipe.config import OhlcvTrain
-from nnpipe.errors import NnpipeError
-from nnpipe.fitting import EpochProgressLog, fit_verbosity, history_rows
+from nnpipe.fitting import (
+    EpochProgressLog,
+    check_not_diverged,
+    fit_verbosity,
+    history_rows,
+)
 from nnpipe.keras_env import keras
 from nnpipe.ohlcv.windows import TrainOnlyScaler
 
@@ -65,10 +69,6 @@ def export_forecaster(model: keras.Model, target_scaler: TrainOnlyScaler) -> ker
     return keras.Model(model.input, outputs, name=model.name)
 
 
-class TrainingDivergedError(NnpipeError, FloatingPointError):
-    """The loss became NaN: the params (learning rate, loss) need changing."""
-
-
 @dataclass(frozen=True)
 class Fitted:
     model: keras.Model  # exported: raw windows in, target units out
@@ -101,11 +101,7 @@ def fit_forecaster(cfg: OhlcvTrain, x_train: np.ndarray, y_train: np.ndarray,
                        epochs=epochs, batch_size=cfg.batch_size, shuffle=True,
                        callbacks=callbacks, verbose=fit_verbosity())
     history = history_rows(result)
-    if any(row["loss"] is None for row in history):
-        raise TrainingDivergedError(
-            f"{label or 'training'} diverged (NaN loss at epoch "
-            f"{next(r['epoch'] for r in history if r['loss'] is None)}); lower "
-            "train.learning_rate or use train.loss=huber")
+    check_not_diverged(history, label, "lower train.learning_rate or use train.loss=huber")
     return Fitted(export_forecaster(model, target_scaler), history)
 
 

@@ -1,8 +1,8 @@
 """The one registry of pipeline stages, used by ``dvc.yaml`` (generated from it) and the
 Prefect flows alike.
 
-Each domain has its own pipeline of steps (``ingest``, ``featurize``, ``train``,
-``evaluate``, ``compress``, ``register``); a step's code is the module
+Each domain has its own pipeline of steps (``ingest``, ``featurize``, ``tune``, ``train``,
+``evaluate``, ``compress``, ``promote``, ``register``); a step's code is the module
 ``nnpipe.stages.<domain>.<step>``, its ``dvc.yaml`` stage and its Prefect task are both
 named ``<domain>-<step>`` (``dvc repro xray-train``). Each module has
 ``run(params, domain)``, which does the step's file I/O around core calls, and a small
@@ -24,6 +24,7 @@ from types import ModuleType
 
 from nnpipe.config import DOMAINS, PARAMS_FILE, Params, load_params
 from nnpipe.errors import NnpipeError, configure_logging, report_errors
+from nnpipe.prefect_env import prefect_defaults
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,21 @@ class Stage:
         return self.watches_source and self.module().source_changed(params, self.domain)
 
 
+def hyperparameters_file(domain: str) -> str:
+    return f"${{paths.models}}/{domain}-hyperparameters.json"
+
+
+def tune_stage(domain: str) -> Stage:
+    """Both domains tune alike: keras-tuner's search, trials here or on Dask."""
+    reports = reports_dir(domain)
+    return Stage(domain, "tune", "search hyper-parameters; train applies the best",
+                 params=("tune", "train", "seed") + (("augment",) if domain == "xray" else ()),
+                 deps=(features_dir(domain),),
+                 outs=(Output(hyperparameters_file(domain)),
+                       Output(f"{reports}/tuning.json", "metric", cache=False),
+                       Output(f"{reports}/tuning.csv", "plot", cache=False)))
+
+
 def compress_stage(domain: str, deps: tuple[str, ...]) -> Stage:
     """Both domains compress alike: TFLite variants and pruning, measured in child processes."""
     reports = reports_dir(domain)
@@ -97,6 +113,22 @@ def compress_stage(domain: str, deps: tuple[str, ...]) -> Stage:
                  outs=(Output(variants_dir(domain)),
                        Output(f"{reports}/compression.json", "metric", cache=False),
                        Output(f"{reports}/compression.md", cache=False)))
+
+
+def deploy_dir(domain: str) -> str:
+    return f"${{paths.models}}/{domain}-deploy"
+
+
+def promote_stage(domain: str, params: tuple[str, ...]) -> Stage:
+    """Both domains promote alike: a rule in params picks the variant to deploy;
+    ``params`` are the sections its preprocessing settings come from."""
+    reports = reports_dir(domain)
+    return Stage(domain, "promote", "choose the variant to deploy by the rule in params",
+                 params=("promote", *params),
+                 deps=(variants_dir(domain), f"{reports}/compression.json",
+                       f"{model_dir(domain)}", f"{features_dir(domain)}"),
+                 outs=(Output(deploy_dir(domain)),
+                       Output(f"{reports}/promotion.json", "metric", cache=False)))
 
 
 def _xray_stages() -> tuple[Stage, ...]:
@@ -109,8 +141,9 @@ def _xray_stages() -> tuple[Stage, ...]:
         Stage(d, "featurize", "split, resize and write TFRecords",
               params=("classes", "featurize", "seed"), deps=(raw,),
               outs=(Output(feats),)),
+        tune_stage(d),
         Stage(d, "train", "fit the CNN, log it to MLflow",
-              params=("train", "augment", "seed"), deps=(feats,),
+              params=("train", "augment", "seed"), deps=(feats, hyperparameters_file(d)),
               outs=(Output(model), Output(f"{reports}/history.csv", "plot", cache=False))),
         Stage(d, "evaluate", "test metrics with a threshold chosen on validation; plots",
               params=("evaluate",), deps=(feats, model),
@@ -118,8 +151,10 @@ def _xray_stages() -> tuple[Stage, ...]:
                     Output(f"{reports}/plots", "plot", cache=False),
                     Output(f"{reports}/figures", "plot", cache=False))),
         compress_stage(d, (feats, model, f"{reports}/metrics.json")),
-        Stage(d, "register", "register the model, set challenger, gate champion",
-              params=("register",), deps=(model, f"{reports}/metrics.json", feats),
+        promote_stage(d, ("classes", "ingest", "featurize", "evaluate")),
+        Stage(d, "register", "register the deployable model, set challenger, gate champion",
+              params=("register",), deps=(model, f"{reports}/metrics.json", feats,
+                                          deploy_dir(d)),
               outs=(Output(f"{reports}/registration.json", cache=False),),
               touches_network=True),
     )
@@ -134,17 +169,21 @@ def _ohlcv_stages() -> tuple[Stage, ...]:
               outs=(Output(raw),), touches_network=True, watches_source=True),
         Stage(d, "featurize", "derived features, chronological splits with gaps, windows",
               params=("featurize",), deps=(raw,), outs=(Output(feats),)),
+        tune_stage(d),
         Stage(d, "train", "fit the recurrent forecaster per series, log it to MLflow",
-              params=("train", "seed"), deps=(feats,),
+              params=("train", "seed"), deps=(feats, hyperparameters_file(d)),
               outs=(Output(model), Output(f"{reports}/history.csv", "plot", cache=False))),
         Stage(d, "evaluate", "test metrics in price units against baselines; walk-forward",
-              params=("evaluate", "train", "seed"), deps=(feats, model),
+              params=("evaluate", "train", "seed"),
+              deps=(feats, model, hyperparameters_file(d)),
               outs=(Output(f"{reports}/metrics.json", "metric", cache=False),
                     Output(f"{reports}/plots", "plot", cache=False),
                     Output(f"{reports}/figures", "plot", cache=False))),
         compress_stage(d, (feats, model)),
-        Stage(d, "register", "register each series' model, set challenger, gate champion",
-              params=("register",), deps=(model, f"{reports}/metrics.json", feats),
+        promote_stage(d, ("featurize",)),
+        Stage(d, "register", "register each series' deployable model, set challenger, gate "
+              "champion", params=("register",),
+              deps=(model, f"{reports}/metrics.json", feats, deploy_dir(d)),
               outs=(Output(f"{reports}/registration.json", cache=False),),
               touches_network=True),
     )
@@ -193,6 +232,7 @@ def cli_main(module_name: str, run: Callable[[Params, str], dict],
                         metavar="KEY=VALUE")
     args = parser.parse_args(argv)
     configure_logging()
+    prefect_defaults()  # a stage may run a flow of its own (tuning trials on Dask)
     with report_errors():
         params = load_params(args.params, args.overrides)
         log.info("stage %s", stage.name)

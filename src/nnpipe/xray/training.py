@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from nnpipe.config import Augment, XrayTrain
-from nnpipe.fitting import EpochProgressLog, fit_verbosity, history_rows
+from nnpipe.fitting import EpochProgressLog, check_not_diverged, fit_verbosity, history_rows
 from nnpipe.keras_env import keras
 from nnpipe.xray.features import make_dataset
 from nnpipe.xray.models import build_model
@@ -46,12 +46,14 @@ def fit_classifier(cfg: XrayTrain, augment: Augment, *, train_files: Sequence[Pa
                                       restore_best_weights=True),
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.reduce_lr_factor,
                                           patience=cfg.reduce_lr_patience, min_lr=1e-6),
+        keras.callbacks.TerminateOnNaN(),
         EpochProgressLog(cfg.epochs),
         *extra_callbacks,
     ]
     result = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs,
                        class_weight=class_weight, callbacks=callbacks, verbose=fit_verbosity())
     history = history_rows(result)
+    check_not_diverged(history, "training", "lower train.learning_rate")
     if checkpoint.exists():
         model = keras.models.load_model(checkpoint)
     return model, history

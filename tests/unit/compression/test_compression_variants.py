@@ -7,8 +7,8 @@ import gzip
 import numpy as np
 import pytest
 
+from nnpipe.compression.litert import TfliteRunner
 from nnpipe.compression.variants import (
-    TfliteRunner,
     check_representative,
     has_recurrent_layers,
     latency,

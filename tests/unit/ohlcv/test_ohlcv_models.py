@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from nnpipe.config import OhlcvTrain
+from nnpipe.fitting import TrainingDivergedError
 from nnpipe.keras_env import keras, make_deterministic
 from nnpipe.ohlcv.models import (
-    TrainingDivergedError,
     build_forecaster,
     export_forecaster,
     fit_forecaster,

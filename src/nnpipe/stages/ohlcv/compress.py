@@ -45,8 +45,10 @@ def score_variant(prep: Prepared, forecast: np.ndarray, reference_price: np.ndar
     scored = score_forecasts(prep.series, test.rows, prep.horizon, price,
                              prep.splits["train"][1], ma_window)
     diff = np.abs(price - reference_price)
-    return {METRIC: scored["relative_mae"], "rmse": scored["model"]["rmse"],
-            PARITY: float(diff.max()), "mean_abs_diff": float(diff.mean())}
+    return {**{k: scored[k] for k in ("relative_mae", "relative_rmse")},
+            **{k: scored["model"][k] for k in ("rmse", "mae", "mape", "mase")},
+            PARITY: float(diff.max()), "mean_abs_diff": float(diff.mean()),
+            "max_relative_diff": float(np.max(diff / np.abs(last_close)))}
 
 
 def compress_series(params: Params, domain: str, prep: Prepared, out: Path) -> dict:
@@ -96,12 +98,7 @@ def run(params: Params, domain: str) -> dict:
         md_tmp = atomic_write_text(Path(staging) / "compression.md", "\n".join(reports))
         for t in tables.values():
             with tracking.start_run(params, domain, "compress", run_id=t["run_id"]):
-                for variant, row in t["variants"].items():
-                    if row["status"] == "ok":
-                        tracking.log_metrics({k: row[k] for k in (
-                            "size_bytes", "gzip_bytes", METRIC, PARITY, "latency_ms_median",
-                            "throughput_per_s") if row.get(k) is not None},
-                            prefix=f"{variant}.")
+                tracking.log_variant_metrics(t["variants"], (METRIC, PARITY, "max_relative_diff"))
                 tracking.log_artifacts(json_tmp, "compression")
                 tracking.log_artifacts(md_tmp, "compression")
         json_tmp.replace(layout.compression)

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from nnpipe import tracking
@@ -28,22 +30,26 @@ from nnpipe.ohlcv.figures import plot_fold_errors, plot_forecast, plot_history, 
 from nnpipe.ohlcv.forecasting import FORECASTERS, Prepared, read_prepared, score_forecasts, to_price
 from nnpipe.ohlcv.models import predict
 from nnpipe.stages import cli_main, require
+from nnpipe.tuning.stage import effective_train
 
 log = logging.getLogger(__name__)
 
 HEADLINE = ("rmse", "mae", "mape", "mase", "directional_accuracy")
 
 
-def score_model(model: keras.Model, prep: Prepared, ma_window: int) -> dict:
-    """The model's test-period forecasts in price units, scored against the baselines;
-    also used by register to re-score the champion on today's test period."""
+def score_model(forecast: Callable[[np.ndarray], np.ndarray], input_shape: tuple[int, ...],
+                prep: Prepared, ma_window: int) -> dict:
+    """Test-period forecasts (``forecast``: raw windows -> target units) in price units,
+    scored against the baselines; also used by register to re-score the champion's
+    deployed variant on today's test period."""
     test = prep.windows["test"]
     want = (prep.look_back, len(prep.series.feature_names))
-    if tuple(model.input_shape[1:]) != want:
-        raise ValueError(f"the model takes windows {tuple(model.input_shape[1:])}, the test "
+    if tuple(input_shape) != want:
+        raise ValueError(f"the model takes windows {tuple(input_shape)}, the test "
                          f"period has {want}")
     last_close = prep.series.close[test.rows - prep.horizon]
-    price = to_price(predict(model, test.x), last_close, prep.target_kind, prep.horizon)
+    price = to_price(np.asarray(forecast(test.x), dtype=float).reshape(-1), last_close,
+                     prep.target_kind, prep.horizon)
     return score_forecasts(prep.series, test.rows, prep.horizon, price,
                            prep.splits["train"][1], ma_window)
 
@@ -71,14 +77,16 @@ def evaluate_series(params: Params, domain: str, prep: Prepared, figures: Path,
     ev = cfg.evaluate
     model_dir = domain_layout(params, domain).model / prep.name
     model = keras.models.load_model(require(model_dir / "model.keras", "train", domain))
-    scored = score_model(model, prep, ev.moving_average_window)
+    scored = score_model(lambda x: predict(model, x), model.input_shape[1:], prep,
+                         ev.moving_average_window)
     metrics = {k: v for k, v in scored.items() if not k.startswith("_")}
     folds: list[dict] = []
     if ev.walk_forward_folds:
+        train, _ = effective_train(params, domain)  # each fold refits what train fitted
         folds = run_walk_forward(
-            prep, cfg.train, n_folds=ev.walk_forward_folds, min_train=ev.walk_forward_min_train,
+            prep, train, n_folds=ev.walk_forward_folds, min_train=ev.walk_forward_min_train,
             val_fraction=cfg.featurize.val_fraction, ma_window=ev.moving_average_window,
-            epochs=ev.walk_forward_epochs or cfg.train.epochs,
+            epochs=ev.walk_forward_epochs or train.epochs,
             before_fit=lambda: make_deterministic(params.seed))
         metrics["walk_forward"] = summarize_folds(folds)
     forecasts = forecast_table(prep, scored)

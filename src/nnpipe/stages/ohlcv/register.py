@@ -1,4 +1,7 @@
-"""register: version each series' forecaster, make it ``challenger``, gate ``champion``.
+"""register: publish each series' deploy folder (the variant promote chose, behind its
+preprocessing) as an MLflow pyfunc version, make it ``challenger``, gate ``champion`` on
+the deployed variant's metric. Nothing is registered for a series promote deployed
+nothing for.
 
 By default the gate refuses ``champion`` to a model that does not beat persistence
 (tomorrow = today) on the test period: its MAE over persistence's (``relative_mae``)
@@ -12,12 +15,22 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
+
 from nnpipe import tracking
 from nnpipe.config import Params
 from nnpipe.io import atomic_write_json, read_json
 from nnpipe.layout import domain_layout
 from nnpipe.ohlcv.forecasting import Prepared, read_prepared
-from nnpipe.registration import GateRule, check_same_run, register_and_gate, variant_lines
+from nnpipe.ohlcv.predictor import OhlcvPredictor
+from nnpipe.registration import (
+    GateRule,
+    check_same_run,
+    not_registered,
+    register_and_gate,
+    variant_lines,
+)
+from nnpipe.serving.predictor import DEPLOY_FILE
 from nnpipe.stages import cli_main, require
 from nnpipe.stages.ohlcv.evaluate import score_model
 
@@ -33,13 +46,18 @@ def gate_value(series_metrics: dict, metric: str) -> float:
 
 def score_champion(model_name: str, prep: Prepared, metric: str, ma_window: int,
                    ) -> tuple[float | None, str]:
-    """The champion's gate metric on today's test period, or None with the reason."""
-    model = tracking.load_registered_keras(model_name, "champion")
+    """The champion's gate metric on today's test period, from ITS deployed variant, or
+    None with the reason."""
+    predictor = tracking.load_deployed(model_name, "champion")
+    if not isinstance(predictor, OhlcvPredictor):
+        return None, "the champion is not a deployable (pyfunc) version nnpipe can re-score"
     try:
-        scored = score_model(model, prep, ma_window)
+        scored = score_model(lambda x: predictor.run(x.astype(np.float32)),
+                             predictor.window_shape, prep, ma_window)
     except ValueError as exc:
         return None, f"the champion cannot forecast today's test windows: {exc}"
-    return gate_value(scored, metric), "re-scored on the current test period"
+    return gate_value(scored, metric), (
+        f"its deployed variant ({predictor.variant}) re-scored on the current test period")
 
 
 def run(params: Params, domain: str) -> dict:
@@ -57,14 +75,22 @@ def run(params: Params, domain: str) -> dict:
         series_metrics = metrics["series"].get(name, {})
         check_same_run(series_metrics.get("run_id"), run_info["run_id"],
                        f"{layout.metrics} (series {name})", domain)
+        deploy_dir = layout.deploy / name
+        deploy = read_json(require(deploy_dir / DEPLOY_FILE, "promote", domain))
+        check_same_run(deploy.get("run_id"), run_info["run_id"], str(deploy_dir), domain)
         model_name = cfg.model_name(name)
+        if deploy["variant"] is None:
+            records[name] = not_registered(model_name, run_info["run_id"], deploy["reason"])
+            continue
         prep = read_prepared(layout.features, name, meta)
+        measured = deploy["measured"]
         records[name] = register_and_gate(
             params, domain, model_name=model_name, run_info=run_info,
-            candidate=gate_value(series_metrics, reg.gate_metric), rule=rule,
+            deploy_dir=deploy_dir, deploy=deploy,
+            candidate=float(measured[reg.gate_metric]), rule=rule,
             version_tags={"series": name, "target": meta["target"],
                           "look_back": meta["look_back"], "horizon": meta["horizon"],
-                          "test_rmse": series_metrics["model"]["rmse"],
+                          "test_rmse": measured["rmse"],
                           "test_persistence_rmse": series_metrics["persistence"]["rmse"]},
             rescore_champion=lambda n=model_name, p=prep: score_champion(
                 n, p, reg.gate_metric, cfg.evaluate.moving_average_window))
@@ -92,7 +118,14 @@ def summary_lines(params: Params, domain: str) -> list[str]:
                          f"{wf['model']['rmse']:.4g} vs persistence {wf['persistence']['rmse']:.4g}"
                          f"; beats persistence in {wf['folds_model_beats_persistence']}/"
                          f"{wf['folds']} folds")
+        deploy = read_json(layout.deploy / name / DEPLOY_FILE)
+        lines.append(f"{name}: deployed variant: {deploy['variant'] or 'none'} "
+                     f"({deploy['reason']})")
         champion = f"v{r['champion_now']}" if r["champion_now"] else "none yet"
+        if not r.get("registered", True):
+            lines.append(f"{name}: model {r['model_name']}: {r['reason']}; champion is "
+                         f"{champion}")
+            continue
         verdict = "promoted to champion" if r["promoted"] else "not promoted"
         if not r["promoted"] and r["gate_metric"].startswith("relative_") \
                 and r["candidate_value"] >= 1:

@@ -23,6 +23,7 @@ from nnpipe.ohlcv.forecasting import Prepared, read_prepared
 from nnpipe.ohlcv.models import fit_forecaster
 from nnpipe.stages import cli_main, require
 from nnpipe.store import tracking_uri
+from nnpipe.tuning.stage import effective_train, tuning_tags
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +43,21 @@ def train_series(params: Params, domain: str, prep: Prepared, data_hash: str, tm
                  ) -> dict:
     """Fit one series' model into ``tmp`` (its folder in the stage's staging directory)."""
     cfg = params.domain(domain)
+    train, tuning = effective_train(params, domain)
     tmp.mkdir()
     make_deterministic(params.seed)
     with tracking.start_run(
-        params, domain, "train", run_name=f"{domain}-{prep.name}-{cfg.train.model}",
+        params, domain, "train", run_name=f"{domain}-{prep.name}-{train.model}",
         data_hash=data_hash,
     ) as mlrun:
-        tracking.set_tags({"nnpipe.series": prep.name})
+        tracking.set_tags({"nnpipe.series": prep.name, **tuning_tags(tuning)})
         tracking.log_params({"seed": params.seed, "series": prep.name,
-                             "train": cfg.train.model_dump(),
+                             "train": train.model_dump(),
                              "featurize": cfg.featurize.model_dump(),
                              "ingest.source": cfg.ingest.source,
                              "features": ",".join(prep.series.feature_names)})
         tr, va = prep.windows["train"], prep.windows["val"]
-        fitted = fit_forecaster(cfg.train, tr.x, tr.y, va.x, va.y, prep.input_scaler,
+        fitted = fit_forecaster(train, tr.x, tr.y, va.x, va.y, prep.input_scaler,
                                 prep.target_scaler, label=prep.name,
                                 extra_callbacks=(tracking.EpochMetricsLogger(),))
         fitted.model.save(tmp / "model.keras")
@@ -79,7 +81,7 @@ def train_series(params: Params, domain: str, prep: Prepared, data_hash: str, tm
             "data_hash": data_hash, "best_epoch": best["epoch"],
             "best_val_loss": best.get("val_loss"), "look_back": prep.look_back,
             "horizon": prep.horizon, "target": prep.target_kind,
-            "features": prep.series.feature_names,
+            "features": prep.series.feature_names, "hyperparameters": tuning["values"],
         })
     log.info("train: %s best epoch %d, val loss %.4g (scaled units); MLflow run %s", prep.name,
              best["epoch"], best.get("val_loss") or float("nan"), mlrun.info.run_id)
@@ -91,8 +93,9 @@ def run(params: Params, domain: str) -> dict:
     layout = domain_layout(params, domain)
     meta = read_json(require(layout.features / "meta.json", "featurize", domain))
     data_hash = directory_md5(layout.features)
-    log.info("train: %s on %s, %d epochs max", params.domain(domain).train.model,
-             describe_devices(), params.domain(domain).train.epochs)
+    train, tuning = effective_train(params, domain)
+    log.info("train: %s on %s, %d epochs max%s", train.model, describe_devices(),
+             train.epochs, f"; tuned values {tuning['values']}" if tuning["tuned"] else "")
     results = {}
     # all series or none: a failure in one leaves every previous model in place
     with atomic_directory(layout.model) as tmp:

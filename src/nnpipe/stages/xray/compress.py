@@ -4,10 +4,12 @@ Variants (``xray.compress.variants``): the Keras float32 reference; TFLite float
 float16, dynamic range and full int8 (calibrated on training images); magnitude-pruned
 (PolynomialDecay 0.30 -> 0.80, fine-tuned, stripped) as TFLite float32 and int8. For each:
 file size and gzip size, test ROC-AUC computed from the variant's own outputs (LiteRT
-interpreter, not the Keras model), single-input latency (median, p99; fixed threads),
-batch throughput, sparsity, and parity with the Keras model (share of identical class
-decisions at evaluate's threshold). Every variant is built in a child process: one that
-fails or crashes is an "unsupported" row with the reason. Output:
+interpreter, not the Keras model) at the variant's own decision threshold (chosen on
+validation by evaluate's rule: quantization and pruning shift scores), single-input
+latency (median, p99; fixed threads), batch throughput, sparsity, and parity with the
+Keras model (share of test images given the reference's class). Every variant is built
+in a child process: one that fails or crashes is an "unsupported" row with the reason.
+Output:
 ``models/xray-variants/`` (the ``.tflite`` files and the pruned model),
 ``reports/xray/compression.json`` (DVC metrics) and ``compression.md``.
 """
@@ -28,11 +30,11 @@ from nnpipe.compression.runner import (
     run_variants,
 )
 from nnpipe.compression.table import add_ratios, markdown
-from nnpipe.config import Params
+from nnpipe.config import Params, XrayEvaluate
 from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main, require
-from nnpipe.xray.evaluation import compute_metrics
+from nnpipe.xray.evaluation import choose_threshold, compute_metrics
 from nnpipe.xray.features import read_arrays
 
 log = logging.getLogger(__name__)
@@ -40,13 +42,24 @@ log = logging.getLogger(__name__)
 METRIC, PARITY = "roc_auc", "decision_agreement"
 
 
-def score_variant(y: np.ndarray, scores: np.ndarray, reference: np.ndarray, threshold: float,
-                  classes: list[str]) -> dict:
-    """Test ROC-AUC and accuracy of one variant's scores, and its agreement with the
-    reference's class decisions at the same threshold."""
-    m = compute_metrics(y, scores, threshold, classes, 0.9, threshold)
-    agreement = float(np.mean((scores >= threshold) == (reference >= threshold)))
-    return {METRIC: m["roc_auc"], "accuracy": m["accuracy"], PARITY: agreement,
+GATE_METRICS = ("roc_auc", "accuracy", "sensitivity_at_specificity", "f1_positive")
+
+
+def score_variant(y_test: np.ndarray, scores: np.ndarray, y_val: np.ndarray,
+                  val_scores: np.ndarray, reference: np.ndarray, reference_threshold: float,
+                  ev: XrayEvaluate, classes: list[str]) -> dict:
+    """A variant's test metrics at its OWN decision threshold, chosen on validation by
+    evaluate's rule (quantization and pruning shift scores, so the reference's threshold
+    would misjudge them), and its agreement with the reference's class decisions."""
+    threshold = choose_threshold(y_val, val_scores, ev.threshold, ev.target_specificity)
+    spec_threshold = choose_threshold(y_val, val_scores, "specificity", ev.target_specificity)
+    m = compute_metrics(y_test, scores, threshold, classes, ev.target_specificity,
+                        spec_threshold)
+    decisions = reference >= reference_threshold
+    return {**{k: m[k] for k in GATE_METRICS}, "threshold": threshold,
+            PARITY: float(np.mean((scores >= threshold) == decisions)),
+            "agreement_at_reference_threshold": float(
+                np.mean((scores >= reference_threshold) == decisions)),
             "max_abs_diff": float(np.max(np.abs(scores - reference)))}
 
 
@@ -61,9 +74,10 @@ def run(params: Params, domain: str) -> dict:
     size = meta["image_size"]
     x_train, y_train = read_arrays([layout.features / "train.tfrecord"], size)
     x_test, y_test = read_arrays([layout.features / "test.tfrecord"], size)
+    x_val, y_val = read_arrays([layout.features / "val.tfrecord"], size)
     rng = np.random.default_rng(params.seed)
     pick = rng.permutation(len(x_train))[:c.representative_samples]
-    data = {"x_repr": x_train[pick], "x_test": x_test, "x_tune": x_train,
+    data = {"x_repr": x_train[pick], "x_test": x_test, "x_val": x_val, "x_tune": x_train,
             "y_tune": y_train.astype(np.float32).reshape(-1, 1)}
     job = {"model": str(model_path.resolve()), "variants": c.variants, "threads": c.threads,
            "latency_runs": c.latency_runs, "seed": params.seed, "loss": "binary_crossentropy",
@@ -74,26 +88,24 @@ def run(params: Params, domain: str) -> dict:
         rows = run_variants(out, job, data, timeout=c.timeout_seconds)
         reference = reference_predictions(out, rows).reshape(-1)
         for name, row in rows.items():
-            scores = predictions(out, name)
-            if row["status"] == "ok" and scores is not None:
-                row |= score_variant(y_test, scores.reshape(-1), reference,
-                                     metrics["threshold"], cfg.classes)
+            scores, val_scores = predictions(out, name), predictions(out, name, "val")
+            if row["status"] == "ok" and scores is not None and val_scores is not None:
+                row |= score_variant(y_test, scores.reshape(-1), y_val, val_scores.reshape(-1),
+                                     reference, metrics["threshold"], cfg.evaluate,
+                                     cfg.classes)
         clean_job_dir(out, rows)
         rows = add_ratios(rows, METRIC)
         table = {"metric": METRIC, "parity": PARITY, "threshold": metrics["threshold"],
                  "run_id": run_info["run_id"], "variants": rows}
         report = markdown(rows, METRIC, PARITY, "X-ray model variants (test split)", [
-            f"Metric: test ROC-AUC from each variant's own outputs; parity: share of test "
-            f"images with the reference's class at threshold {metrics['threshold']:.3f}.",
+            "Metric: test ROC-AUC from each variant's own outputs; parity: share of test "
+            "images given the reference's class, each variant at its own threshold chosen "
+            f"on validation (the reference's: {metrics['threshold']:.3f}).",
             f"Latency: one image, {c.threads} thread(s), {c.latency_runs} runs."])
         json_tmp = atomic_write_json(Path(staging) / "compression.json", table)
         md_tmp = atomic_write_text(Path(staging) / "compression.md", report)
         with tracking.start_run(params, domain, "compress", run_id=run_info["run_id"]):
-            for name, row in rows.items():
-                if row["status"] == "ok":
-                    tracking.log_metrics({k: row[k] for k in (
-                        "size_bytes", "gzip_bytes", METRIC, PARITY, "latency_ms_median",
-                        "throughput_per_s") if row.get(k) is not None}, prefix=f"{name}.")
+            tracking.log_variant_metrics(rows, (METRIC, PARITY))
             tracking.log_artifacts(json_tmp, "compression")
             tracking.log_artifacts(md_tmp, "compression")
         json_tmp.replace(layout.compression)

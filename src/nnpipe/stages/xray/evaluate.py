@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,20 +36,29 @@ log = logging.getLogger(__name__)
 HEADLINE = ("roc_auc", "accuracy", "sensitivity_at_specificity")
 
 
-def predict_split(model: keras.Model, features_dir: Path, split: str, image_size: int,
+Scorer = Callable[[np.ndarray], np.ndarray]  # pixels (n, size, size, 1) -> probabilities
+
+
+def keras_scorer(model: keras.Model) -> Scorer:
+    return lambda x: model.predict(x, batch_size=256, verbose=0).reshape(-1)
+
+
+def predict_split(predict: Scorer, features_dir: Path, split: str, image_size: int,
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(pixels, labels, scores) of one split, in file order."""
     x, y = read_arrays([features_dir / f"{split}.tfrecord"], image_size)
-    return x, y, model.predict(x, batch_size=256, verbose=0).reshape(-1)
+    return x, y, np.asarray(predict(x), dtype=np.float64).reshape(-1)
 
 
-def score_model(model: keras.Model, features_dir: Path, image_size: int, classes: list[str],
+def score_model(predict: Scorer, features_dir: Path, image_size: int, classes: list[str],
                 threshold_rule: str, target_specificity: float) -> dict:
-    """Thresholds from validation, metrics on test; also the test arrays, for logging."""
-    _, y_val, p_val = predict_split(model, features_dir, "val", image_size)
+    """Thresholds from validation, metrics on test; also the test arrays, for logging.
+    ``predict`` is the Keras model here, a registered champion's deployed variant in
+    register."""
+    _, y_val, p_val = predict_split(predict, features_dir, "val", image_size)
     threshold = choose_threshold(y_val, p_val, threshold_rule, target_specificity)
     spec_threshold = choose_threshold(y_val, p_val, "specificity", target_specificity)
-    x, y, p = predict_split(model, features_dir, "test", image_size)
+    x, y, p = predict_split(predict, features_dir, "test", image_size)
     metrics = compute_metrics(y, p, threshold, classes, target_specificity, spec_threshold)
     metrics["val_roc_auc"] = compute_metrics(y_val, p_val, threshold, classes,
                                              target_specificity, spec_threshold)["roc_auc"]
@@ -73,7 +83,7 @@ def run(params: Params, domain: str) -> dict:
     run_info = read_json(require(layout.model / "run.json", "train", domain))
     history = read_json(require(layout.model / "history.json", "train", domain))
     model = keras.models.load_model(require(layout.model / "model.keras", "train", domain))
-    scored = score_model(model, layout.features, meta["image_size"], cfg.classes,
+    scored = score_model(keras_scorer(model), layout.features, meta["image_size"], cfg.classes,
                          cfg.evaluate.threshold, cfg.evaluate.target_specificity)
     metrics = scored["metrics"] | {"data_hash": run_info["data_hash"],
                                    "run_id": run_info["run_id"],

@@ -19,6 +19,7 @@ from nnpipe.keras_env import describe_devices, make_deterministic
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main, require
 from nnpipe.store import tracking_uri
+from nnpipe.tuning.stage import effective_train, tuning_tags
 from nnpipe.xray.features import read_arrays
 from nnpipe.xray.training import fit_classifier
 
@@ -41,20 +42,22 @@ def run(params: Params, domain: str) -> dict:
     files = {s: layout.features / f"{s}.tfrecord" for s in ("train", "val")}
     counts = [meta["counts"]["train"][c] for c in cfg.classes]
     data_hash = directory_md5(layout.features)
+    train, tuning = effective_train(params, domain)
     make_deterministic(params.seed)
-    log.info("train: %s on %s, %d epochs max", cfg.train.model, describe_devices(),
-             cfg.train.epochs)
+    log.info("train: %s on %s, %d epochs max%s", train.model, describe_devices(),
+             train.epochs, f"; tuned values {tuning['values']}" if tuning["tuned"] else "")
 
     with atomic_directory(layout.model) as tmp, tracking.start_run(
-        params, domain, "train", run_name=f"{domain}-{cfg.train.model}", data_hash=data_hash
+        params, domain, "train", run_name=f"{domain}-{train.model}", data_hash=data_hash
     ) as mlrun:
-        tracking.log_params({"seed": params.seed, "train": cfg.train.model_dump(),
+        tracking.set_tags(tuning_tags(tuning))
+        tracking.log_params({"seed": params.seed, "train": train.model_dump(),
                              "augment": cfg.augment.model_dump(),
                              "featurize": cfg.featurize.model_dump(), "classes": cfg.classes,
                              "ingest.source": cfg.ingest.source})
         arrays = {s: read_arrays([files[s]], meta["image_size"]) for s in files}
         model, history = fit_classifier(
-            cfg.train, cfg.augment, train_files=[files["train"]], val_files=[files["val"]],
+            train, cfg.augment, train_files=[files["train"]], val_files=[files["val"]],
             image_size=meta["image_size"], pixel_mean=meta["pixel_mean"],
             pixel_std=meta["pixel_std"], class_counts=counts, seed=params.seed,
             checkpoint=tmp / "checkpoint.keras",
@@ -79,7 +82,7 @@ def run(params: Params, domain: str) -> dict:
             "model_uri": logged.uri, "model_id": logged.model_id,
             "tracking_uri": tracking_uri(params),
             "data_hash": data_hash, "best_epoch": best["epoch"],
-            "best_val_auc": best.get("val_auc"),
+            "best_val_auc": best.get("val_auc"), "hyperparameters": tuning["values"],
         })
     atomic_write_text(layout.history_plot, history_csv(history))
     log.info("train: best epoch %d, val AUC %.4f; MLflow run %s", best["epoch"],

@@ -1,0 +1,53 @@
+"""Writing a deploy folder: the variant promotion chose, the reference beside it, the
+variant table, and ``deploy.json`` with what serving needs (see
+:mod:`nnpipe.serving.predictor`)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from nnpipe.compression.selection import Selection
+from nnpipe.compression.table import REFERENCE
+from nnpipe.io import atomic_write_json
+from nnpipe.serving.predictor import DEPLOY_FILE
+
+
+def variant_file(variants: Path, variant: str) -> Path:
+    """Where compress left a variant's model file."""
+    return variants / (f"{variant}.keras" if variant == REFERENCE else f"{variant}.tflite")
+
+
+def write_deploy_folder(dest: Path, variants: Path, selection: Selection, rows: dict,
+                        spec: dict[str, Any]) -> dict:
+    """Fill ``dest`` (a staging folder) and return its ``deploy.json`` record."""
+    dest.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {**spec, **selection.as_dict(), "file": None, "format": None,
+                              "reference_file": None, "measured": None, "reference": None}
+    reference = variant_file(variants, REFERENCE)
+    if reference.is_file():
+        shutil.copy2(reference, dest / "reference.keras")
+        record["reference_file"] = "reference.keras"
+        record["reference"] = rows.get(REFERENCE)
+    if selection.variant is not None:
+        source = variant_file(variants, selection.variant)
+        name = "model.keras" if selection.variant == REFERENCE else "model.tflite"
+        shutil.copy2(source, dest / name)
+        record |= {"file": name, "format": "keras" if name.endswith(".keras") else "tflite",
+                   "measured": rows[selection.variant]}
+    atomic_write_json(dest / "variants.json", rows)
+    atomic_write_json(dest / DEPLOY_FILE, record)
+    return record
+
+
+def promotion_summary(record: dict) -> dict:
+    """The DVC metrics of a promotion: the choice, why, and its numbers next to the
+    reference's (sizes as ratios)."""
+    chosen = record.get("measured") or {}
+    return {"variant": record["variant"], "reason": record["reason"],
+            "verdicts": record["verdicts"],
+            **{k: chosen.get(k) for k in ("size_bytes", "gzip_bytes", "size_ratio",
+                                          "gzip_ratio", "latency_ms_median", "latency_ratio",
+                                          record["metric"], record["parity"], "threshold")
+               if k in chosen}}

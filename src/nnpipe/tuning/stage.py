@@ -1,0 +1,152 @@
+"""What both domains' ``tune`` stages share: the search under an MLflow run with one nested
+run per trial, and the files it leaves for ``train``.
+
+Outputs: ``models/<domain>-hyperparameters.json`` (the values ``train`` applies over
+``<domain>.train``; with tuning off it says so and holds none), ``reports/<domain>/
+tuning.json`` (DVC metrics: best value, trials, why the search stopped) and
+``tuning.csv`` (one row per trial, a DVC plot). Nothing is replaced when no trial finishes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import tempfile
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from nnpipe import tracking
+from nnpipe.config import Params
+from nnpipe.io import atomic_write_json, atomic_write_text, read_json
+from nnpipe.layout import domain_layout
+from nnpipe.stages import require
+from nnpipe.tuning.search import (
+    Objective,
+    SearchResult,
+    TrialResult,
+    make_oracle,
+    run_search,
+)
+from nnpipe.tuning.trials import execute_trial
+
+log = logging.getLogger(__name__)
+
+
+def tuned_train(train: BaseModel, values: Mapping[str, Any]) -> Any:
+    """The train params with tuned values applied (validated again, as on load)."""
+    return type(train).model_validate({**train.model_dump(), **values})
+
+
+def effective_train(params: Params, domain: str) -> tuple[Any, dict]:
+    """The train params the tune stage's file says to use, and that file's record."""
+    layout = domain_layout(params, domain)
+    record = read_json(require(layout.hyperparameters, "tune", domain))
+    return tuned_train(params.domain(domain).train, record.get("values", {})), record
+
+
+def tuning_tags(record: dict) -> dict[str, str]:
+    """Tags of a training run saying where its hyper-parameters came from."""
+    if not record.get("tuned"):
+        return {"nnpipe.tuned": "false"}
+    return {"nnpipe.tuned": "true", "nnpipe.tuning_run": str(record.get("run_id")),
+            "nnpipe.tuned_values": json.dumps(record["values"])}
+
+
+def trials_csv(trials: list[TrialResult]) -> str:
+    keys = sorted({k for t in trials for k in t.values})
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["trial", "status", "objective", "best_epoch", "epochs", "seconds", *keys,
+                     "worker", "reason"])
+    for t in trials:
+        writer.writerow([t.trial_id, t.status, "" if t.objective is None else t.objective,
+                         t.best_epoch or "", t.epochs, round(t.seconds, 2),
+                         *[json.dumps(t.values[k]) if isinstance(t.values.get(k), list)
+                           else t.values.get(k, "") for k in keys], t.worker, t.reason or ""])
+    return buf.getvalue()
+
+
+def _write(params: Params, domain: str, record: dict, summary: dict, rows: str) -> None:
+    layout = domain_layout(params, domain)
+    layout.reports.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(layout.tuning_trials, rows)
+    atomic_write_json(layout.tuning, summary)
+    atomic_write_json(layout.hyperparameters, record)  # last: what train reads
+
+
+def _log_trials(result: SearchResult, objective: Objective) -> None:
+    for t in result.trials:
+        tracking.log_child_run(
+            f"trial-{t.trial_id}", params={**t.values, "epochs": t.epochs},
+            history=t.history,
+            metrics={f"best_{objective.name}": t.objective} if t.objective is not None else {},
+            tags={"nnpipe.trial": t.trial_id, "nnpipe.trial_status": t.status,
+                  "nnpipe.trial_worker": t.worker,
+                  **({"nnpipe.trial_failure": t.reason} if t.reason else {})},
+            failed=t.status != "completed", started=t.started, seconds=t.seconds)
+
+
+def run_tuning(params: Params, domain: str, module_name: str, objective: Objective,
+               data_hash: str) -> dict:
+    """Search the space in ``<domain>.tune``, or record that tuning is off."""
+    cfg = params.domain(domain)
+    tune = cfg.tune
+    if not tune.enabled:
+        reason = f"{domain}.tune.enabled is false: train uses {domain}.train as written"
+        log.info("tune: %s", reason)
+        _write(params, domain, {"tuned": False, "values": {}, "reason": reason},
+               {"enabled": False}, trials_csv([]))
+        return {"stage": "tune", "tuned": False}
+
+    call = partial(execute_trial, module_name, domain, params.model_dump(mode="json"),
+                   str(Path.cwd().resolve()), objective=objective)
+    parallel = tune.dask.workers if tune.executor == "dask" else 1
+    log.info("tune: %s search over %s, up to %d trials of %d epochs, %d at a time, "
+             "budget %d s", tune.algorithm, ", ".join(tune.search_space), tune.max_trials,
+             tune.epochs, parallel, tune.time_budget_seconds)
+    with tempfile.TemporaryDirectory(prefix="nnpipe-tune-") as state, tracking.start_run(
+        params, domain, "tune", run_name=f"{domain}-tune-{tune.algorithm}", data_hash=data_hash,
+    ) as mlrun:
+        tracking.log_params({"tune": tune.model_dump(mode="json", exclude={"search_space"}),
+                             "search_space": {k: json.dumps(d.model_dump(exclude_none=True))
+                                              for k, d in tune.search_space.items()},
+                             "seed": params.seed})
+        oracle = make_oracle(tune, cfg.train, objective, params.seed, Path(state))
+
+        def search(run_batch) -> SearchResult:
+            return run_search(oracle, tune.search_space, run_batch, parallel=parallel,
+                              epochs=tune.epochs, time_budget=tune.time_budget_seconds)
+
+        if tune.executor == "dask":
+            from nnpipe.tuning.cluster import search_on_dask
+
+            result = search_on_dask(f"{domain}-tune-trials", tune.dask, call, search)
+        else:
+            result = search(lambda specs: [call(s) for s in specs])
+        _log_trials(result, objective)
+        failed = [t for t in result.trials if t.status != "completed"]
+        tracking.log_metrics({"trials_completed": len(result.completed),
+                              "trials_failed": len(failed)})
+        best = result.best(objective)  # raises, saying why, when no trial finished
+        tracking.log_metrics({f"best_{objective.name}": best.objective})
+        tracking.set_tags({"nnpipe.best_trial": best.trial_id,
+                           "nnpipe.stopped_because": result.stopped_because})
+        summary = {"enabled": True, "algorithm": tune.algorithm, "objective": objective.name,
+                   "direction": objective.direction, "best_value": best.objective,
+                   "best_trial": best.trial_id, "trials": len(result.trials),
+                   "completed": len(result.completed), "failed": len(failed),
+                   "stopped_because": result.stopped_because, "run_id": mlrun.info.run_id}
+        record = {"tuned": True, "values": best.values, **summary}
+    _write(params, domain, record, summary, trials_csv(result.trials))
+    log.info("tune: best trial %s, %s %.4f with %s (%d of %d trials completed)",
+             best.trial_id, objective.name, best.objective, best.values,
+             len(result.completed), len(result.trials))
+    return {"stage": "tune", "tuned": True, "best": best.values,
+            "best_value": best.objective, "trials": len(result.trials)}
+

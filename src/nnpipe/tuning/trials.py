@@ -1,0 +1,58 @@
+"""Running one trial, wherever it runs (this process or a Dask worker): the domain's
+``tune`` stage module supplies ``fit_trial``; any failure becomes a failed result.
+
+Everything a trial needs travels in its arguments (params as plain data, the project
+folder), so a worker process imports nothing from the caller. A remote Dask worker must
+see the project folder at the same path (a shared filesystem) to read the features.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from nnpipe.tuning.search import Objective, TrialResult, TrialSpec, best_of_history
+
+log = logging.getLogger(__name__)
+
+
+def execute_trial(module_name: str, domain: str, raw_params: dict[str, Any], root: str,
+                  spec: TrialSpec, objective: Objective) -> TrialResult:
+    """Fit one configuration for ``spec.epochs`` epochs and score it on validation.
+
+    Never raises for the trial's own failure: a NaN loss or any error is the result's
+    ``reason``, so the search can go on.
+    """
+    from nnpipe.config import validate_params
+
+    started, clock = time.time(), time.monotonic()
+    result = TrialResult(spec.trial_id, spec.values, spec.epochs, "failed", started=started,
+                         worker=f"{socket.gethostname()}:{os.getpid()}")
+    if not Path(root).is_dir():
+        result.reason = (f"the project folder {root} is not visible on this worker; remote "
+                         "Dask workers need the project on a shared filesystem at the same path")
+        return result
+    old = Path.cwd()
+    os.chdir(root)  # params' paths are relative to the project
+    try:
+        params = validate_params(raw_params)
+        module = importlib.import_module(module_name)
+        history = module.fit_trial(params, domain, spec.values, spec.epochs)
+        result.history = history
+        result.objective, result.best_epoch = best_of_history(history, objective)
+        if result.objective is None:
+            result.reason = f"no epoch has a finite {objective.name} (the loss diverged)"
+        else:
+            result.status = "completed"
+    except Exception as exc:  # a trial's failure is its result, the search goes on
+        log.warning("trial %s failed: %s: %s", spec.trial_id, type(exc).__name__, exc)
+        result.reason = f"{type(exc).__name__}: {exc}"[:500]
+    finally:
+        os.chdir(old)
+        result.seconds = time.monotonic() - clock
+    return result
