@@ -100,6 +100,7 @@ def make_project(dest: Path, params: dict | None = None) -> Path:
     return dest
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under pytest-xdist (``--dist loadgroup``): every test that uses the session's flow
     project runs on one worker, so that project is built once; other tests stay with

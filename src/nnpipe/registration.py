@@ -35,12 +35,14 @@ class StaleMetricsError(NnpipeError):
     """The metrics describe another model than the one train produced."""
 
 
-def check_same_run(metrics_run_id: str | None, run_id: str, where: str, domain: str) -> None:
+def check_same_run(metrics_run_id: str | None, run_id: str, where: str, domain: str,
+                   producer: str = "evaluate") -> None:
+    """Refuse an input made for another training run than the current model's."""
     if metrics_run_id != run_id:
         raise StaleMetricsError(
             f"{where} was computed for run {metrics_run_id}, but the trained model is from "
-            f"run {run_id}: run the evaluate stage first (`dvc repro {domain}-register` "
-            "runs both)")
+            f"run {run_id}: run the {producer} stage first (`dvc repro {domain}-register` "
+            "runs every stage it needs)")
 
 
 @dataclass(frozen=True)

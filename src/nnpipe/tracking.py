@@ -194,6 +194,7 @@ def log_child_run(name: str, *, params: Mapping[str, Any], history: list[dict[st
     inherited = {k: v for k, v in client.get_run(parent.info.run_id).data.tags.items()
                  if k.startswith(("nnpipe.", "git_commit", "mlflow.source.git", "prefect.",
                                   "dvc."))}
+    inherited["nnpipe.stage"] = f"{inherited.get('nnpipe.stage', 'run')}-child"
     run = client.create_run(parent.info.experiment_id, start_time=start_ms, run_name=name,
                             tags={**inherited, "mlflow.parentRunId": parent.info.run_id})
     points = [Metric(k, float(v), end_ms, int(row["epoch"])) for row in history

@@ -11,9 +11,10 @@ from nnpipe.io import read_json
 pytestmark = pytest.mark.integration
 
 
-# Both domains up to register; compress (a leaf that register does not need, and slow as a
-# chain of TensorFlow processes) is covered by the flow's tests.
+# Both domains, every stage. Compress builds two X-ray variants here (each is a chain of
+# TensorFlow processes); every variant is the flow tests' business.
 TARGETS = ("xray-register", "ohlcv-register")
+QUICK = {"xray": {"compress": {"variants": ["keras_float32", "tflite_dynamic"]}}}
 
 
 def repro(project) -> str:
@@ -24,10 +25,11 @@ def repro(project) -> str:
 
 
 def test_dvc_repro_matches_the_flow_and_second_run_is_a_no_op(tmp_path, flow_project):
-    project = make_project(tmp_path / "project")
+    project = make_project(tmp_path / "project", QUICK)
     out = repro(project)
     for domain in ("xray", "ohlcv"):
-        for step in ("ingest", "featurize", "train", "evaluate", "register"):
+        for step in ("ingest", "featurize", "tune", "train", "evaluate", "compress", "promote",
+                     "register"):
             assert f"Running stage '{domain}-{step}'" in out
     again = repro(project)
     assert "Running stage" not in again and "up to date" in again
@@ -50,6 +52,14 @@ def test_dvc_repro_matches_the_flow_and_second_run_is_a_no_op(tmp_path, flow_pro
     assert ours["persistence"] == flows["persistence"]  # no model in it: exactly equal
     assert ours["model"]["rmse"] == pytest.approx(flows["model"]["rmse"], rel=1e-3)
     assert read_json(project / "reports/ohlcv/registration.json")["series"]["SYNTH"]["version"]
+    # the tuned values, chosen by separate processes here, are the flow's
+    for domain in ("xray", "ohlcv"):
+        ours = read_json(project / f"models/{domain}-hyperparameters.json")["values"]
+        flows = read_json(flow_project / f"models/{domain}-hyperparameters.json")["values"]
+        assert ours.keys() == flows.keys()
+        for key, value in ours.items():
+            assert value == (pytest.approx(flows[key]) if isinstance(value, float)
+                             else flows[key]), key
 
 
 def test_dvc_metrics_show_covers_both_domains(flow_project):

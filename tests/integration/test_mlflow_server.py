@@ -8,7 +8,7 @@ from conftest import free_port, server_process, working_directory
 from mlflow import MlflowClient
 
 from nnpipe.config import load_params
-from nnpipe.stages.xray import evaluate, register, train
+from nnpipe.stages.xray import compress, evaluate, promote, register, train
 
 pytestmark = pytest.mark.integration
 
@@ -31,9 +31,11 @@ def test_train_evaluate_register_against_a_tracking_server(tmp_path, flow_projec
     shutil.copytree(flow_project, project, symlinks=True)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     with working_directory(project):
-        params = load_params("params.yaml")
+        params = load_params("params.yaml",
+                             ["xray.compress.variants=[keras_float32,tflite_dynamic]"])
         result = train.run(params, "xray")
-        evaluate.run(params, "xray")
+        for stage in (evaluate, compress, promote):
+            stage.run(params, "xray")
         record = register.run(params, "xray")
     c = MlflowClient(url, url)
     run = c.get_run(result["run_id"])
@@ -41,3 +43,4 @@ def test_train_evaluate_register_against_a_tracking_server(tmp_path, flow_projec
     assert record["version"] == "1" and record["promoted"] is True
     assert c.get_model_version_by_alias("xray-classifier", "champion").run_id == run.info.run_id
     assert any(artifacts.rglob("roc.png"))  # artifacts went through the server to its store
+    assert any(artifacts.rglob("deploy.json"))  # and the deployable pyfunc with them

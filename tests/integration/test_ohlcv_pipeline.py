@@ -23,7 +23,8 @@ from nnpipe.stages import get_stage
 
 pytestmark = pytest.mark.integration
 
-FAST = ["ohlcv.train.units=[8]", "ohlcv.train.epochs=2", "ohlcv.evaluate.walk_forward_folds=0"]
+FAST = ["ohlcv.train.units=[8]", "ohlcv.train.epochs=2", "ohlcv.evaluate.walk_forward_folds=0",
+        "ohlcv.tune.enabled=false", "ohlcv.compress.variants=[keras_float32,tflite_float32]"]
 
 
 def run_steps(project, overrides, *steps):
@@ -33,7 +34,8 @@ def run_steps(project, overrides, *steps):
         return {step: get_stage(step, "ohlcv").run(params) for step in steps}
 
 
-ALL = ("ingest", "featurize", "train", "evaluate", "register")
+ALL = ("ingest", "featurize", "tune", "train", "evaluate", "compress", "promote", "register")
+AFTER_TRAINING = ("train", "evaluate", "compress", "promote", "register")
 
 
 @pytest.fixture
@@ -163,21 +165,22 @@ def test_gate_refuses_what_does_not_beat_persistence_and_rescored_champion_decid
     assert first["register"]["series"]["SYNTH"]["promoted"] is True
     # the default ceiling (beat persistence) with a candidate that does not
     second = run_steps(project, [*base, "seed=7", "ohlcv.train.epochs=1",
-                                 "ohlcv.register.max_value=1e-6"], "train", "evaluate",
-                       "register")
+                                 "ohlcv.register.max_value=1e-6"], *AFTER_TRAINING)
     record = second["register"]["series"]["SYNTH"]
     assert record["promoted"] is False and record["version"] == "2"
     assert "not below the ceiling" in record["reason"] and record["champion_now"] == "1"
-    assert record["champion_before_scored"] == "re-scored on the current test period"
-    metrics = read_json(project / "reports/ohlcv/metrics.json")["series"]["SYNTH"]
-    assert record["candidate_value"] == metrics["relative_mae"]
+    v1 = first["promote"]["series"]["SYNTH"]["variant"]
+    assert record["champion_before_scored"] == (
+        f"its deployed variant ({v1}) re-scored on the current test period")
+    deployed = read_json(project / "models/ohlcv-deploy/SYNTH/deploy.json")
+    assert record["candidate_value"] == deployed["measured"]["relative_mae"]
 
 
 def test_register_refuses_metrics_of_another_training_run(project):
     from nnpipe.registration import StaleMetricsError
 
     base = [*FAST, "ohlcv.ingest.synthetic.n_days=300", "ohlcv.featurize.look_back=10"]
-    run_steps(project, base, "ingest", "featurize", "train", "evaluate")
+    run_steps(project, base, "ingest", "featurize", "tune", "train", "evaluate")
     run_steps(project, [*base, "seed=5"], "train")
     with pytest.raises(StaleMetricsError, match="run the evaluate stage first"):
         run_steps(project, base, "register")

@@ -32,13 +32,22 @@ def aliases(project) -> dict[str, str]:
     return {k: str(v) for k, v in model.aliases.items()}
 
 
-def train_again(project, *overrides: str) -> None:
-    """A new training run (a new model), evaluated, as the pipeline would produce it."""
-    from nnpipe.stages.xray import evaluate
+# two variants are enough to promote from here (every variant is the flow tests' business)
+QUICK_COMPRESS = "xray.compress.variants=[keras_float32,tflite_dynamic]"
 
-    params = load_params("params.yaml", list(overrides))
-    train.run(params, "xray")
-    evaluate.run(params, "xray")
+
+def train_again(project, *overrides: str) -> None:
+    """A new training run (a new model), evaluated, compressed and promoted, as the
+    pipeline would produce it."""
+    from nnpipe.stages.xray import compress, evaluate, promote
+
+    params = load_params("params.yaml", [*overrides, QUICK_COMPRESS])
+    for stage in (train, evaluate, compress, promote):
+        stage.run(params, "xray")
+
+
+def deployed(project) -> dict:
+    return json.loads((project / "models/xray-deploy/deploy.json").read_text())
 
 
 def test_rerunning_register_does_not_duplicate_the_version(project):
@@ -63,14 +72,18 @@ def test_gate_refusal_keeps_the_champion_and_moves_challenger(project):
 
 
 def test_champion_is_rescored_on_the_same_test_data(project):
-    v1_auc = json.loads((project / "reports/xray/metrics.json").read_text())["roc_auc"]
+    v1 = deployed(project)
     with working_directory(project):
         train_again(project)
         record = register.run(load_params("params.yaml"), "xray")
     assert record["champion_before"] == "1"
-    assert record["champion_before_scored"] == "re-scored on the current test split"
-    # v1 scored on the same test split gives the AUC it was evaluated with
-    assert record["champion_before_value"] == pytest.approx(v1_auc, abs=1e-6)
+    assert record["champion_before_scored"] == (
+        f"its deployed variant ({v1['variant']}) re-scored on the current test split")
+    # v1's deployed variant, scored through its pyfunc on the same test split, gives the
+    # AUC compress measured for it
+    assert record["champion_before_value"] == pytest.approx(v1["measured"]["roc_auc"],
+                                                            abs=1e-6)
+    v1_auc = v1["measured"]["roc_auc"]
     promoted = record["candidate_value"] >= v1_auc
     assert record["promoted"] is promoted
     assert aliases(project)["champion"] == ("2" if promoted else "1")
@@ -79,10 +92,10 @@ def test_champion_is_rescored_on_the_same_test_data(project):
 def test_worse_than_champion_is_refused(project):
     with working_directory(project):
         train_again(project)
-        metrics_file = project / "reports/xray/metrics.json"
-        metrics = json.loads(metrics_file.read_text())
-        metrics["roc_auc"] -= 0.2  # as if the new model were worse
-        metrics_file.write_text(json.dumps(metrics))
+        deploy_file = project / "models/xray-deploy/deploy.json"
+        deploy = json.loads(deploy_file.read_text())
+        deploy["measured"]["roc_auc"] -= 0.2  # as if the new deployed variant were worse
+        deploy_file.write_text(json.dumps(deploy))
         record = register.run(load_params("params.yaml", ["xray.register.min_value=0.0"]),
                               "xray")
     assert record["promoted"] is False and "worse than champion v1" in record["reason"]

@@ -59,7 +59,7 @@ def test_no_qualifying_variant_and_fallback_none_registers_nothing(copied):
     done = nnpipe(copied, "stage", "register", "--domain", "xray")
     record = read_json(copied / "reports/xray/registration.json")
     assert record["registered"] is False and "nothing registered" in record["reason"]
-    assert record["champion_now"] == before[0].version  # the champion stays
+    assert record["champion_now"] == str(before[0].version)  # the champion stays
     assert "nothing registered" in done.stderr
     assert len(client(copied).search_model_versions("name='xray-classifier'")) == len(before)
 

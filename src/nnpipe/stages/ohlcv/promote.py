@@ -49,7 +49,7 @@ def run(params: Params, domain: str) -> dict:
             run_info = read_json(require(layout.model / name / "run.json", "train", domain))
             series_table = table["series"].get(name, {})
             check_same_run(series_table.get("run_id"), run_info["run_id"],
-                           f"{layout.compression} (series {name})", domain)
+                           f"{layout.compression} (series {name})", domain, "compress")
             selection = select_variant(series_table["variants"], rule)
             spec = {"domain": domain, "series": name, "look_back": meta["look_back"],
                     "horizon": meta["horizon"], "target": meta["target"],

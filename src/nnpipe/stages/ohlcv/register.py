@@ -77,7 +77,8 @@ def run(params: Params, domain: str) -> dict:
                        f"{layout.metrics} (series {name})", domain)
         deploy_dir = layout.deploy / name
         deploy = read_json(require(deploy_dir / DEPLOY_FILE, "promote", domain))
-        check_same_run(deploy.get("run_id"), run_info["run_id"], str(deploy_dir), domain)
+        check_same_run(deploy.get("run_id"), run_info["run_id"], str(deploy_dir), domain,
+                       "promote")
         model_name = cfg.model_name(name)
         if deploy["variant"] is None:
             records[name] = not_registered(model_name, run_info["run_id"], deploy["reason"])

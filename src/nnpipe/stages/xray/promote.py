@@ -40,7 +40,8 @@ def run(params: Params, domain: str) -> dict:
     table = read_json(require(layout.compression, "compress", domain))
     run_info = read_json(require(layout.model / "run.json", "train", domain))
     meta = read_json(require(layout.features / "meta.json", "featurize", domain))
-    check_same_run(table.get("run_id"), run_info["run_id"], str(layout.compression), domain)
+    check_same_run(table.get("run_id"), run_info["run_id"], str(layout.compression), domain,
+                   "compress")
     selection = select_variant(table["variants"], selection_rule(params, domain))
     spec = {"domain": domain, "classes": cfg.classes, "image_size": meta["image_size"],
             "resize": cfg.featurize.resize,

@@ -62,7 +62,8 @@ def run(params: Params, domain: str) -> dict:
     meta = read_json(require(layout.features / "meta.json", "featurize", domain))
     deploy = read_json(require(layout.deploy / DEPLOY_FILE, "promote", domain))
     check_same_run(metrics.get("run_id"), run_info["run_id"], str(layout.metrics), domain)
-    check_same_run(deploy.get("run_id"), run_info["run_id"], str(layout.deploy), domain)
+    check_same_run(deploy.get("run_id"), run_info["run_id"], str(layout.deploy), domain,
+                   "promote")
     if deploy["variant"] is None:
         record = not_registered(reg.model_name, run_info["run_id"], deploy["reason"])
     else:
