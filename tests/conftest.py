@@ -100,17 +100,6 @@ def make_project(dest: Path, params: dict | None = None) -> Path:
     return dest
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``--dist loadgroup``): every test that uses the session's flow
-    project runs on one worker, so that project is built once; other tests stay with
-    their module, whose fixtures are then built once too."""
-    for item in items:
-        group = "flow" if "flow_project" in getattr(item, "fixturenames", ()) \
-            else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_env(tmp_path_factory: pytest.TempPathFactory):
     """No test touches the user's MLflow store, Prefect home or the project's own files."""
@@ -133,6 +122,13 @@ def _no_tracking_uri_leaks(monkeypatch: pytest.MonkeyPatch):
     the next test's stages would log to this test's store."""
     for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(key, raising=False)
+    yield
+    # and the URI a stage set in this process: the next test must not inherit its store
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    tracking_utils._tracking_uri = None
+    registry_utils._registry_uri = None
 
 
 @contextlib.contextmanager
@@ -153,10 +149,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def server_process(cmd: list[str], health_url: str, log_path: Path,
-                   env: dict[str, str] | None = None, timeout: float = 180):
+                   env: dict[str, str] | None = None, timeout: float = 180,
+                   cwd: Path | None = None):
     """Start a real server on loopback, wait until ``health_url`` answers 200, stop it after."""
     log = log_path.open("w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -190,9 +187,30 @@ def nnpipe(project: Path, *args: str, check: bool = True) -> subprocess.Complete
 
 
 @pytest.fixture(scope="session")
-def flow_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny project on which `nnpipe run` (the Prefect flow) has run once, end to end."""
-    project = make_project(tmp_path_factory.mktemp("flow") / "project")
-    done = nnpipe(project, "run")
-    (project / "run.log").write_text(done.stdout + done.stderr)
+def flow_project(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """A tiny project on which `nnpipe run` (the Prefect flow) has run once, end to end.
+
+    Built once per test run, also under pytest-xdist: the workers share it through a
+    folder beside their own temporary folders, the first to need it builds it under a
+    file lock. Tests read it or copy it; none changes it."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent
+    project = shared / "flow" / "project"
+    with FileLock(str(shared / "flow.lock")):
+        if not (project / "run.log").is_file():
+            shutil.rmtree(project.parent, ignore_errors=True)
+            make_project(project)
+            done = nnpipe(project, "run")
+            (project / "run.log").write_text(done.stdout + done.stderr)
     return project
+
+
+@pytest.fixture
+def flow_copy(flow_project: Path, tmp_path: Path) -> Path:
+    """A copy of the flow's project, for tests that change its params, outputs or registry
+    (its MLflow artifacts still go to the original's folder: the store names it)."""
+    dest = tmp_path / "copy"
+    shutil.copytree(flow_project, dest, symlinks=True)
+    return dest

@@ -184,6 +184,79 @@ def cmd_ui(args: argparse.Namespace) -> int:
     return subprocess.call(cmd)
 
 
+def served_models(params, domains: list[str]) -> dict[str, str]:
+    """Registered model names per served slot: ``xray``, ``ohlcv/<series>``."""
+    from nnpipe.config import series_names
+
+    models = {}
+    if "xray" in domains:
+        models["xray"] = params.xray.register.model_name
+    if "ohlcv" in domains:
+        for series in series_names(params.ohlcv.ingest):
+            models[f"ohlcv/{series}"] = params.ohlcv.model_name(series)
+    return models
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The prediction API on the registered champions (see nnpipe.serving.api)."""
+    import uvicorn
+
+    from nnpipe import store
+    from nnpipe.serving.api import ServeSettings, create_app
+
+    params = load_params(args.params)
+    settings = ServeSettings(
+        tracking_uri=store.tracking_uri(params), models=served_models(params, args.domain
+                                                                      or list(DOMAINS)),
+        alias=args.alias, poll_seconds=args.poll_seconds,
+        api_key=os.environ.get("NNPIPE_API_KEY") or None,
+        max_request_bytes=int(args.max_request_mb * 2**20), threads=args.threads)
+    if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
+        log.warning("serving on %s without an API key: set NNPIPE_API_KEY to require one",
+                    args.host)
+    log.info("serving %s (alias %s) from %s on http://%s:%d", ", ".join(settings.models),
+             settings.alias, settings.tracking_uri, args.host, args.port)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
+                access_log=False)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Batch predictions from files to a CSV, with a registered version or a deploy folder."""
+    from pathlib import Path
+
+    from nnpipe import store
+    from nnpipe.serving.batch import predict_ohlcv, predict_xray, write_predictions
+    from nnpipe.serving.predictor import load_predictor
+
+    params = load_params(args.params)
+    domain = (args.domain or ["xray"])[0]
+    if args.deploy:
+        predictor = load_predictor(args.deploy)
+        model = {"name": "(deploy folder)", "version": str(args.deploy),
+                 "variant": predictor.variant}
+    else:
+        from nnpipe.serving.registry import resolve
+
+        models = served_models(params, [domain])
+        key = domain if domain == "xray" else (
+            f"ohlcv/{args.series}" if args.series else next(iter(models)))
+        if key not in models:
+            raise ParamsError(f"series {args.series!r} is not in this project's params; "
+                              f"known: {', '.join(k.split('/', 1)[1] for k in models)}")
+        found = resolve(store.tracking_uri(params), models[key], args.alias)
+        predictor = load_predictor(found.deploy_dir)
+        model = {"name": found.name, "version": found.version, "variant": predictor.variant}
+    source = Path(args.input)
+    table = predict_xray(predictor, source) if domain == "xray" else \
+        predict_ohlcv(predictor, source)
+    out = write_predictions(table, model, Path(args.output))
+    failed = int((table["error"] != "").sum()) if "error" in table else 0
+    log.info("predict: %d rows (%d unreadable) from %s with %s v%s (%s) -> %s", len(table),
+             failed, source, model["name"], model["version"], model["variant"], out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from nnpipe.stages import STEPS
 
@@ -222,6 +295,29 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve the flow on its cron schedule from prefect.yaml")
     p.add_argument("--cron", help="override the schedule, e.g. '0 2 * * *'")
     p.set_defaults(func=cmd_schedule)
+
+    p = sub.add_parser("serve", parents=[common],
+                       help="serve the registered champions over HTTP (API key: set "
+                       "NNPIPE_API_KEY)")
+    p.add_argument("--host", default="127.0.0.1", help="default: loopback only")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--alias", default="champion")
+    p.add_argument("--poll-seconds", type=float, default=30.0,
+                   help="how often to look for a moved alias")
+    p.add_argument("--max-request-mb", type=float, default=10.0)
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads per model")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("predict", parents=[common],
+                       help="batch predictions from images (folder, .npz) or a CSV of bars")
+    p.add_argument("input", help="a folder of PNG/JPEG, an .npz of images, an image, or a "
+                   "CSV of daily bars (--domain ohlcv)")
+    p.add_argument("-o", "--output", default="predictions.csv")
+    p.add_argument("--alias", default="champion", help="the registered version to use")
+    p.add_argument("--series", help="OHLCV: which series' model (default: the only one)")
+    p.add_argument("--deploy", help="use a deploy folder (models/<domain>-deploy) instead "
+                   "of the registry")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("ui", parents=[common], help="open the MLflow UI on the project's store")
     p.add_argument("--host", default="127.0.0.1")

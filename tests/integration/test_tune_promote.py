@@ -4,13 +4,14 @@ through the stages, the registry and the pyfunc (real Prefect, DVC, MLflow)."""
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
-from conftest import make_project, nnpipe
+from conftest import make_project, nnpipe, working_directory
 from mlflow import MlflowClient
 
+from nnpipe.config import load_params
 from nnpipe.io import read_json
+from nnpipe.stages import get_stage
 
 pytestmark = pytest.mark.integration
 
@@ -22,12 +23,15 @@ def client(project) -> MlflowClient:
 
 def test_trials_run_in_parallel_on_a_local_two_worker_dask_cluster(tmp_path):
     project = make_project(tmp_path / "project", {"xray": {"tune": {
-        "executor": "dask", "max_trials": 4, "dask": {"workers": 2}}}})
-    for step in ("ingest", "featurize", "tune"):
-        done = nnpipe(project, "stage", step, "--domain", "xray")
+        "executor": "dask", "max_trials": 2, "dask": {"workers": 2}}}})
+    with working_directory(project):  # data stages in-process; tuning as a user runs it
+        params = load_params("params.yaml")
+        for step in ("ingest", "featurize"):
+            get_stage(step, "xray").run(params)
+    done = nnpipe(project, "stage", "tune", "--domain", "xray")
     assert "a local cluster of 2 worker process(es)" in done.stderr
     record = read_json(project / "models/xray-hyperparameters.json")
-    assert record["tuned"] and record["trials"] == 4 and record["completed"] == 4
+    assert record["tuned"] and record["trials"] == 2 and record["completed"] == 2
     rows = (project / "reports/xray/tuning.csv").read_text().splitlines()[1:]
     workers = {row.split(",")[-2] for row in rows}
     assert len(workers) == 2  # two worker processes, neither of them this one
@@ -37,45 +41,37 @@ def test_trials_run_in_parallel_on_a_local_two_worker_dask_cluster(tmp_path):
     (parent,) = c.search_runs([exp.experiment_id], "tags.`nnpipe.stage` = 'tune'")
     trials = c.search_runs([exp.experiment_id],
                            f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    assert len(trials) == 4 and {t.data.tags["nnpipe.trial_worker"] for t in trials} == workers
+    assert len(trials) == 2 and {t.data.tags["nnpipe.trial_worker"] for t in trials} == workers
 
 
-@pytest.fixture
-def copied(flow_project, tmp_path):
-    """A copy of the flow's project to change promotion params in."""
-    dest = tmp_path / "copy"
-    shutil.copytree(flow_project, dest, symlinks=True)
-    return dest
-
-
-def test_no_qualifying_variant_and_fallback_none_registers_nothing(copied):
-    before = client(copied).search_model_versions("name='xray-classifier'")
-    nnpipe(copied, "stage", "promote", "--domain", "xray", "-S", "xray.promote.candidates=[]",
+def test_no_qualifying_variant_and_fallback_none_registers_nothing(flow_copy):
+    before = client(flow_copy).search_model_versions("name='xray-classifier'")
+    nnpipe(flow_copy, "stage", "promote", "--domain", "xray", "-S", "xray.promote.candidates=[]",
            "-S", "xray.promote.fallback=none")
-    spec = read_json(copied / "models/xray-deploy/deploy.json")
+    spec = read_json(flow_copy / "models/xray-deploy/deploy.json")
     assert spec["variant"] is None and spec["file"] is None
     assert "nothing is deployed (promote.fallback=none)" in spec["reason"]
-    assert (copied / "models/xray-deploy/reference.keras").is_file()  # kept for the record
-    done = nnpipe(copied, "stage", "register", "--domain", "xray")
-    record = read_json(copied / "reports/xray/registration.json")
+    assert (flow_copy / "models/xray-deploy/reference.keras").is_file()  # kept for the record
+    done = nnpipe(flow_copy, "stage", "register", "--domain", "xray")
+    record = read_json(flow_copy / "reports/xray/registration.json")
     assert record["registered"] is False and "nothing registered" in record["reason"]
     assert record["champion_now"] == str(before[0].version)  # the champion stays
     assert "nothing registered" in done.stderr
-    assert len(client(copied).search_model_versions("name='xray-classifier'")) == len(before)
+    assert len(client(flow_copy).search_model_versions("name='xray-classifier'")) == len(before)
 
 
-def test_fallback_reference_deploys_the_keras_model_behind_the_same_pyfunc(copied,
+def test_fallback_reference_deploys_the_keras_model_behind_the_same_pyfunc(flow_copy,
                                                                           monkeypatch):
-    nnpipe(copied, "stage", "promote", "--domain", "xray", "-S", "xray.promote.candidates=[]")
-    spec = read_json(copied / "models/xray-deploy/deploy.json")
+    nnpipe(flow_copy, "stage", "promote", "--domain", "xray", "-S", "xray.promote.candidates=[]")
+    spec = read_json(flow_copy / "models/xray-deploy/deploy.json")
     assert spec["variant"] == "keras_float32" and spec["format"] == "keras"
     assert "the Keras reference is deployed" in spec["reason"]
-    nnpipe(copied, "stage", "register", "--domain", "xray")
-    record = read_json(copied / "reports/xray/registration.json")
+    nnpipe(flow_copy, "stage", "register", "--domain", "xray")
+    record = read_json(flow_copy / "reports/xray/registration.json")
     assert record["registered"] and record["variant"] == "keras_float32"
     # the champion (the TFLite variant of the flow run) was re-scored through its pyfunc
     assert "re-scored" in record["champion_before_scored"]
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{copied / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{flow_copy / 'mlflow.db'}")
     import mlflow.pyfunc
     import numpy as np
 

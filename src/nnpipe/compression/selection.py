@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from nnpipe.compression.table import REFERENCE
 
@@ -28,6 +29,17 @@ class SelectionRule:
     size_tie: float = 0.05
     candidates: Sequence[str] | None = None  # None: every variant but the reference
     fallback: str = "reference"  # reference | none
+
+
+def rule_from_params(promote: Any, *, metric: str, higher_is_better: bool, parity: str,
+                     parity_bound: float, parity_higher_is_better: bool) -> SelectionRule:
+    """A domain's rule: its metric and parity check, the shared settings from params."""
+    return SelectionRule(metric=metric, higher_is_better=higher_is_better,
+                         tolerance=promote.metric_tolerance, parity=parity,
+                         parity_bound=parity_bound,
+                         parity_higher_is_better=parity_higher_is_better,
+                         rank_by=promote.rank_by, size_tie=promote.size_tie,
+                         candidates=promote.candidates, fallback=promote.fallback)
 
 
 @dataclass(frozen=True)

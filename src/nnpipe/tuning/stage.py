@@ -92,9 +92,14 @@ def _log_trials(result: SearchResult, objective: Objective) -> None:
             failed=t.status != "completed", started=t.started, seconds=t.seconds)
 
 
-def run_tuning(params: Params, domain: str, module_name: str, objective: Objective,
-               data_hash: str) -> dict:
-    """Search the space in ``<domain>.tune``, or record that tuning is off."""
+def run_tuning(params: Params, domain: str, module_name: str, objective: Objective) -> dict:
+    """Search the space in ``<domain>.tune`` (trials: ``module_name``'s ``fit_trial``), or
+    record that tuning is off."""
+    from nnpipe.dvc_hash import directory_md5
+
+    features = domain_layout(params, domain).features
+    require(features / "meta.json", "featurize", domain)
+    data_hash = directory_md5(features)
     cfg = params.domain(domain)
     tune = cfg.tune
     if not tune.enabled:

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from nnpipe.config import Params
-from nnpipe.dvc_hash import directory_md5
 from nnpipe.io import read_json
 from nnpipe.keras_env import keras, make_deterministic
 from nnpipe.layout import domain_layout
@@ -61,9 +60,7 @@ def fit_trial(params: Params, domain: str, values: dict[str, Any], epochs: int,
 
 
 def run(params: Params, domain: str) -> dict:
-    layout = domain_layout(params, domain)
-    require(layout.features / "meta.json", "featurize", domain)
-    return run_tuning(params, domain, __spec__.name, OBJECTIVE, directory_md5(layout.features))
+    return run_tuning(params, domain, __spec__.name, OBJECTIVE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 
 from nnpipe import tracking
-from nnpipe.compression.selection import SelectionRule, select_variant
+from nnpipe.compression.selection import SelectionRule, rule_from_params, select_variant
 from nnpipe.config import Params
 from nnpipe.io import atomic_directory, atomic_write_json, read_json
 from nnpipe.layout import domain_layout
@@ -28,10 +28,8 @@ log = logging.getLogger(__name__)
 
 def selection_rule(params: Params, domain: str) -> SelectionRule:
     p = params.domain(domain).promote
-    return SelectionRule(metric=METRIC, higher_is_better=True, tolerance=p.metric_tolerance,
-                         parity=PARITY, parity_bound=p.min_decision_agreement,
-                         parity_higher_is_better=True, rank_by=p.rank_by, size_tie=p.size_tie,
-                         candidates=p.candidates, fallback=p.fallback)
+    return rule_from_params(p, metric=METRIC, higher_is_better=True, parity=PARITY,
+                            parity_bound=p.min_decision_agreement, parity_higher_is_better=True)
 
 
 def run(params: Params, domain: str) -> dict:
