@@ -12,9 +12,10 @@ pytestmark = pytest.mark.integration
 
 
 # X-ray: every stage (compress builds two variants here: each is a chain of TensorFlow
-# processes; every variant is the flow tests' business). OHLCV: to evaluate; its compress,
-# promote and register run the same shared code as the X-ray's.
-TARGETS = ("xray-register", "ohlcv-evaluate")
+# processes; every variant is the flow tests' business). OHLCV: its data stages, which
+# must be byte-identical to the flow's; its model stages run through DVC in the flow
+# (`dvc status` is clean after it) and in-process in test_ohlcv_pipeline.
+TARGETS = ("xray-register", "ohlcv-featurize")
 QUICK = {"xray": {"compress": {"variants": ["keras_float32", "tflite_dynamic"]}}}
 
 
@@ -31,7 +32,7 @@ def test_dvc_repro_matches_the_flow_and_second_run_is_a_no_op(tmp_path, request)
     for step in ("ingest", "featurize", "tune", "train", "evaluate", "compress", "promote",
                  "register"):
         assert f"Running stage 'xray-{step}'" in out
-    for step in ("ingest", "featurize", "tune", "train", "evaluate"):
+    for step in ("ingest", "featurize"):
         assert f"Running stage 'ohlcv-{step}'" in out
     again = repro(project)
     assert "Running stage" not in again and "up to date" in again
@@ -48,15 +49,9 @@ def test_dvc_repro_matches_the_flow_and_second_run_is_a_no_op(tmp_path, request)
     flow_lock = yaml.safe_load((flow_project / "dvc.lock").read_text())["stages"]
     for stage in ("ohlcv-ingest", "ohlcv-featurize"):
         assert ours_lock[stage]["outs"] == flow_lock[stage]["outs"], stage
-    # the OHLCV model trained in its own process here, after the X-ray stages in the flow's
-    # one process: TensorFlow's results then differ in the last bits, so close, not exact
-    ours = read_json(project / "reports/ohlcv/metrics.json")["series"]["SYNTH"]
-    flows = read_json(flow_project / "reports/ohlcv/metrics.json")["series"]["SYNTH"]
-    assert ours["persistence"] == flows["persistence"]  # no model in it: exactly equal
-    assert ours["model"]["rmse"] == pytest.approx(flows["model"]["rmse"], rel=1e-3)
     assert read_json(project / "reports/xray/registration.json")["version"] == "1"
     # the tuned values, chosen by separate processes here, are the flow's
-    for domain in ("xray", "ohlcv"):
+    for domain in ("xray",):
         ours = read_json(project / f"models/{domain}-hyperparameters.json")["values"]
         flows = read_json(flow_project / f"models/{domain}-hyperparameters.json")["values"]
         assert ours.keys() == flows.keys()

@@ -174,18 +174,21 @@ def test_an_alias_move_is_picked_up_during_a_stream_of_requests(flow_copy):
 
         thread = threading.Thread(target=stream)
         thread.start()
-        time.sleep(1.0)
-        logged = client.get_logged_model(v1.source.removeprefix("models:/"))
-        v2 = client.create_model_version("xray-classifier", logged.artifact_location,
-                                         run_id=v1.run_id, tags=v1.tags)
-        client.set_registered_model_alias("xray-classifier", "champion", v2.version)
-        deadline = time.monotonic() + 60
-        while api.get("/models").json()["models"]["xray"]["version"] != v2.version:
-            assert time.monotonic() < deadline, "the alias move was not picked up"
-            time.sleep(0.1)
-        time.sleep(0.5)
-        stop.set()
-        thread.join()
+        try:
+            time.sleep(1.0)
+            logged = client.get_logged_model(v1.source.removeprefix("models:/"))
+            v2 = client.create_model_version("xray-classifier", logged.artifact_location,
+                                             run_id=v1.run_id, tags=v1.tags)
+            client.set_registered_model_alias("xray-classifier", "champion", v2.version)
+            deadline = time.monotonic() + 120
+            while (models := api.get("/models").json())["models"]["xray"]["version"] != \
+                    v2.version:
+                assert time.monotonic() < deadline, f"the alias move was not picked up: {models}"
+                time.sleep(0.2)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            thread.join()
     assert failures == []
     assert seen[0] == "1" and seen[-1] == v2.version and len(seen) > 10
 

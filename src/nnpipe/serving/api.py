@@ -97,11 +97,14 @@ class ModelStore:
                                                                alias))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._client = None
 
     def refresh(self) -> list[str]:
         """Load every model whose alias moved (or that is not loaded yet); what changed."""
         changed = []
-        client = client_for(self.settings.tracking_uri)
+        if self._client is None:
+            self._client = client_for(self.settings.tracking_uri)
+        client = self._client
         for key, name in self.settings.models.items():
             try:
                 current = self.slots.get(key)
@@ -130,7 +133,10 @@ class ModelStore:
     def start_polling(self) -> None:
         def loop() -> None:
             while not self._stop.wait(self.settings.poll_seconds):
-                self.refresh()
+                try:
+                    self.refresh()
+                except Exception:  # the poller outlives any registry failure
+                    log.exception("serve: polling the registry failed; trying again")
 
         self._thread = threading.Thread(target=loop, name="nnpipe-alias-poller", daemon=True)
         self._thread.start()
