@@ -182,7 +182,7 @@ def test_an_alias_move_is_picked_up_during_a_stream_of_requests(flow_copy):
             client.set_registered_model_alias("xray-classifier", "champion", v2.version)
             deadline = time.monotonic() + 120
             while (models := api.get("/models").json())["models"]["xray"]["version"] != \
-                    v2.version:
+                    str(v2.version):
                 assert time.monotonic() < deadline, f"the alias move was not picked up: {models}"
                 time.sleep(0.2)
             time.sleep(0.5)
@@ -190,7 +190,7 @@ def test_an_alias_move_is_picked_up_during_a_stream_of_requests(flow_copy):
             stop.set()
             thread.join()
     assert failures == []
-    assert seen[0] == "1" and seen[-1] == v2.version and len(seen) > 10
+    assert seen[0] == "1" and seen[-1] == str(v2.version) and len(seen) > 10
 
 
 def test_a_real_server_process_on_loopback(flow_project, tmp_path):
