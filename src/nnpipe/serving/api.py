@@ -251,13 +251,13 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
                      "unauthorised")
 
     async def body_bytes(request: Request) -> bytes:
-        data = b""
+        data = bytearray()
         async for chunk in request.stream():
             data += chunk
             if len(data) > settings.max_request_bytes:
                 raise PredictionInputError(f"the request body is over the limit of "
                                            f"{settings.max_request_bytes} bytes")
-        return data
+        return bytes(data)
 
     def model_info(slot: Slot) -> dict[str, Any]:
         d = slot.deployable

@@ -9,6 +9,7 @@ preprocessing training used; TensorFlow is imported only to run a Keras variant.
 
 from __future__ import annotations
 
+import abc
 import importlib
 import json
 import logging
@@ -49,7 +50,7 @@ def load_runner(path: Path, fmt: str, threads: int = 1) -> Callable[[np.ndarray]
 
 
 @dataclass
-class Predictor:
+class Predictor(abc.ABC):
     """A deploy folder's model behind its domain's preprocessing; one subclass per
     domain, in ``nnpipe.<domain>.predictor``."""
 
@@ -61,9 +62,9 @@ class Predictor:
     def variant(self) -> str:
         return self.spec["variant"]
 
+    @abc.abstractmethod
     def predict_input(self, model_input: Any) -> dict[str, list]:
         """Predictions for what an MLflow pyfunc receives (an array or a table)."""
-        raise NotImplementedError
 
 
 def finite(x: np.ndarray, what: str) -> np.ndarray:
