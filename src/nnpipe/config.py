@@ -347,6 +347,9 @@ class Tune(Strict):
     max_trials: Annotated[int, Field(ge=1, le=10_000)] = 4  # random, bayesian
     epochs: Annotated[int, Field(ge=1, le=1000)] = 3  # per trial; hyperband: the most any gets
     time_budget_seconds: Annotated[int, Field(ge=1)] = 600  # no trial starts after this
+    # run the train params as written as a trial too, so tuning replaces them only with a
+    # configuration that scores better on the same budget
+    baseline: bool = True
     hyperband_factor: Annotated[int, Field(ge=2, le=10)] = 3
     executor: Literal["local", "dask"] = "local"
     dask: DaskCluster = DaskCluster()

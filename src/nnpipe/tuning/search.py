@@ -114,11 +114,13 @@ def make_oracle(tune: Tune, train: BaseModel, objective: Objective, seed: int,
               "tune_new_entries": False, "allow_new_entries": False, "seed": seed,
               # the loop decides what many failures mean (see run_search)
               "max_consecutive_failed_trials": 10**9}
+    # the baseline trial (params as written) is one of max_trials
+    trials = max(1, tune.max_trials - 1) if tune.baseline else tune.max_trials
     if tune.algorithm == "random":
-        oracle = kt.oracles.RandomSearchOracle(max_trials=tune.max_trials, **common)
+        oracle = kt.oracles.RandomSearchOracle(max_trials=trials, **common)
     elif tune.algorithm == "bayesian":
         oracle = kt.oracles.BayesianOptimizationOracle(
-            max_trials=tune.max_trials, num_initial_points=min(2, tune.max_trials), **common)
+            max_trials=trials, num_initial_points=min(2, trials), **common)
     else:
         oracle = kt.oracles.HyperbandOracle(max_epochs=tune.epochs,
                                             factor=tune.hyperband_factor, **common)
@@ -158,32 +160,44 @@ class SearchResult:
 Executor = Callable[[list[TrialSpec]], list[TrialResult]]
 
 
+BASELINE = "baseline"  # the trial id of the params as written
+
+
 def run_search(oracle, space: Mapping[str, SearchDim], run_batch: Executor, *, parallel: int,
-               epochs: int, time_budget: float, clock: Callable[[], float] = time.monotonic,
-               ) -> SearchResult:
+               epochs: int, time_budget: float, baseline: Mapping[str, Any] | None = None,
+               clock: Callable[[], float] = time.monotonic) -> SearchResult:
     """Ask the oracle for up to ``parallel`` trials at a time, run them, tell it the
     results; a failed trial (NaN loss, any error) is reported failed and the search goes
-    on. No new trial starts once ``time_budget`` seconds have passed."""
+    on. No new trial starts once ``time_budget`` seconds have passed.
+
+    ``baseline`` (the searched keys' values as written in params) runs first, as trial
+    ``baseline`` on the same budget, so the search replaces the written values only with a
+    configuration that scores better on that budget (ties keep the baseline). The oracle is
+    not told of it: its values need not lie in the search space.
+    """
     start = clock()
     results: list[TrialResult] = []
+    pending = [TrialSpec(BASELINE, dict(baseline), epochs)] if baseline is not None else []
     while True:
         if clock() - start >= time_budget:
             stopped = f"the time budget of {time_budget:.0f} s was reached"
             break
         batch = []
-        for i in range(parallel):
+        for i in range(parallel - len(pending)):
             trial = oracle.create_trial(f"worker-{i}")
             if trial.status != "RUNNING":  # STOPPED: done; IDLE: waiting on a round
                 break
             batch.append(trial)
-        if not batch:
+        if not batch and not pending:
             stopped = ("the tuner had no more trials to give (max_trials reached, or every "
                        "Hyperband bracket run)")
             break
-        specs = [TrialSpec(t.trial_id, decode(t.hyperparameters.values, space),
-                           int(t.hyperparameters.values.get("tuner/epochs", epochs)))
-                 for t in batch]
+        specs = pending + [TrialSpec(t.trial_id, decode(t.hyperparameters.values, space),
+                                     int(t.hyperparameters.values.get("tuner/epochs", epochs)))
+                           for t in batch]
         outcomes = {r.trial_id: r for r in run_batch(specs)}
+        results.extend(outcomes[s.trial_id] for s in pending)  # not the oracle's
+        pending = []
         for trial in batch:
             result = outcomes[trial.trial_id]
             objective = oracle.objective.name

@@ -27,6 +27,7 @@ from nnpipe.io import atomic_write_json, atomic_write_text, read_json
 from nnpipe.layout import domain_layout
 from nnpipe.stages import require
 from nnpipe.tuning.search import (
+    BASELINE,
     Objective,
     SearchResult,
     TrialResult,
@@ -123,10 +124,13 @@ def run_tuning(params: Params, domain: str, module_name: str, objective: Objecti
                                               for k, d in tune.search_space.items()},
                              "seed": params.seed})
         oracle = make_oracle(tune, cfg.train, objective, params.seed, Path(state))
+        baseline = ({k: getattr(cfg.train, k) for k in tune.search_space}
+                    if tune.baseline else None)
 
         def search(run_batch) -> SearchResult:
             return run_search(oracle, tune.search_space, run_batch, parallel=parallel,
-                              epochs=tune.epochs, time_budget=tune.time_budget_seconds)
+                              epochs=tune.epochs, time_budget=tune.time_budget_seconds,
+                              baseline=baseline)
 
         if tune.executor == "dask":
             from nnpipe.tuning.cluster import search_on_dask
@@ -144,7 +148,8 @@ def run_tuning(params: Params, domain: str, module_name: str, objective: Objecti
                            "nnpipe.stopped_because": result.stopped_because})
         summary = {"enabled": True, "algorithm": tune.algorithm, "objective": objective.name,
                    "direction": objective.direction, "best_value": best.objective,
-                   "best_trial": best.trial_id, "trials": len(result.trials),
+                   "best_trial": best.trial_id, "baseline_kept": best.trial_id == BASELINE,
+                   "trials": len(result.trials),
                    "completed": len(result.completed), "failed": len(failed),
                    "stopped_because": result.stopped_because, "run_id": mlrun.info.run_id}
         record = {"tuned": True, "values": best.values, **summary}

@@ -52,7 +52,7 @@ def executor(fail_if=lambda v: False, calls=None):
 
 
 def oracle(tmp_path, **tune):
-    cfg = Tune(search_space=SPACE, **{"max_trials": 5, "epochs": 4, **tune})
+    cfg = Tune(search_space=SPACE, **{"max_trials": 5, "epochs": 4, "baseline": False, **tune})
     return make_oracle(cfg, XrayTrain(), OBJ, seed=3, directory=tmp_path), cfg
 
 
@@ -82,6 +82,42 @@ def test_every_algorithm_proposes_valid_train_params_and_finds_the_best(tmp_path
         assert 0.1 <= spec.values["dropout"] <= 0.5
     best = result.best(OBJ)
     assert best.objective == max(t.objective for t in result.trials)
+
+
+@pytest.mark.parametrize("algorithm", ["random", "bayesian"])
+def test_the_params_as_written_run_first_as_one_of_the_trials(tmp_path, algorithm):
+    o, cfg = oracle(tmp_path, algorithm=algorithm, baseline=True)
+    written = {"filters": [8, 16, 32], "dense_units": 128, "dropout": 0.3,  # not in SPACE
+               "learning_rate": 1e-3}
+    calls = []
+    result = run_search(o, SPACE, executor(calls=calls), parallel=2, epochs=cfg.epochs,
+                        time_budget=600, baseline=written)
+    assert [c.trial_id for c in calls[:1]] == ["baseline"] and calls[0].values == written
+    assert calls[0].epochs == cfg.epochs and len(calls) == cfg.max_trials  # one of the budget
+    assert len(calls[1].values) == len(SPACE)  # the first batch also held an oracle trial
+    assert len(result.trials) == cfg.max_trials
+
+
+def test_the_search_keeps_the_baseline_unless_a_trial_beats_it(tmp_path):
+    best = {"filters": [8], "dense_units": 16, "dropout": 0.9, "learning_rate": 1e-3}
+    o, cfg = oracle(tmp_path, baseline=True)
+    result = run_search(o, SPACE, executor(), parallel=1, epochs=cfg.epochs, time_budget=600,
+                        baseline=best)  # score 1.3: nothing in SPACE reaches it
+    assert result.best(OBJ).trial_id == "baseline"
+
+    def tie(specs):  # every trial scores the same: the baseline, first, wins the tie
+        return [TrialResult(s.trial_id, s.values, s.epochs, "completed", objective=0.7)
+                for s in specs]
+
+    o, cfg = oracle(tmp_path / "tie", baseline=True)
+    result = run_search(o, SPACE, tie, parallel=2, epochs=cfg.epochs, time_budget=600,
+                        baseline=best)
+    assert result.best(OBJ).trial_id == "baseline"
+    worst = {**best, "dropout": 0.0, "filters": [8, 16, 32, 64]}  # score 0.1: beaten
+    o, cfg = oracle(tmp_path / "worst", baseline=True)
+    result = run_search(o, SPACE, executor(), parallel=1, epochs=cfg.epochs, time_budget=600,
+                        baseline=worst)
+    assert result.best(OBJ).trial_id != "baseline"
 
 
 def test_a_failed_trial_is_recorded_and_the_search_goes_on(tmp_path):
