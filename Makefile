@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run test lint repro ui bench clean
+.PHONY: setup system-deps run test lint repro ui bench clean
 
 # uv lives in its own small venv: `uv sync` makes .venv exactly what uv.lock pins.
 $(UV):
@@ -27,8 +27,17 @@ setup: $(VENV)/.synced
 run: setup
 	$(BIN)/nnpipe run
 
+# The stack test starts PostgreSQL's server as a process: Debian's package, installed when
+# missing and this runs as root (elsewhere: apt-get install postgresql, or the test fails).
+system-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] \
+	  && command -v apt-get >/dev/null && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	     postgresql >/dev/null; } \
+	  || echo "note: PostgreSQL's server is missing (apt-get install postgresql)" >&2
+
 ## The tests (unit, integration with real Prefect/DVC/MLflow, real data where ../shared exists).
-test: setup
+test: setup system-deps
 	$(BIN)/python -m pytest
 
 lint: setup

@@ -39,3 +39,20 @@ def commit_stage(target: str, root: Path) -> None:
 
     with Repo(str(root)) as repo:
         repo.commit(target, force=True)
+
+
+def default_remote(root: Path) -> str | None:
+    """The name of the project's default DVC remote (``dvc remote default``), or None."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return repo.config.get("core", {}).get("remote")
+
+
+def push_outputs(targets: list[str], root: Path) -> int:
+    """Upload the stages' cached outputs to the default remote (``dvc push targets``);
+    returns how many files were sent (0 when the remote has them all)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return int(repo.push(targets=targets) or 0)

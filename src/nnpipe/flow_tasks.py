@@ -65,6 +65,20 @@ def _run_stage(name: str, params_file: str, force: bool) -> dict[str, Any]:
     return result
 
 
+@task(name="push-data", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30])
+def push_data(targets: list[str], root: str) -> dict[str, Any]:
+    """Send the run's outputs to the project's default DVC remote, when it has one (the
+    stack's object storage, say), so ``dvc pull`` on another machine gets what ran here."""
+    logger = get_run_logger()
+    remote = dvc_repo.default_remote(Path(root))
+    if remote is None:
+        logger.info("no default DVC remote (dvc remote add -d ...): outputs stay local")
+        return {"remote": None, "pushed": 0}
+    pushed = dvc_repo.push_outputs(targets, Path(root))
+    logger.info("dvc push to %s: %d file(s) sent", remote, pushed)
+    return {"remote": remote, "pushed": pushed}
+
+
 def run_domain(domain: str, params_file: str = "params.yaml", force: bool = False,
                ) -> dict[str, dict[str, Any]] | State:
     """Run every stage of a domain in order; a failed stage stops the ones after it and
@@ -87,4 +101,8 @@ def run_domain(domain: str, params_file: str = "params.yaml", force: bool = Fals
         if state.is_failed():
             return Failed(message=f"{name}: {state.message}")
         results[spec.step] = state.result()
+    if root is not None:
+        state = push_data([s.name for s in PIPELINES[domain]], str(root), return_state=True)
+        if state.is_failed():
+            return Failed(message=f"dvc push: {state.message}")
     return results

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-from scipy import special
 
 from nnpipe.ohlcv.sources import OhlcvDataError
 
@@ -202,6 +201,9 @@ def diebold_mariano(e1: np.ndarray, e2: np.ndarray, horizon: int = 1,
     correction = np.sqrt((n + 1 - 2 * horizon + horizon * (horizon - 1) / n) / n)
     statistic = float(correction * mean / np.sqrt(variance))
     # Student-t CDF from scipy.special: the same value as scipy.stats, a fraction of the import
+    # (here, not at the top: the serving image has no scipy and needs only to_price's module)
+    from scipy import special
+
     p_value = float(2 * special.stdtr(n - 1, -abs(statistic)))
     return statistic, p_value
 

@@ -38,7 +38,13 @@ def load_runner(path: Path, fmt: str, threads: int = 1) -> Callable[[np.ndarray]
 
         runner = TfliteRunner(path.read_bytes(), threads=threads)
         return runner.predict
-    from nnpipe.keras_env import keras, tf
+    try:
+        from nnpipe.keras_env import keras, tf
+    except ImportError as exc:
+        raise NnpipeError(
+            f"{path.name} is a Keras model and TensorFlow is not installed here ({exc}): "
+            "serve it from an install with nnpipe[pipeline] (the pipeline image), or "
+            "promote a TFLite variant") from None
 
     model = keras.models.load_model(path, compile=False)
     call = tf.function(lambda x: model(x, training=False))  # compiled once per input shape

@@ -1,0 +1,234 @@
+"""The deployment stack of docker/compose.yaml, started as plain processes on loopback (no
+Docker engine runs here): PostgreSQL (Debian's server), an S3-compatible server (moto's;
+compose uses MinIO), `mlflow server` on PostgreSQL with its artifacts in S3, a Prefect
+server on PostgreSQL, the worker (docker/worker.sh, as compose runs it) and the API from
+the serving image's package set (the `serve` extra only: no TensorFlow).
+
+A flow run goes through the worker, registers its model on the tracking server and pushes
+its data to the DVC remote; the API then answers with that version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import io
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import BIN, ROOT, free_port, make_project, server_process
+
+pytestmark = pytest.mark.integration
+
+DOCKER = ROOT / "docker"
+S3_KEYS = {"AWS_ACCESS_KEY_ID": "nnpipe", "AWS_SECRET_ACCESS_KEY": "stack-test-secret",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _pg_bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+def _as_postgres_user(cmd: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: CI runs as root, so drop to the postgres user."""
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
+@contextlib.contextmanager
+def postgres_server(log_path: Path):
+    initdb, postgres = _pg_bin("initdb"), _pg_bin("postgres")
+    if not (initdb and postgres and shutil.which("psql")):
+        pytest.fail("PostgreSQL's server is not installed: apt-get install postgresql "
+                    "(.ci/run does it)")
+    data = Path(tempfile.mkdtemp(prefix="nnpipe-pg-"))  # not under root's private tmp
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+    subprocess.run(_as_postgres_user([initdb, "-D", str(data), "-U", "nnpipe", "--auth=trust",
+                                      "-E", "UTF8"]), check=True, capture_output=True)
+    port = free_port()
+    log = log_path.open("w")
+    proc = subprocess.Popen(_as_postgres_user([postgres, "-D", str(data), "-p", str(port),
+                                               "-h", "127.0.0.1", "-k", str(data)]),
+                            stdout=log, stderr=subprocess.STDOUT)
+    env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(port), "POSTGRES_USER": "nnpipe"}
+    try:
+        deadline = time.monotonic() + 60
+        while subprocess.run(["psql", "-U", "nnpipe", "-d", "postgres", "-c", "select 1"],
+                             env=env, capture_output=True).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"postgres did not start: {log_path.read_text()[-2000:]}")
+            time.sleep(0.5)
+        # the compose file's init script makes the two databases
+        subprocess.run(["sh", str(DOCKER / "postgres-init.sh")], env=env, check=True)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def api(url: str, path: str, body: dict | None = None, method: str | None = None) -> dict:
+    req = urllib.request.Request(f"{url}{path}", method=method or ("POST" if body is not None
+                                                                     else "GET"),
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.load(resp)
+
+
+def serve_venv(dest: Path) -> Path:
+    """The serving image's environment: the lock file's core + `serve` extra, nothing else."""
+    uv = ROOT / ".tools" / "bin" / "uv"
+    uv = str(uv) if uv.exists() else shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is not installed: run `make setup` first")
+    env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(dest), "UV_PYTHON_DOWNLOADS": "never"}
+    done = subprocess.run([uv, "sync", "-q", "--frozen", "--no-dev", "--no-install-project",
+                           "--extra", "serve", "--python", str(BIN / "python")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return dest / "bin" / "python"
+
+
+def png_bytes(size: int = 64) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (size, size), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def wait_for_flow_run(prefect_api: str, run_id: str, timeout: float, worker_log: Path) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = api(prefect_api, f"/flow_runs/{run_id}")
+        if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            return run
+        time.sleep(3)
+    pytest.fail(f"the flow run did not finish in {timeout:.0f} s; worker log:\n"
+                f"{worker_log.read_text()[-4000:]}")
+
+
+def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with contextlib.ExitStack() as stack:
+        pg_port = stack.enter_context(postgres_server(logs / "postgres.log"))
+
+        s3_port = free_port()
+        s3_url = f"http://127.0.0.1:{s3_port}"
+        stack.enter_context(server_process(
+            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
+            f"{s3_url}/moto-api/", logs / "s3.log"))
+        s3_env = {**os.environ, **S3_KEYS, "AWS_ENDPOINT_URL": s3_url,
+                  "MLFLOW_S3_ENDPOINT_URL": s3_url}
+        subprocess.run([str(BIN / "python"), str(DOCKER / "buckets.py")], check=True,
+                       env={**s3_env, "NNPIPE_BUCKETS": "mlflow dvc"})
+
+        mlflow_port = free_port()
+        mlflow_url = f"http://127.0.0.1:{mlflow_port}"
+        stack.enter_context(server_process(
+            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+             "--workers", "1",
+             "--backend-store-uri", f"postgresql://nnpipe@127.0.0.1:{pg_port}/mlflow",
+             "--artifacts-destination", "s3://mlflow/"],
+            f"{mlflow_url}/health", logs / "mlflow.log", env=s3_env))
+
+        prefect_port = free_port()
+        prefect_api = f"http://127.0.0.1:{prefect_port}/api"
+        prefect_env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-server"),
+                       "PREFECT_API_DATABASE_CONNECTION_URL":
+                           f"postgresql+asyncpg://nnpipe@127.0.0.1:{pg_port}/prefect"}
+        stack.enter_context(server_process(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
+             str(prefect_port)], f"{prefect_api}/health", logs / "prefect.log",
+            env=prefect_env))
+
+        project = make_project(tmp_path / "project", {"xray": {
+            "tune": {"enabled": False},
+            "compress": {"variants": ["keras_float32", "tflite_dynamic"]}}})
+        worker_env = {**s3_env, "PREFECT_API_URL": prefect_api,
+                      "MLFLOW_TRACKING_URI": mlflow_url, "NNPIPE_PROJECT_DIR": str(project),
+                      "NNPIPE_DVC_REMOTE": "s3://dvc/nnpipe",
+                      "PREFECT_HOME": str(tmp_path / "prefect-worker")}
+        worker_log = logs / "worker.log"
+        worker = subprocess.Popen(["sh", str(DOCKER / "worker.sh")], env=worker_env,
+                                  stdout=worker_log.open("w"), stderr=subprocess.STDOUT)
+        stack.callback(lambda: worker.wait(timeout=30))
+        stack.callback(worker.terminate)
+
+        # the worker script deployed prefect.yaml; run the nightly deployment now
+        deadline = time.monotonic() + 240
+        while True:
+            try:
+                dep = api(prefect_api, "/deployments/name/xray-training/xray-training-nightly")
+                break
+            except urllib.error.HTTPError:
+                if worker.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the worker did not deploy:\n{worker_log.read_text()[-4000:]}")
+                time.sleep(2)
+        assert [s["schedule"]["cron"] for s in dep["schedules"]] == ["0 2 * * *"]
+        run = api(prefect_api, f"/deployments/{dep['id']}/create_flow_run", {})
+        run = wait_for_flow_run(prefect_api, run["id"], 900, worker_log)
+        assert run["state"]["type"] == "COMPLETED", (run["state"], worker_log.read_text()[-6000:])
+
+        # the run registered its model on the tracking server, artifacts in S3
+        from mlflow import MlflowClient
+
+        champion = MlflowClient(mlflow_url, mlflow_url).get_model_version_by_alias(
+            "xray-classifier", "champion")
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=s3_url, **{
+            k.lower(): v for k, v in S3_KEYS.items() if k != "AWS_DEFAULT_REGION"},
+                          region_name="us-east-1")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow").get("Contents", [])]
+        assert any(k.endswith("deploy.json") for k in keys), keys[:20]
+        # and pushed what it produced to the DVC remote
+        dvc_keys = [o["Key"] for o in
+                    s3.list_objects_v2(Bucket="dvc", Prefix="nnpipe/").get("Contents", [])]
+        assert len(dvc_keys) >= 5, dvc_keys
+        status = subprocess.run([str(BIN / "dvc"), "status", "--cloud", "xray-train"],
+                                cwd=project, env=worker_env, capture_output=True, text=True)
+        assert status.returncode == 0 and "new:" not in status.stdout, status.stdout
+
+        # the API, from the serving image's packages only, serves that version
+        python = serve_venv(tmp_path / "serve-venv")
+        api_port = free_port()
+        api_url = f"http://127.0.0.1:{api_port}"
+        serve_env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_url,
+                     "NNPIPE_API_KEY": "stack-key", "PYTHONPATH": str(ROOT / "src")}
+        stack.enter_context(server_process(
+            [str(python), "-m", "nnpipe", "serve", "--domain", "xray", "--port",
+             str(api_port)], f"{api_url}/health", logs / "api.log", env=serve_env,
+            cwd=project))
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{api_url}/ready", timeout=10)
+                break
+            except urllib.error.HTTPError:
+                if time.monotonic() > deadline:
+                    pytest.fail((logs / "api.log").read_text()[-3000:])
+                time.sleep(1)
+        req = urllib.request.Request(f"{api_url}/predict/xray", data=png_bytes(),
+                                     headers={"Content-Type": "image/png",
+                                              "X-API-Key": "stack-key"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            answer = json.load(resp)
+        assert answer["model"]["name"] == "xray-classifier"
+        assert str(answer["model"]["version"]) == str(champion.version)
+        assert set(answer["probabilities"]) == {"normal", "pneumonia"}
+        assert abs(sum(answer["probabilities"].values()) - 1) < 1e-5
+        assert not list((tmp_path / "serve-venv").glob("lib/*/site-packages/tensorflow"))
