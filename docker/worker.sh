@@ -17,10 +17,12 @@ prefect work-pool inspect "$pool" >/dev/null 2>&1 \
 prefect work-pool set-concurrency-limit "$pool" 1 >/dev/null
 
 if [ -n "${NNPIPE_DVC_REMOTE:-}" ]; then
-  # --local: .dvc/config.local, not committed; credentials come from AWS_* in the env
-  dvc remote add --local --force --default stack "$NNPIPE_DVC_REMOTE"
+  # --global: the worker's own DVC config (DVC_GLOBAL_CONFIG_DIR), not the checkout's,
+  # which the host shares and where the stack's endpoint name means nothing;
+  # credentials come from AWS_* in the environment
+  dvc remote add --global --force --default stack "$NNPIPE_DVC_REMOTE"
   if [ -n "${AWS_ENDPOINT_URL:-}" ]; then
-    dvc remote modify --local stack endpointurl "$AWS_ENDPOINT_URL"
+    dvc remote modify --global stack endpointurl "$AWS_ENDPOINT_URL"
   fi
 fi
 

@@ -148,24 +148,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server_process(cmd: list[str], health_url: str, log_path: Path,
-                   env: dict[str, str] | None = None, timeout: float = 180,
-                   cwd: Path | None = None):
-    """Start a real server on loopback, wait until ``health_url`` answers 200, stop it after."""
+def started_process(cmd: list[str], log_path: Path, env: dict[str, str] | None = None,
+                    cwd: Path | None = None):
+    """A server process, stopped (terminate, then kill) on exit; see :func:`wait_http`."""
     log = log_path.open("w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(health_url, timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{cmd[0]} did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(1)
         yield proc
     finally:
         proc.terminate()
@@ -173,7 +161,33 @@ def server_process(cmd: list[str], health_url: str, log_path: Path,
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=30)
         log.close()
+
+
+def wait_http(proc: subprocess.Popen, url: str, log_path: Path, timeout: float = 180) -> None:
+    """Wait until ``url`` answers 200; fail with the server's log if it dies or times out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{proc.args[0]} did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def server_process(cmd: list[str], health_url: str, log_path: Path,
+                   env: dict[str, str] | None = None, timeout: float = 180,
+                   cwd: Path | None = None):
+    """Start a real server on loopback, wait until ``health_url`` answers 200, stop it after."""
+    with started_process(cmd, log_path, env, cwd) as proc:
+        wait_http(proc, health_url, log_path, timeout)
+        yield proc
 
 
 def nnpipe(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

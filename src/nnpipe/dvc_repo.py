@@ -33,6 +33,16 @@ def stage_is_current(target: str, root: Path) -> bool:
     return not changes
 
 
+def current_stages(targets: list[str], root: Path) -> set[str]:
+    """Which of ``targets`` DVC considers up to date, each judged on its own, in one open
+    of the repository (a no-change scheduled run then costs one DVC index build, not one
+    per stage)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return {t for t in targets if not repo.status(targets=[t])}
+
+
 def commit_stage(target: str, root: Path) -> None:
     """Record the stage's current deps, params and outs in ``dvc.lock`` and the cache."""
     from dvc.repo import Repo

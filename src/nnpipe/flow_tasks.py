@@ -26,7 +26,8 @@ INPUT_ERROR = "InputError"  # the state name of a stage failed by the user's inp
 
 # DVC's hashes decide what is current (see nnpipe.dvc_repo), so Prefect's own cache is off.
 @task(cache_policy=NO_CACHE, log_prints=True)
-def run_stage(name: str, params_file: str, force: bool = False) -> dict[str, Any] | State:
+def run_stage(name: str, params_file: str, force: bool = False, known_current: bool = False,
+              ) -> dict[str, Any] | State:
     """Run one stage (``xray-train``) unless DVC says it is up to date.
 
     An error in the user's input ends the task Failed with its message and no traceback
@@ -34,7 +35,7 @@ def run_stage(name: str, params_file: str, force: bool = False) -> dict[str, Any
     say, fails the task normally and so is retried where the stage allows it.
     """
     try:
-        return _run_stage(name, params_file, force)
+        return _run_stage(name, params_file, force, known_current)
     except NnpipeError as exc:
         get_run_logger().error("%s: %s", name, exc)
         return Failed(name=INPUT_ERROR, message=str(exc))
@@ -45,13 +46,17 @@ def _retry_unless_input_error(task: Any, task_run: Any, state: State) -> bool:
     return state.name != INPUT_ERROR
 
 
-def _run_stage(name: str, params_file: str, force: bool) -> dict[str, Any]:
+def _run_stage(name: str, params_file: str, force: bool, known_current: bool = False,
+               ) -> dict[str, Any]:
+    """``known_current``: DVC said so at the start of this flow run and nothing before
+    this stage has run since (so asking again would get the same answer)."""
     logger = get_run_logger()
     root = dvc_repo.find_root()
     target = name
     params = load_params(params_file)
     stage = STAGES[name]
-    if root is not None and not force and dvc_repo.stage_is_current(target, root):
+    if root is not None and not force and (known_current
+                                           or dvc_repo.stage_is_current(target, root)):
         if not stage.source_changed(params):
             logger.info("%s is up to date (dvc status); skipped", target)
             return {"stage": name, "skipped": True}
@@ -90,6 +95,9 @@ def run_domain(domain: str, params_file: str = "params.yaml", force: bool = Fals
             f"inside the DVC project {root}, the pipeline runs on its params.yaml (what "
             f"dvc.lock records), not {params_file}; copy the values in, or use -S overrides")
     results: dict[str, dict[str, Any]] = {}
+    names = [spec.name for spec in PIPELINES[domain]]
+    current = set() if root is None or force else dvc_repo.current_stages(names, root)
+    nothing_ran = True
     for spec in PIPELINES[domain]:
         name = spec.name
         options: dict[str, Any] = {"task_run_name": name}
@@ -97,10 +105,12 @@ def run_domain(domain: str, params_file: str = "params.yaml", force: bool = Fals
             options |= {"retries": 2, "retry_delay_seconds": [5, 30],
                         "retry_condition_fn": _retry_unless_input_error}
         state = run_stage.with_options(name=name, **options)(
-            name, str(Path(params_file)), force, return_state=True)
+            name, str(Path(params_file)), force, nothing_ran and name in current,
+            return_state=True)
         if state.is_failed():
             return Failed(message=f"{name}: {state.message}")
         results[spec.step] = state.result()
+        nothing_ran = nothing_ran and bool(results[spec.step].get("skipped"))
     if root is not None:
         state = push_data([s.name for s in PIPELINES[domain]], str(root), return_state=True)
         if state.is_failed():

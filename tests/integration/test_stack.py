@@ -24,7 +24,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BIN, ROOT, free_port, make_project, server_process
+from conftest import (
+    BIN,
+    ROOT,
+    free_port,
+    make_project,
+    server_process,
+    started_process,
+    wait_http,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -120,6 +128,61 @@ def wait_for_flow_run(prefect_api: str, run_id: str, timeout: float, worker_log:
                 f"{worker_log.read_text()[-4000:]}")
 
 
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:  # a worker may wait on its runs: do not wait forever
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+def check_deployments(prefect_api: str) -> dict:
+    """prefect.yaml, deployed by the worker script: both flows, their crons, one run at a
+    time, the stack's work pool."""
+    deployments = {d["name"]: d for d in api(prefect_api, "/deployments/filter", {})}
+    nightly, daily = deployments["xray-training-nightly"], deployments["ohlcv-training-daily"]
+    assert nightly["entrypoint"] == "flows/xray_training.py:xray_training"
+    assert daily["entrypoint"] == "flows/ohlcv_training.py:ohlcv_training"
+    for dep in (nightly, daily):
+        assert dep["work_pool_name"] == "nnpipe-process"
+        limit = (dep.get("global_concurrency_limit") or {}).get("limit") or \
+            dep["concurrency_limit"]
+        assert limit == 1
+    assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in nightly["schedules"]] \
+        == [("0 2 * * *", "UTC")]
+    # weekdays, after the US market closes
+    assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in daily["schedules"]] \
+        == [("30 18 * * 1-5", "America/New_York")]
+    pool = api(prefect_api, "/work_pools/nnpipe-process")
+    assert pool["type"] == "process" and pool["concurrency_limit"] == 1
+    return nightly
+
+
+def check_nnpipe_schedule(project: Path, prefect_api: str, log: Path) -> None:
+    """`nnpipe schedule` serves both flows on prefect.yaml's crons (no worker needed)."""
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    proc = subprocess.Popen([str(BIN / "nnpipe"), "schedule"], cwd=project, env=env,
+                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        found: dict = {}
+        while time.monotonic() < deadline and len(found) < 2:
+            found = {d["name"]: d for d in api(prefect_api, "/deployments/filter", {})
+                     if d["name"].endswith("-scheduled")}
+            if proc.poll() is not None:
+                break
+            time.sleep(2)
+        assert set(found) == {"xray-training-scheduled", "ohlcv-training-scheduled"}, \
+            log.read_text()[-3000:]
+        crons = {n: [(s["schedule"]["cron"], s["schedule"]["timezone"])
+                     for s in d["schedules"]] for n, d in found.items()}
+        assert crons == {"xray-training-scheduled": [("0 2 * * *", "UTC")],
+                         "ohlcv-training-scheduled": [("30 18 * * 1-5", "America/New_York")]}
+    finally:
+        stop(proc)
+
+
 def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -136,37 +199,38 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
         subprocess.run([str(BIN / "python"), str(DOCKER / "buckets.py")], check=True,
                        env={**s3_env, "NNPIPE_BUCKETS": "mlflow dvc"})
 
-        mlflow_port = free_port()
+        # the two servers start side by side (half a minute each), the project meanwhile
+        mlflow_port, prefect_port = free_port(), free_port()
         mlflow_url = f"http://127.0.0.1:{mlflow_port}"
-        stack.enter_context(server_process(
-            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
-             "--workers", "1",
-             "--backend-store-uri", f"postgresql://nnpipe@127.0.0.1:{pg_port}/mlflow",
-             "--artifacts-destination", "s3://mlflow/"],
-            f"{mlflow_url}/health", logs / "mlflow.log", env=s3_env))
-
-        prefect_port = free_port()
         prefect_api = f"http://127.0.0.1:{prefect_port}/api"
-        prefect_env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-server"),
-                       "PREFECT_API_DATABASE_CONNECTION_URL":
-                           f"postgresql+asyncpg://nnpipe@127.0.0.1:{pg_port}/prefect"}
-        stack.enter_context(server_process(
+        mlflow = stack.enter_context(started_process(  # the store URI in the env, as compose
+            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
+             "--workers", "1", "--artifacts-destination", "s3://mlflow/"],
+            logs / "mlflow.log", env={
+                **s3_env,
+                "MLFLOW_BACKEND_STORE_URI": f"postgresql://nnpipe@127.0.0.1:{pg_port}/mlflow"}))
+        prefect = stack.enter_context(started_process(
             [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-             str(prefect_port)], f"{prefect_api}/health", logs / "prefect.log",
-            env=prefect_env))
-
+             str(prefect_port)], logs / "prefect.log",
+            env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-server"),
+                 "PREFECT_API_DATABASE_CONNECTION_URL":
+                     f"postgresql+asyncpg://nnpipe@127.0.0.1:{pg_port}/prefect"}))
         project = make_project(tmp_path / "project", {"xray": {
             "tune": {"enabled": False},
             "compress": {"variants": ["keras_float32", "tflite_dynamic"]}}})
+        wait_http(mlflow, f"{mlflow_url}/health", logs / "mlflow.log")
+        wait_http(prefect, f"{prefect_api}/health", logs / "prefect.log")
+
         worker_env = {**s3_env, "PREFECT_API_URL": prefect_api,
                       "MLFLOW_TRACKING_URI": mlflow_url, "NNPIPE_PROJECT_DIR": str(project),
                       "NNPIPE_DVC_REMOTE": "s3://dvc/nnpipe",
+                      "DVC_GLOBAL_CONFIG_DIR": str(tmp_path / "dvc-global"),
                       "PREFECT_HOME": str(tmp_path / "prefect-worker")}
         worker_log = logs / "worker.log"
         worker = subprocess.Popen(["sh", str(DOCKER / "worker.sh")], env=worker_env,
                                   stdout=worker_log.open("w"), stderr=subprocess.STDOUT)
-        stack.callback(lambda: worker.wait(timeout=30))
-        stack.callback(worker.terminate)
+        stack.callback(stop, worker)
+        python = serve_venv(tmp_path / "serve-venv")  # the API's, made meanwhile
 
         # the worker script deployed prefect.yaml; run the nightly deployment now
         deadline = time.monotonic() + 240
@@ -178,7 +242,7 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
                 if worker.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"the worker did not deploy:\n{worker_log.read_text()[-4000:]}")
                 time.sleep(2)
-        assert [s["schedule"]["cron"] for s in dep["schedules"]] == ["0 2 * * *"]
+        assert check_deployments(prefect_api)["id"] == dep["id"]
         run = api(prefect_api, f"/deployments/{dep['id']}/create_flow_run", {})
         run = wait_for_flow_run(prefect_api, run["id"], 900, worker_log)
         assert run["state"]["type"] == "COMPLETED", (run["state"], worker_log.read_text()[-6000:])
@@ -195,6 +259,9 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
                           region_name="us-east-1")
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow").get("Contents", [])]
         assert any(k.endswith("deploy.json") for k in keys), keys[:20]
+        assert any(k.endswith("roc.png") for k in keys), keys[:20]  # the training run's too
+        run_id = champion.run_id
+        assert MlflowClient(mlflow_url).get_run(run_id).data.metrics["test_roc_auc"] > 0
         # and pushed what it produced to the DVC remote
         dvc_keys = [o["Key"] for o in
                     s3.list_objects_v2(Bucket="dvc", Prefix="nnpipe/").get("Contents", [])]
@@ -202,9 +269,9 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
         status = subprocess.run([str(BIN / "dvc"), "status", "--cloud", "xray-train"],
                                 cwd=project, env=worker_env, capture_output=True, text=True)
         assert status.returncode == 0 and "new:" not in status.stdout, status.stdout
+        assert not (project / ".dvc" / "config.local").exists()  # the checkout's config untouched
 
         # the API, from the serving image's packages only, serves that version
-        python = serve_venv(tmp_path / "serve-venv")
         api_port = free_port()
         api_url = f"http://127.0.0.1:{api_port}"
         serve_env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_url,
@@ -232,3 +299,5 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
         assert set(answer["probabilities"]) == {"normal", "pneumonia"}
         assert abs(sum(answer["probabilities"].values()) - 1) < 1e-5
         assert not list((tmp_path / "serve-venv").glob("lib/*/site-packages/tensorflow"))
+
+        check_nnpipe_schedule(project, prefect_api, logs / "schedule.log")

@@ -154,6 +154,7 @@ def test_secrets_come_from_the_environment_and_must_be_set():
             key, value = line.split("=", 1)
             assert value == "" or ("PASSWORD" not in key and "KEY" not in key), line
     assert "docker/.env" in (ROOT / ".gitignore").read_text().splitlines()
+    assert "docker/.env" in (ROOT / ".dockerignore").read_text().splitlines()  # not in images
     assert "docker/.env" not in subprocess.run(["git", "ls-files", "docker"], cwd=ROOT,
                                                capture_output=True, text=True).stdout.split()
 
@@ -179,7 +180,9 @@ def test_services_wait_for_what_they_need():
 
 def test_the_servers_use_postgres_and_s3():
     mlflow = " ".join(SERVICES["mlflow"]["command"])
-    assert "--backend-store-uri=postgresql://" in mlflow
+    env = SERVICES["mlflow"]["environment"]
+    assert env["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql://")
+    assert "POSTGRES_PASSWORD" not in mlflow  # not on a command line
     assert "--artifacts-destination=s3://" in mlflow
     assert "mlflow:5000" in mlflow  # the Host header the worker and API send is allowed
     prefect = SERVICES["prefect-server"]["environment"]
