@@ -106,7 +106,8 @@ def server(cmd: list[str], ready_url: str, log: Path, env: dict[str, str], timeo
                 time.sleep(1)
             yield proc
         finally:
-            os.killpg(proc.pid, 15)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 15)
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -174,9 +175,11 @@ def main() -> int:
     params = load_params("params.yaml")
     tracking = store.tracking_uri(params, project)
     image = (args.image or default_image(project)).resolve()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env.pop("NNPIPE_API_KEY", None)
     bin_dir = Path(sys.executable).parent
+    # mlflow models serve starts `uvicorn` from PATH
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("NNPIPE_API_KEY", None)
     work = Path(tempfile.mkdtemp(prefix="nnpipe-bench-serving-"))
     mlflow_body = work / "mlflow.json"
     mlflow_body.write_text(json.dumps(

@@ -5,17 +5,23 @@ serving process that runs a TFLite variant never imports TensorFlow.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 import numpy as np
 
 
 @dataclass
 class TfliteRunner:
-    """A ``.tflite`` model run by LiteRT with a fixed thread count."""
+    """A ``.tflite`` model run by LiteRT with a fixed thread count.
+
+    A LiteRT interpreter is not thread-safe (its tensors are shared state), and callers
+    such as MLflow's scoring server predict from several threads at once: calls take turns.
+    """
 
     content: bytes
     threads: int = 1
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -55,5 +61,6 @@ class TfliteRunner:
 
     def predict(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
         size = 1 if self.fixed_batch else batch_size
-        outs = [self._invoke(x[i:i + size]) for i in range(0, len(x), size)]
+        with self._lock:
+            outs = [self._invoke(x[i:i + size]) for i in range(0, len(x), size)]
         return np.concatenate(outs).reshape(len(x), -1)

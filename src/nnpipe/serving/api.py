@@ -202,27 +202,48 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
         errors.labels(endpoint, reason).inc()
         return JSONResponse({"error": message}, status_code=status)
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
+    async def guard(app: Any, scope: dict, receive: Callable, send: Callable) -> None:
+        """Size limit, a JSON 500 instead of a bare one, and the request metrics: a plain
+        ASGI middleware (Starlette's BaseHTTPMiddleware costs a task and a stream per
+        request, about a millisecond here)."""
         start = time.perf_counter()
-        endpoint = request.url.path
-        length = request.headers.get("content-length")
+        path = scope["path"]
+        status = 500
+        started = False
+
+        async def send_status(message: dict) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+            await send(message)
+
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if length is not None and (not length.isdigit() or
                                    int(length) > settings.max_request_bytes):
-            response = error(413, f"the request body is over the limit of "
-                                  f"{settings.max_request_bytes} bytes", endpoint, "too_large")
+            await error(413, f"the request body is over the limit of "
+                             f"{settings.max_request_bytes} bytes", path, "too_large",
+                        )(scope, receive, send_status)
         else:
             try:
-                response = await call_next(request)
+                await app(scope, receive, send_status)
             except Exception as exc:  # never a bare 500 page; say what happened
-                log.exception("serve: %s failed", endpoint)
-                response = error(500, f"internal error: {type(exc).__name__}", endpoint,
-                                 "internal")
-        route = request.scope.get("route")  # the template: no label per unknown path
+                log.exception("serve: %s failed", path)
+                if not started:
+                    await error(500, f"internal error: {type(exc).__name__}", path,
+                                "internal")(scope, receive, send_status)
+        route = scope.get("route")  # the template: no label per unknown path
         endpoint = getattr(route, "path", "unmatched")
-        requests.labels(endpoint, str(response.status_code)).inc()
+        requests.labels(endpoint, str(status)).inc()
         latency.labels(endpoint).observe(time.perf_counter() - start)
-        return response
+
+    def guarded(app: Any) -> Callable:
+        async def middleware(scope: dict, receive: Callable, send: Callable) -> None:
+            if scope["type"] != "http":
+                return await app(scope, receive, send)
+            return await guard(app, scope, receive, send)
+        return middleware
+
+    app.add_middleware(guarded)
 
     @app.exception_handler(PredictionInputError)
     @app.exception_handler(NnpipeError)
@@ -237,7 +258,7 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
                             for e in exc.errors())
         return error(422, f"invalid request: {details}", request.url.path, "invalid")
 
-    def authorised(request: Request) -> None:
+    async def authorised(request: Request) -> None:  # async: no thread hop per request
         if settings.api_key is None:
             return
         given = request.headers.get("x-api-key") or \
