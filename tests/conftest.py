@@ -200,24 +200,53 @@ def nnpipe(project: Path, *args: str, check: bool = True) -> subprocess.Complete
     return done
 
 
-@pytest.fixture(scope="session")
-def flow_project(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
-    """A tiny project on which `nnpipe run` (the Prefect flow) has run once, end to end.
+def _flow_paths(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> tuple[Path, Path]:
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # all xdist workers see it
+    return shared, shared / "flow" / "project"
 
-    Built once per test run, also under pytest-xdist: the workers share it through a
-    folder beside their own temporary folders, the first to need it builds it under a
-    file lock. Tests read it or copy it; none changes it."""
+
+@pytest.fixture(scope="session", autouse=True)
+def _flow_project_build(request: pytest.FixtureRequest, _isolated_env,
+                        tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> None:
+    """Start building the flow project when the session starts, as a process of its own,
+    when any selected test needs it: the workers run other tests meanwhile instead of
+    waiting idle for it (tests that need it wait in ``flow_project``)."""
+    if not any({"flow_project", "flow_copy"} & set(item.fixturenames)
+               for item in request.session.items):
+        return
     from filelock import FileLock
 
-    base = tmp_path_factory.getbasetemp()
-    shared = base if worker_id == "master" else base.parent
-    project = shared / "flow" / "project"
+    shared, project = _flow_paths(tmp_path_factory, worker_id)
     with FileLock(str(shared / "flow.lock")):
-        if not (project / "run.log").is_file():
-            shutil.rmtree(project.parent, ignore_errors=True)
-            make_project(project)
-            done = nnpipe(project, "run")
-            (project / "run.log").write_text(done.stdout + done.stderr)
+        if (project.parent / "build.started").exists():
+            return
+        shutil.rmtree(project.parent, ignore_errors=True)
+        make_project(project)
+        (project.parent / "build.started").touch()
+        subprocess.Popen(["sh", "-c", "nnpipe run > run.log 2>&1; echo $? > run.exit.tmp; "
+                          "mv run.exit.tmp run.exit"],
+                         cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="session")
+def flow_project(tmp_path_factory: pytest.TempPathFactory, worker_id: str,
+                 _flow_project_build) -> Path:
+    """A tiny project on which `nnpipe run` (the Prefect flow) has run once, end to end.
+
+    Built once per test run, also under pytest-xdist (see ``_flow_project_build``); this
+    waits for it. Tests read it or copy it; none changes it."""
+    _, project = _flow_paths(tmp_path_factory, worker_id)
+    deadline = time.monotonic() + 1500
+    while not (project / "run.exit").is_file():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the flow project was not built in time:\n"
+                        f"{(project / 'run.log').read_text()[-4000:]}")
+        time.sleep(1)
+    code = (project / "run.exit").read_text().strip()
+    if code != "0":
+        pytest.fail(f"nnpipe run failed ({code}) building the flow project:\n"
+                    f"{(project / 'run.log').read_text()[-8000:]}")
     return project
 
 

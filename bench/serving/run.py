@@ -167,6 +167,8 @@ def main() -> int:
     args = parser.parse_args()
 
     project = args.project.resolve()
+    args.out = args.out.resolve()  # before the chdir into the project
+    args.image = args.image.resolve() if args.image else None
     sys.path.insert(0, str(project / "src"))
     from nnpipe import store
     from nnpipe.config import load_params

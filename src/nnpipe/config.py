@@ -108,12 +108,68 @@ class Augment(Strict):
     horizontal_flip: bool = False
 
 
-class XrayTrain(Strict):
-    model: Literal["medical_cnn", "small_cnn"] = "medical_cnn"
+class Techniques(Strict):
+    """Training switches every architecture takes (logged to MLflow like any param)."""
+
+    l1: Annotated[float, Field(ge=0.0)] = 0.0  # kernel regularisation, every weight layer
+    l2: Annotated[float, Field(ge=0.0)] = 0.0
+    clip_norm: Annotated[float, Field(gt=0.0)] | None = None  # gradient clipping, by norm
+    clip_value: Annotated[float, Field(gt=0.0)] | None = None  # or by value
+    # mixed_float16 where the hardware has fast float16 (a GPU of compute capability 7.0+);
+    # elsewhere a warning and float32. The output layer always computes in float32.
+    mixed_precision: bool = False
+
+
+class FeedForwardArch(Strict):
+    """The guide's basic network: flattened pixels, Dense 128 (Dropout), Dense 64."""
+
+    units: Annotated[list[PositiveInt], Field(min_length=1, max_length=6)] = [128, 64]
+
+
+class VitArch(Strict):
+    """A small Vision Transformer: patches by strided convolution, learned positions,
+    pre-norm blocks (multi-head attention, MLP), pooled head."""
+
+    patch_size: Annotated[int, Field(ge=1, le=64)] = 4
+    depth: Annotated[int, Field(ge=1, le=24)] = 2
+    width: Annotated[int, Field(ge=4, le=1024)] = 32
+    heads: Annotated[int, Field(ge=1, le=32)] = 2
+    mlp_ratio: Annotated[int, Field(ge=1, le=8)] = 2
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> VitArch:
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} must be a multiple of heads {self.heads}")
+        return self
+
+
+class MixerArch(Strict):
+    """MLP-Mixer: token-mixing and channel-mixing MLPs with layer norm and skips."""
+
+    patch_size: Annotated[int, Field(ge=1, le=64)] = 4
+    depth: Annotated[int, Field(ge=1, le=24)] = 2
+    width: Annotated[int, Field(ge=4, le=1024)] = 32
+    token_mlp: Annotated[int, Field(ge=1, le=4096)] = 32
+    channel_mlp: Annotated[int, Field(ge=1, le=4096)] = 64
+
+
+IMAGE_MODELS = ("feedforward", "small_cnn", "medical_cnn", "vit", "mlp_mixer")
+
+
+class XrayTrain(Techniques):
+    # auto: the guide's choose_model for the domain's task (images: medical_cnn)
+    model: Literal["auto", "feedforward", "small_cnn", "medical_cnn", "vit", "mlp_mixer"] = (
+        "medical_cnn")
     filters: Annotated[list[PositiveInt], Field(min_length=1, max_length=6)] = [32, 64, 128]
     dense_units: PositiveInt = 64
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3
     l2: Annotated[float, Field(ge=0.0)] = 1e-4
+    # None: as the architecture calls for it (medical_cnn's conv blocks); true/false: on
+    # or off there, and after each feed-forward Dense
+    batch_norm: bool | None = None
+    feedforward: FeedForwardArch = FeedForwardArch()
+    vit: VitArch = VitArch()
+    mlp_mixer: MixerArch = MixerArch()
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
     epochs: Annotated[int, Field(ge=1, le=1000)] = 12
     learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 1e-3
@@ -208,10 +264,32 @@ class OhlcvFeaturize(Strict):
         return self
 
 
-class OhlcvTrain(Strict):
-    model: Literal["lstm", "gru", "simple_rnn"] = "lstm"
+class SequenceTransformerArch(Strict):
+    """A transformer encoder over the window: input projection, learned positions,
+    attention and feed-forward sublayers with residuals and layer norm, pooled head."""
+
+    blocks: Annotated[int, Field(ge=1, le=12)] = 2
+    width: Annotated[int, Field(ge=4, le=1024)] = 32
+    heads: Annotated[int, Field(ge=1, le=32)] = 2
+    ff_dim: Annotated[int, Field(ge=1, le=4096)] = 64
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> SequenceTransformerArch:
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} must be a multiple of heads {self.heads}")
+        return self
+
+
+SEQUENCE_MODELS = ("lstm", "gru", "simple_rnn", "transformer")
+
+
+class OhlcvTrain(Techniques):
+    # auto: the guide's choose_model for the domain's task (sequences: lstm); the guide's
+    # stacked create_rnn is lstm with units [64, 32] and dropout 0
+    model: Literal["auto", "lstm", "gru", "simple_rnn", "transformer"] = "lstm"
     units: Annotated[list[PositiveInt], Field(min_length=1, max_length=6)] = [50, 50]
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.2
+    transformer: SequenceTransformerArch = SequenceTransformerArch()
     loss: Literal["mse", "huber"] = "mse"
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
     epochs: Annotated[int, Field(ge=1, le=1000)] = 30

@@ -55,3 +55,45 @@ def history_rows(history: keras.callbacks.History) -> list[dict[str, float | Non
             row[key] = None if v != v else v
         rows.append(row)
     return rows
+
+
+def kernel_regularizer(cfg) -> keras.regularizers.Regularizer | None:
+    """L1 and/or L2 on a layer's kernel, from a train section's ``l1``/``l2``."""
+    l1, l2 = getattr(cfg, "l1", 0.0), getattr(cfg, "l2", 0.0)
+    if not (l1 or l2):
+        return None
+    return keras.regularizers.L1L2(l1=l1, l2=l2)
+
+
+def make_optimizer(cfg) -> keras.optimizers.Optimizer:
+    """Adam at ``learning_rate`` with the gradient clipping the params ask for."""
+    clipping = {k: v for k, v in (("clipnorm", cfg.clip_norm), ("clipvalue", cfg.clip_value))
+                if v is not None}
+    return keras.optimizers.Adam(learning_rate=cfg.learning_rate, **clipping)
+
+
+def fast_float16_devices() -> list[str]:
+    """GPUs with fast float16 (compute capability 7.0 or newer): mixed precision pays off
+    only there; on a CPU it is slower, so it is refused there."""
+    from nnpipe.keras_env import tf
+
+    found = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        if capability and tuple(capability) >= (7, 0):
+            found.append(gpu.name)
+    return found
+
+
+def precision_policy(mixed: bool, supported: list[str] | None = None) -> str:
+    """Set Keras' global dtype policy for the model about to be built and return its name:
+    ``mixed_float16`` when asked for and the hardware has fast float16, else ``float32``
+    (with a warning when mixed precision was asked for and refused)."""
+    supported = fast_float16_devices() if supported is None and mixed else (supported or [])
+    name = "mixed_float16" if mixed and supported else "float32"
+    if mixed and not supported:
+        log.warning("train.mixed_precision is on but no GPU with fast float16 (compute "
+                    "capability 7.0+) is present: training in float32 (mixed_float16 on a "
+                    "CPU would be slower, not faster)")
+    keras.mixed_precision.set_global_policy(name)
+    return name

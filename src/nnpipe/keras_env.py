@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-__all__ = ["describe_devices", "keras", "make_deterministic", "tf"]
+__all__ = ["describe_devices", "keras", "load_model", "make_deterministic", "tf"]
 
 if tf.keras.Model is not keras.Model:
     raise ImportError(
@@ -50,3 +50,11 @@ def describe_devices() -> str:
     if gpus:
         return f"GPU x{len(gpus)} ({', '.join(g.name for g in gpus)})"
     return f"CPU ({os.cpu_count()} cores)"
+
+
+def load_model(path, **kwargs):
+    """``keras.models.load_model`` with nnpipe's own layers registered (ViT and the
+    sequence transformer use them): every nnpipe module loads models through this."""
+    import nnpipe.layers  # noqa: F401  (registers the layers)
+
+    return keras.models.load_model(path, **kwargs)

@@ -35,11 +35,11 @@ def gzip_size(data: bytes) -> int:
 def _pruned_model(job: dict, job_dir: Path, model, data):
     """The pruned, stripped Keras model, built once per job (kept for restarts)."""
     from nnpipe.compression.variants import prune
-    from nnpipe.keras_env import keras
+    from nnpipe.keras_env import load_model
 
     path = job_dir / "pruned.keras"
     if path.is_file():
-        return keras.models.load_model(path)
+        return load_model(path)
     p = job["prune"]
     pruned = prune(model, x=data["x_tune"], y=data["y_tune"], loss=job["loss"],
                    initial_sparsity=p["initial_sparsity"], final_sparsity=p["final_sparsity"],
@@ -103,12 +103,12 @@ def build_variant(name: str, job: dict, job_dir: Path, model, data) -> dict:
 
 
 def run_job(job_dir: Path) -> None:
-    from nnpipe.keras_env import keras, make_deterministic
+    from nnpipe.keras_env import load_model, make_deterministic
 
     job = json.loads((job_dir / "job.json").read_text())
     data = dict(np.load(job_dir / "data.npz"))
     make_deterministic(job.get("seed", 0))
-    model = keras.models.load_model(job["model"])
+    model = load_model(job["model"])
     for name in job["variants"]:
         if (job_dir / f"{name}.json").exists():
             continue

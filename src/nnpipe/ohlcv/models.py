@@ -1,5 +1,6 @@
 """The guide's recurrent forecaster (LSTM 50, Dropout 0.2, LSTM 50, Dropout 0.2, Dense 1)
-with GRU and SimpleRNN as options: one builder, used by training and tuning alike.
+with GRU and SimpleRNN as options, and a transformer encoder for sequences (the guide's
+"simple transformer", done correctly): one builder, used by training and tuning alike.
 
 The model takes raw windows (prices and volume as they are) and scales them in its first
 layer with the min-max statistics of the training period, so a saved model carries its
@@ -16,12 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nnpipe.architectures import resolve_model
 from nnpipe.config import OhlcvTrain
 from nnpipe.fitting import (
     EpochProgressLog,
     check_not_diverged,
     fit_verbosity,
     history_rows,
+    kernel_regularizer,
+    make_optimizer,
+    precision_policy,
 )
 from nnpipe.keras_env import keras
 from nnpipe.ohlcv.windows import TrainOnlyScaler
@@ -44,22 +49,65 @@ def _minmax_layer(scaler: TrainOnlyScaler, name: str, inverse: bool = False,
                                   name=name)
 
 
-def build_forecaster(cfg: OhlcvTrain, look_back: int, input_scaler: TrainOnlyScaler,
-                     ) -> keras.Model:
-    """The trainable model: raw window in, scaled target out."""
-    n_features = len(input_scaler.data_min)
-    layer = RECURRENT[cfg.model]
-    inputs = keras.Input(shape=(look_back, n_features), name="window")
-    x = _minmax_layer(input_scaler, "train_minmax")(inputs)
+def _recurrent(cfg: OhlcvTrain, name: str, x):
+    layer, reg = RECURRENT[name], kernel_regularizer(cfg)
     for i, units in enumerate(cfg.units):
         last = i == len(cfg.units) - 1
-        x = layer(units, return_sequences=not last, name=f"{cfg.model}_{i + 1}")(x)
+        x = layer(units, return_sequences=not last, kernel_regularizer=reg,
+                  name=f"{name}_{i + 1}")(x)
         x = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
-    outputs = keras.layers.Dense(1, name="scaled_target")(x)
-    model = keras.Model(inputs, outputs, name=f"{cfg.model}_forecaster")
-    loss = keras.losses.Huber() if cfg.loss == "huber" else "mse"
-    model.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss=loss,
-                  metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+    return x
+
+
+def _transformer(cfg: OhlcvTrain, look_back: int, x):
+    """Encoder blocks over the window (functional API, unlike the guide's Sequential with
+    MultiHeadAttention in it): a Dense projection to ``width``, learned position
+    embedding, then per block self-attention and a feed-forward sublayer, each with a
+    residual connection and layer norm; average pooling over time for the head."""
+    from nnpipe.layers import PositionEmbedding
+
+    t, reg = cfg.transformer, kernel_regularizer(cfg)
+    x = keras.layers.Dense(t.width, kernel_regularizer=reg, name="projection")(x)
+    x = PositionEmbedding(name="positions")(x)
+    for i in range(t.blocks):
+        h = keras.layers.MultiHeadAttention(t.heads, t.width // t.heads, dropout=cfg.dropout,
+                                            kernel_regularizer=reg,
+                                            name=f"block{i}_attention")(x, x)
+        x = keras.layers.LayerNormalization(epsilon=1e-6, name=f"block{i}_norm1")(
+            keras.layers.Add(name=f"block{i}_residual1")([x, h]))
+        h = keras.layers.Dense(t.ff_dim, activation="relu", kernel_regularizer=reg,
+                               name=f"block{i}_ff1")(x)
+        h = keras.layers.Dropout(cfg.dropout)(h)
+        h = keras.layers.Dense(t.width, kernel_regularizer=reg, name=f"block{i}_ff2")(h)
+        x = keras.layers.LayerNormalization(epsilon=1e-6, name=f"block{i}_norm2")(
+            keras.layers.Add(name=f"block{i}_residual2")([x, h]))
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    return keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
+
+
+def architecture(cfg: OhlcvTrain, look_back: int, n_features: int) -> str:
+    """The architecture ``cfg.model`` names (``auto``: the guide's choose_model)."""
+    return resolve_model("ohlcv", cfg.model, (look_back, n_features))
+
+
+def build_forecaster(cfg: OhlcvTrain, look_back: int, input_scaler: TrainOnlyScaler,
+                     ) -> keras.Model:
+    """The trainable model: raw window in, scaled target out (float32 head)."""
+    n_features = len(input_scaler.data_min)
+    name = architecture(cfg, look_back, n_features)
+    precision_policy(cfg.mixed_precision)
+    try:
+        inputs = keras.Input(shape=(look_back, n_features), name="window")
+        x = _minmax_layer(input_scaler, "train_minmax")(inputs)
+        x = _transformer(cfg, look_back, x) if name == "transformer" else \
+            _recurrent(cfg, name, x)
+        outputs = keras.layers.Dense(1, dtype="float32", name="scaled_target")(x)
+        model = keras.Model(inputs, outputs, name=f"{name}_forecaster")
+        loss = keras.losses.Huber() if cfg.loss == "huber" else "mse"
+        model.compile(optimizer=make_optimizer(cfg), loss=loss,
+                      metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
     return model
 
 

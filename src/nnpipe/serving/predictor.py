@@ -39,14 +39,14 @@ def load_runner(path: Path, fmt: str, threads: int = 1) -> Callable[[np.ndarray]
         runner = TfliteRunner(path.read_bytes(), threads=threads)
         return runner.predict
     try:
-        from nnpipe.keras_env import keras, tf
+        from nnpipe.keras_env import load_model, tf
     except ImportError as exc:
         raise NnpipeError(
             f"{path.name} is a Keras model and TensorFlow is not installed here ({exc}): "
             "serve it from an install with nnpipe[pipeline] (the pipeline image), or "
             "promote a TFLite variant") from None
 
-    model = keras.models.load_model(path, compile=False)
+    model = load_model(path, compile=False)
     call = tf.function(lambda x: model(x, training=False))  # compiled once per input shape
 
     def predict(x: np.ndarray) -> np.ndarray:

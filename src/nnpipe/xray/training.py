@@ -10,7 +10,7 @@ import numpy as np
 
 from nnpipe.config import Augment, XrayTrain
 from nnpipe.fitting import EpochProgressLog, check_not_diverged, fit_verbosity, history_rows
-from nnpipe.keras_env import keras
+from nnpipe.keras_env import keras, load_model
 from nnpipe.xray.features import make_dataset
 from nnpipe.xray.models import build_model
 
@@ -55,5 +55,5 @@ def fit_classifier(cfg: XrayTrain, augment: Augment, *, train_files: Sequence[Pa
     history = history_rows(result)
     check_not_diverged(history, "training", "lower train.learning_rate")
     if checkpoint.exists():
-        model = keras.models.load_model(checkpoint)
+        model = load_model(checkpoint)
     return model, history

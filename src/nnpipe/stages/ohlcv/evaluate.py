@@ -23,7 +23,7 @@ import pandas as pd
 from nnpipe import tracking
 from nnpipe.config import Params
 from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
-from nnpipe.keras_env import keras, make_deterministic
+from nnpipe.keras_env import load_model, make_deterministic
 from nnpipe.layout import domain_layout
 from nnpipe.ohlcv.backtest import run_walk_forward, summarize_folds
 from nnpipe.ohlcv.figures import plot_fold_errors, plot_forecast, plot_history, plot_residuals
@@ -76,7 +76,7 @@ def evaluate_series(params: Params, domain: str, prep: Prepared, figures: Path,
     cfg = params.domain(domain)
     ev = cfg.evaluate
     model_dir = domain_layout(params, domain).model / prep.name
-    model = keras.models.load_model(require(model_dir / "model.keras", "train", domain))
+    model = load_model(require(model_dir / "model.keras", "train", domain))
     scored = score_model(lambda x: predict(model, x), model.input_shape[1:], prep,
                          ev.moving_average_window)
     metrics = {k: v for k, v in scored.items() if not k.startswith("_")}

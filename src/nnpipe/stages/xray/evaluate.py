@@ -18,7 +18,7 @@ import numpy as np
 from nnpipe import tracking
 from nnpipe.config import Params
 from nnpipe.io import atomic_directory, atomic_write_json, read_json
-from nnpipe.keras_env import keras
+from nnpipe.keras_env import keras, load_model
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main, require
 from nnpipe.xray.evaluation import (
@@ -82,7 +82,7 @@ def run(params: Params, domain: str) -> dict:
     meta = read_json(require(layout.features / "meta.json", "featurize", domain))
     run_info = read_json(require(layout.model / "run.json", "train", domain))
     history = read_json(require(layout.model / "history.json", "train", domain))
-    model = keras.models.load_model(require(layout.model / "model.keras", "train", domain))
+    model = load_model(require(layout.model / "model.keras", "train", domain))
     scored = score_model(keras_scorer(model), layout.features, meta["image_size"], cfg.classes,
                          cfg.evaluate.threshold, cfg.evaluate.target_specificity)
     metrics = scored["metrics"] | {"data_hash": run_info["data_hash"],

@@ -1,0 +1,20 @@
+"""nnpipe's own Keras layers, registered so that saved models load anywhere nnpipe's
+:func:`nnpipe.keras_env.load_model` does (training, evaluation, compression, serving)."""
+
+from __future__ import annotations
+
+from nnpipe.keras_env import keras, tf
+
+
+@keras.saving.register_keras_serializable(package="nnpipe")
+class PositionEmbedding(keras.layers.Layer):
+    """A learned embedding per position, added to a (batch, positions, width) input."""
+
+    def build(self, input_shape) -> None:
+        self.positions = self.add_weight(
+            name="positions", shape=(int(input_shape[-2]), int(input_shape[-1])),
+            initializer=keras.initializers.RandomNormal(stddev=0.02), trainable=True)
+        super().build(input_shape)
+
+    def call(self, inputs):
+        return inputs + tf.cast(self.positions, inputs.dtype)[None]
