@@ -53,6 +53,24 @@ def _patches(x, patch_size: int, width: int, image_size: int, reg):
     return keras.layers.Reshape((n, width), name="patches")(x), n
 
 
+def _mlp_residual(x, hidden: int, width: int, reg, name: str, dropout: float = 0.0):
+    """x + MLP(LayerNorm(x)): the pre-norm feed-forward sublayer of ViT and MLP-Mixer."""
+    h = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_norm")(x)
+    h = keras.layers.Dense(hidden, activation="gelu", kernel_regularizer=reg,
+                           name=f"{name}_mlp1")(h)
+    if dropout:
+        h = keras.layers.Dropout(dropout)(h)
+    h = keras.layers.Dense(width, kernel_regularizer=reg, name=f"{name}_mlp2")(h)
+    return keras.layers.Add(name=f"{name}_residual")([x, h])
+
+
+def _pooled_head(cfg: XrayTrain, inputs, x, name: str) -> keras.Model:
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    x = keras.layers.Dropout(cfg.dropout)(x)
+    return keras.Model(inputs, _head(cfg)(x), name=name)
+
+
 def build_vit(cfg: XrayTrain, image_size: int, mean: float, std: float) -> keras.Model:
     """A small Vision Transformer: patch embedding by strided convolution, learned position
     embedding, pre-norm blocks (multi-head self-attention, GELU MLP, residuals), layer
@@ -70,16 +88,8 @@ def build_vit(cfg: XrayTrain, image_size: int, mean: float, std: float) -> keras
                                             kernel_regularizer=reg,
                                             name=f"block{i}_attention")(h, h)
         x = keras.layers.Add(name=f"block{i}_residual1")([x, h])
-        h = keras.layers.LayerNormalization(epsilon=1e-6, name=f"block{i}_norm2")(x)
-        h = keras.layers.Dense(v.width * v.mlp_ratio, activation="gelu",
-                               kernel_regularizer=reg, name=f"block{i}_mlp1")(h)
-        h = keras.layers.Dropout(cfg.dropout)(h)
-        h = keras.layers.Dense(v.width, kernel_regularizer=reg, name=f"block{i}_mlp2")(h)
-        x = keras.layers.Add(name=f"block{i}_residual2")([x, h])
-    x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
-    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
-    x = keras.layers.Dropout(cfg.dropout)(x)
-    return keras.Model(inputs, _head(cfg)(x), name="vit")
+        x = _mlp_residual(x, v.width * v.mlp_ratio, v.width, reg, f"block{i}_ff", cfg.dropout)
+    return _pooled_head(cfg, inputs, x, "vit")
 
 
 def build_mlp_mixer(cfg: XrayTrain, image_size: int, mean: float, std: float) -> keras.Model:
@@ -98,16 +108,8 @@ def build_mlp_mixer(cfg: XrayTrain, image_size: int, mean: float, std: float) ->
         h = keras.layers.Dense(n, kernel_regularizer=reg, name=f"mixer{i}_token_mlp2")(h)
         h = keras.layers.Permute((2, 1), name=f"mixer{i}_to_channels")(h)
         x = keras.layers.Add(name=f"mixer{i}_skip1")([x, h])
-        h = keras.layers.LayerNormalization(epsilon=1e-6, name=f"mixer{i}_norm2")(x)
-        h = keras.layers.Dense(m.channel_mlp, activation="gelu", kernel_regularizer=reg,
-                               name=f"mixer{i}_channel_mlp1")(h)
-        h = keras.layers.Dense(m.width, kernel_regularizer=reg,
-                               name=f"mixer{i}_channel_mlp2")(h)
-        x = keras.layers.Add(name=f"mixer{i}_skip2")([x, h])
-    x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
-    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
-    x = keras.layers.Dropout(cfg.dropout)(x)
-    return keras.Model(inputs, _head(cfg)(x), name="mlp_mixer")
+        x = _mlp_residual(x, m.channel_mlp, m.width, reg, f"mixer{i}_channel")
+    return _pooled_head(cfg, inputs, x, "mlp_mixer")
 
 
 def build_small_cnn(cfg: XrayTrain, image_size: int, mean: float, std: float) -> keras.Model:
