@@ -118,6 +118,9 @@ class Techniques(Strict):
     # mixed_float16 where the hardware has fast float16 (a GPU of compute capability 7.0+);
     # elsewhere a warning and float32. The output layer always computes in float32.
     mixed_precision: bool = False
+    # apply the mean gradient of N consecutive batches in one update: an effective batch of
+    # N x batch_size in the memory of one batch
+    gradient_accumulation_steps: Annotated[int, Field(ge=1, le=1024)] = 1
 
 
 class FeedForwardArch(Strict):
@@ -177,6 +180,11 @@ class XrayTrain(Techniques):
     reduce_lr_patience: Annotated[int, Field(ge=0)] = 2
     reduce_lr_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
     class_weight: Literal["balanced", "none"] = "balanced"
+    # false: the decoded training split is cached in memory after the first epoch (fast);
+    # true: every epoch streams it from the TFRecords on disk, so memory does not grow with
+    # the dataset (the shuffle buffer bounds it)
+    stream_from_disk: bool = False
+    shuffle_buffer: Annotated[int, Field(ge=1, le=1_000_000)] = 4096  # images
 
     @model_validator(mode="after")
     def _enough_filters(self) -> XrayTrain:

@@ -97,3 +97,59 @@ def precision_policy(mixed: bool, supported: list[str] | None = None) -> str:
                     "CPU would be slower, not faster)")
     keras.mixed_precision.set_global_policy(name)
     return name
+
+
+def accumulate_gradients(model: keras.Model, steps: int) -> keras.Model:
+    """Make ``model.fit`` apply the mean of ``steps`` consecutive batches' gradients in one
+    optimizer update: an effective batch of ``steps`` x ``batch_size`` on a machine that
+    holds only one batch (the guide's custom loop, done right).
+
+    The model's class is unchanged (its ``train_step`` is replaced on this instance), so it
+    saves and loads as before. The optimizer counts updates, not batches, so learning-rate
+    schedules see effective steps; the loss and metrics are still reported per batch and
+    callbacks run as usual. Gradients of a batch are the mean over its samples, so the
+    mean over ``steps`` equal batches is the gradient of their union: the same update as
+    one batch of ``steps`` x ``batch_size`` (batch norm statistics aside, which move per
+    batch). A remainder of batches at an epoch's end carries into the next epoch.
+    """
+    if steps <= 1:
+        return model
+    from nnpipe.keras_env import tf
+
+    optimizer = model.optimizer
+    scaled = isinstance(optimizer, keras.mixed_precision.LossScaleOptimizer)
+    inner = optimizer.inner_optimizer if scaled else optimizer
+    weights = model.trainable_variables
+    inner.build(weights)  # its slots exist before the first (conditional) update
+    # plain variables held by this closure: not tracked by the model, so not saved with it
+    sums = [tf.Variable(tf.zeros_like(w), trainable=False) for w in weights]
+    count = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def train_step(data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(x, y, y_pred, sample_weight)
+            if scaled:
+                loss = optimizer.get_scaled_loss(loss)
+        grads = tape.gradient(loss, weights)
+        if scaled:
+            grads = optimizer.get_unscaled_gradients(grads)
+        for total, grad, weight in zip(sums, grads, weights, strict=True):
+            total.assign_add((tf.zeros_like(weight) if grad is None else grad) / steps)
+        count.assign_add(1)
+
+        def update():
+            optimizer.apply_gradients([(tf.identity(s), w) for s, w in zip(sums, weights,
+                                                                           strict=True)])
+            for total in sums:
+                total.assign(tf.zeros_like(total))
+            count.assign(0)
+            return tf.constant(True)
+
+        tf.cond(count >= steps, update, lambda: tf.constant(False))
+        return model.compute_metrics(x, y, y_pred, sample_weight)
+
+    model.train_step = train_step
+    model.train_function = None  # rebuilt around the new step
+    return model

@@ -188,3 +188,27 @@ def test_mixed_precision_is_applied_where_the_hardware_supports_it(monkeypatch):
     step_lowers_the_loss(model, x, y)  # and it trains (float16 kernels on the CPU here)
     # the builder leaves the global policy as it found it
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_accumulated_steps_make_the_update_of_one_large_batch():
+    """4 accumulated batches of 8 move the weights exactly as one batch of 32, with one
+    optimizer update, and fit still reports the loss and metrics."""
+    from nnpipe.fitting import accumulate_gradients
+
+    x, y = images(32)
+    big = image_model("feedforward", feedforward={"units": [16]}, learning_rate=1e-2)
+    small = image_model("feedforward", feedforward={"units": [16]}, learning_rate=1e-2)
+    small.set_weights(big.get_weights())
+    big.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    history = accumulate_gradients(small, 4).fit(x, y, batch_size=8, epochs=1,
+                                                 shuffle=False, verbose=0)
+    assert int(small.optimizer.iterations) == int(big.optimizer.iterations) == 1
+    for a, b in zip(small.get_weights(), big.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert {"loss", "accuracy", "auc"} <= set(history.history)
+    # 8 batches of 8 with 4 accumulated: two updates, and the model still saves as itself
+    accumulate_gradients(big, 1)  # 1: unchanged
+    small.fit(np.concatenate([x, x]), np.concatenate([y, y]), batch_size=8, epochs=1,
+              shuffle=False, verbose=0)
+    assert int(small.optimizer.iterations) == 3
+    assert type(small).__name__ == "Sequential"

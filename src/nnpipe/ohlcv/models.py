@@ -21,6 +21,7 @@ from nnpipe.architectures import resolve_model
 from nnpipe.config import OhlcvTrain
 from nnpipe.fitting import (
     EpochProgressLog,
+    accumulate_gradients,
     check_not_diverged,
     fit_verbosity,
     history_rows,
@@ -130,7 +131,8 @@ def fit_forecaster(cfg: OhlcvTrain, x_train: np.ndarray, y_train: np.ndarray,
     """Train with Adam, EarlyStopping on validation loss (best weights restored) and
     ReduceLROnPlateau; targets are scaled with ``target_scaler`` (train statistics)."""
     epochs = epochs or cfg.epochs
-    model = build_forecaster(cfg, x_train.shape[1], input_scaler)
+    model = accumulate_gradients(build_forecaster(cfg, x_train.shape[1], input_scaler),
+                                 cfg.gradient_accumulation_steps)
 
     def scale(y: np.ndarray) -> np.ndarray:
         return target_scaler.transform(y.reshape(-1, 1)).astype("float32")

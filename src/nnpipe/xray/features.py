@@ -87,18 +87,20 @@ def build_augmenter(aug: Augment, seed: int) -> keras.Sequential:
 
 def make_dataset(files: Sequence[str | Path], image_size: int, batch_size: int, *,
                  training: bool = False, augment: Augment | None = None, seed: int = 0,
-                 cache: bool = True) -> tf.data.Dataset:
+                 cache: bool = True, shuffle_buffer: int = 4096) -> tf.data.Dataset:
     """Batches of (pixels 0..255 float32 (b, s, s, 1), label float32 (b, 1)).
 
     Training batches are shuffled (seeded, reshuffled each epoch) and augmented; evaluation
-    batches keep file order, so predictions line up with the stored ids.
+    batches keep file order, so predictions line up with the stored ids. ``cache``: keep
+    the decoded split in memory after the first pass; without it every pass streams from
+    disk and memory stays bounded by ``shuffle_buffer`` and the prefetch.
     """
     ds = tf.data.TFRecordDataset([str(f) for f in files], num_parallel_reads=AUTOTUNE)
     ds = ds.map(_parser(image_size), num_parallel_calls=AUTOTUNE, deterministic=True)
     if cache:
         ds = ds.cache()
     if training:
-        ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     if training and augment is not None:
         augmenter = build_augmenter(augment, seed)

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from nnpipe.config import Augment, XrayTrain
-from nnpipe.fitting import EpochProgressLog, check_not_diverged, fit_verbosity, history_rows
+from nnpipe.fitting import (
+    EpochProgressLog,
+    accumulate_gradients,
+    check_not_diverged,
+    fit_verbosity,
+    history_rows,
+)
 from nnpipe.keras_env import keras, load_model
 from nnpipe.xray.features import make_dataset
 from nnpipe.xray.models import build_model
@@ -34,9 +40,11 @@ def fit_classifier(cfg: XrayTrain, augment: Augment, *, train_files: Sequence[Pa
     """Train with Adam, EarlyStopping and ReduceLROnPlateau; return the best model by
     validation AUC (restored from its checkpoint) and the per-epoch history."""
     train_ds = make_dataset(train_files, image_size, cfg.batch_size, training=True,
-                            augment=augment, seed=seed)
-    val_ds = make_dataset(val_files, image_size, cfg.batch_size)
-    model = build_model(cfg, image_size, pixel_mean, pixel_std)
+                            augment=augment, seed=seed, cache=not cfg.stream_from_disk,
+                            shuffle_buffer=cfg.shuffle_buffer)
+    val_ds = make_dataset(val_files, image_size, cfg.batch_size, cache=not cfg.stream_from_disk)
+    model = accumulate_gradients(build_model(cfg, image_size, pixel_mean, pixel_std),
+                                 cfg.gradient_accumulation_steps)
     class_weight = balanced_class_weight(class_counts) if cfg.class_weight == "balanced" else None
     callbacks = [
         keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_auc", mode="max",

@@ -1,0 +1,80 @@
+"""Each architecture the flow project does not already run goes through the same stages
+(tune, train, evaluate, compress with TFLite and pruning, promote, register) with no
+special case, and its deployed variant serves a prediction; the training switches ride
+along (gradient accumulation, streaming from disk, clipping, L1, mixed precision refused
+on this CPU)."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+from conftest import working_directory
+
+from nnpipe.config import load_params
+from nnpipe.io import read_json
+from nnpipe.serving.predictor import load_predictor
+
+pytestmark = pytest.mark.integration
+
+STEPS = ("tune", "train", "evaluate", "compress", "promote", "register")
+VARIANTS = "[keras_float32,tflite_dynamic,pruned]"
+
+
+def run_pipeline(project, domain: str, overrides: list[str]) -> dict:
+    with working_directory(project):
+        params = load_params("params.yaml", [f"{domain}.tune.enabled=false",
+                                             f"{domain}.train.epochs=2",
+                                             f"{domain}.compress.variants={VARIANTS}",
+                                             *overrides])
+        for step in STEPS:
+            importlib.import_module(f"nnpipe.stages.{domain}.{step}").run(params, domain)
+    return params
+
+
+def check_outputs(project, domain: str, series: str | None = None) -> dict:
+    """Every variant built or marked unsupported with the reason; a version registered;
+    the deploy folder's spec."""
+    reports = project / "reports" / domain
+    table = read_json(reports / "compression.json")
+    rows = table["series"][series]["variants"] if series else table["variants"]
+    assert set(rows) == {"keras_float32", "tflite_dynamic", "pruned"}
+    for name, row in rows.items():  # built, or unsupported with the reason why
+        assert row["status"] == "ok" or row.get("reason"), (name, row)
+    assert rows["tflite_dynamic"]["status"] == "ok"
+    registration = read_json(reports / "registration.json")
+    if series:
+        registration = registration["series"][series]
+    assert registration["version"] is not None, registration
+    deploy_dir = project / "models" / f"{domain}-deploy" / (series or "")
+    return read_json(deploy_dir / "deploy.json")
+
+
+@pytest.mark.parametrize("model, switches", [
+    ("feedforward", ["xray.train.l1=1e-5", "xray.train.clip_norm=1.0"]),
+    ("vit", ["xray.train.gradient_accumulation_steps=2", "xray.train.stream_from_disk=true"]),
+    ("mlp_mixer", ["xray.train.mixed_precision=true", "xray.train.batch_norm=true"]),
+])
+def test_image_architecture_runs_every_stage_and_serves(flow_copy, model, switches):
+    params = run_pipeline(flow_copy, "xray",
+                          [f"xray.train.model={model}", *switches])
+    check_outputs(flow_copy, "xray")
+    predictor = load_predictor(flow_copy / "models" / "xray-deploy")
+    size = params.xray.featurize.image_size
+    image = np.random.default_rng(0).integers(0, 256, (size * 2, size * 2))
+    answer = predictor.predict([image])
+    assert 0.0 <= answer["probability"][0] <= 1.0
+
+
+def test_sequence_transformer_runs_every_stage_and_serves(flow_copy):
+    run_pipeline(flow_copy, "ohlcv",
+                 ["ohlcv.train.model=transformer", "ohlcv.train.gradient_accumulation_steps=2",
+                  "ohlcv.evaluate.walk_forward_folds=0"])
+    assert check_outputs(flow_copy, "ohlcv", "SYNTH")["variant"]
+    predictor = load_predictor(flow_copy / "models" / "ohlcv-deploy" / "SYNTH")
+    bars = [{"Open": 100 + i, "High": 101 + i, "Low": 99 + i, "Close": 100.5 + i,
+             "Volume": 1e6} for i in range(40)]
+    import pandas as pd
+
+    assert np.isfinite(predictor.predict_input(pd.DataFrame(bars))["price"][0])
