@@ -206,18 +206,10 @@ def _flow_paths(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> tup
     return shared, shared / "flow" / "project"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _flow_project_build(request: pytest.FixtureRequest, _isolated_env,
-                        tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> None:
-    """Start building the flow project when the session starts, as a process of its own,
-    when any selected test needs it: the workers run other tests meanwhile instead of
-    waiting idle for it (tests that need it wait in ``flow_project``)."""
-    if not any({"flow_project", "flow_copy"} & set(item.fixturenames)
-               for item in request.session.items):
-        return
+def _start_flow_build(shared: Path, project: Path) -> None:
+    """Start `nnpipe run` on a fresh tiny project in the background, once per test run."""
     from filelock import FileLock
 
-    shared, project = _flow_paths(tmp_path_factory, worker_id)
     with FileLock(str(shared / "flow.lock")):
         if (project.parent / "build.started").exists():
             return
@@ -229,6 +221,17 @@ def _flow_project_build(request: pytest.FixtureRequest, _isolated_env,
                          cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _flow_project_build(request: pytest.FixtureRequest, _isolated_env,
+                        tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> None:
+    """Start building the flow project when the session starts, as a process of its own,
+    when any selected test needs it: the workers run other tests meanwhile instead of
+    waiting idle for it (tests that need it wait in ``flow_project``)."""
+    if any({"flow_project", "flow_copy"} & set(item.fixturenames)
+           for item in request.session.items):
+        _start_flow_build(*_flow_paths(tmp_path_factory, worker_id))
+
+
 @pytest.fixture(scope="session")
 def flow_project(tmp_path_factory: pytest.TempPathFactory, worker_id: str,
                  _flow_project_build) -> Path:
@@ -236,7 +239,8 @@ def flow_project(tmp_path_factory: pytest.TempPathFactory, worker_id: str,
 
     Built once per test run, also under pytest-xdist (see ``_flow_project_build``); this
     waits for it. Tests read it or copy it; none changes it."""
-    _, project = _flow_paths(tmp_path_factory, worker_id)
+    shared, project = _flow_paths(tmp_path_factory, worker_id)
+    _start_flow_build(shared, project)  # when asked for by getfixturevalue only
     deadline = time.monotonic() + 1500
     while not (project / "run.exit").is_file():
         if time.monotonic() > deadline:
@@ -257,3 +261,14 @@ def flow_copy(flow_project: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "copy"
     shutil.copytree(flow_project, dest, symlinks=True)
     return dest
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    """Files that need the flow project run last: it builds in the background from the
+    session's start (``_flow_project_build``), and the workers get through everything
+    else meanwhile instead of waiting for it (pytest-xdist hands out whole files in this
+    order)."""
+    needs = {str(item.path) for item in items
+             if {"flow_project", "flow_copy"} & set(getattr(item, "fixturenames", ()))}
+    items.sort(key=lambda item: str(item.path) in needs)  # stable: order kept otherwise

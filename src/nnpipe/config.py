@@ -446,17 +446,51 @@ class Tune(Strict):
 UNSEARCHABLE = ("epochs",)
 
 
+def searchable_keys(train: BaseModel) -> list[str]:
+    """Train parameters a search may set: top-level ones, and an architecture's sizes as
+    dotted keys (``vit.depth``)."""
+    keys = []
+    for name in type(train).model_fields:
+        if name in UNSEARCHABLE:
+            continue
+        sub = getattr(train, name)
+        if isinstance(sub, BaseModel):
+            keys += [f"{name}.{inner}" for inner in type(sub).model_fields]
+        else:
+            keys.append(name)
+    return keys
+
+
+def get_value(model: BaseModel, key: str) -> Any:
+    """A parameter by its (dotted) key."""
+    for part in key.split("."):
+        model = getattr(model, part)
+    return model
+
+
+def with_values(model: BaseModel, values: dict[str, Any]) -> Any:
+    """A copy of ``model`` with (dotted) keys set, validated as on load."""
+    data = model.model_dump()
+    for key, value in values.items():
+        *parents, last = key.split(".")
+        target = data
+        for part in parents:
+            target = target[part]
+        target[last] = value
+    return type(model).model_validate(data)
+
+
 def check_search_space(train: BaseModel, space: dict[str, SearchDim]) -> None:
     """Every searched key is a train parameter and every candidate value a valid one, so
     a typo in the search space fails on load, not after an hour of trials."""
-    fields = [f for f in type(train).model_fields if f not in UNSEARCHABLE]
+    fields = searchable_keys(train)
     for key, dim in space.items():
         if key not in fields:
             raise ValueError(f"tune.search_space.{key} is not a train parameter that can be "
                              f"searched; searchable: {', '.join(fields)}")
         for value in dim.candidates():
             try:
-                type(train).model_validate({**train.model_dump(), key: value})
+                with_values(train, {key: value})
             except ValidationError as exc:
                 problem = "; ".join(e["msg"] for e in exc.errors())
                 raise ValueError(f"tune.search_space.{key}: {value!r} is not a valid "

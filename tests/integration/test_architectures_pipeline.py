@@ -53,13 +53,20 @@ def check_outputs(project, domain: str, series: str | None = None) -> dict:
 
 @pytest.mark.parametrize("model, switches", [
     ("feedforward", ["xray.train.l1=1e-5", "xray.train.clip_norm=1.0"]),
-    ("vit", ["xray.train.gradient_accumulation_steps=2", "xray.train.stream_from_disk=true"]),
+    ("vit", ["xray.train.gradient_accumulation_steps=2", "xray.train.stream_from_disk=true",
+             # tuned too, over an architecture size (a dotted key)
+             "xray.tune.enabled=true", "xray.tune.max_trials=2", "xray.tune.epochs=1",
+             "xray.tune.search_space={vit.depth: {choice: [1, 2]}}"]),
     ("mlp_mixer", ["xray.train.mixed_precision=true", "xray.train.batch_norm=true"]),
 ])
 def test_image_architecture_runs_every_stage_and_serves(flow_copy, model, switches):
     params = run_pipeline(flow_copy, "xray",
                           [f"xray.train.model={model}", *switches])
     check_outputs(flow_copy, "xray")
+    tuning = read_json(flow_copy / "models" / "xray-hyperparameters.json")
+    assert tuning["tuned"] == ("xray.tune.enabled=true" in switches)
+    if tuning["tuned"]:
+        assert set(tuning["values"]) == {"vit.depth"} and tuning["trials"] == 2
     predictor = load_predictor(flow_copy / "models" / "xray-deploy")
     size = params.xray.featurize.image_size
     image = np.random.default_rng(0).integers(0, 256, (size * 2, size * 2))

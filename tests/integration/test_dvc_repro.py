@@ -56,11 +56,3 @@ def test_dvc_repro_matches_the_flow_and_second_run_is_a_no_op(tmp_path, request)
         for key, value in ours.items():
             assert value == (pytest.approx(flows[key]) if isinstance(value, float)
                              else flows[key]), key
-
-
-def test_dvc_metrics_show_covers_both_domains(flow_project):
-    done = subprocess.run(["dvc", "metrics", "show", "--json"], cwd=flow_project,
-                          capture_output=True, text=True, check=True)
-    shown = done.stdout
-    assert "reports/xray/metrics.json" in shown and "reports/ohlcv/metrics.json" in shown
-    assert "relative_mae" in shown and "roc_auc" in shown

@@ -244,3 +244,11 @@ def test_promote_deploys_a_measured_variant_with_its_reason(flow_project, domain
         assert decision["verdicts"][spec["variant"]] in ("chosen", "chosen: the fallback")
         assert (folder / spec["file"]).is_file() and (folder / "reference.keras").is_file()
         assert read_json(folder / "variants.json")[spec["variant"]]["status"] == "ok"
+
+
+def test_dvc_metrics_show_covers_both_domains(flow_project):
+    done = subprocess.run(["dvc", "metrics", "show", "--json"], cwd=flow_project,
+                          capture_output=True, text=True, check=True)
+    shown = done.stdout
+    assert "reports/xray/metrics.json" in shown and "reports/ohlcv/metrics.json" in shown
+    assert "relative_mae" in shown and "roc_auc" in shown

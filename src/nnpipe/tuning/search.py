@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from nnpipe.config import SearchDim, Tune
+from nnpipe.config import SearchDim, Tune, get_value
 from nnpipe.errors import NnpipeError
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,8 @@ def hyperparameters(space: Mapping[str, SearchDim], train: BaseModel):
             hp.Choice(name, _choices(dim))
             continue
         low, high = dim.range
-        if isinstance(getattr(train, name), int) and not isinstance(getattr(train, name), bool):
+        current = get_value(train, name)
+        if isinstance(current, int) and not isinstance(current, bool):
             hp.Int(name, int(low), int(high), step=int(dim.step) if dim.step else 1,
                    sampling=dim.sampling)
         else:

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from nnpipe import tracking
-from nnpipe.config import Params
+from nnpipe.config import Params, get_value, with_values
 from nnpipe.io import atomic_write_json, atomic_write_text, read_json
 from nnpipe.layout import domain_layout
 from nnpipe.stages import require
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 def tuned_train(train: BaseModel, values: Mapping[str, Any]) -> Any:
     """The train params with tuned values applied (validated again, as on load)."""
-    return type(train).model_validate({**train.model_dump(), **values})
+    return with_values(train, dict(values))
 
 
 def effective_train(params: Params, domain: str) -> tuple[Any, dict]:
@@ -124,7 +124,7 @@ def run_tuning(params: Params, domain: str, module_name: str, objective: Objecti
                                               for k, d in tune.search_space.items()},
                              "seed": params.seed})
         oracle = make_oracle(tune, cfg.train, objective, params.seed, Path(state))
-        baseline = ({k: getattr(cfg.train, k) for k in tune.search_space}
+        baseline = ({k: get_value(cfg.train, k) for k in tune.search_space}
                     if tune.baseline else None)
 
         def search(run_batch) -> SearchResult:

@@ -185,3 +185,21 @@ def test_a_worker_that_cannot_see_the_project_says_so(tmp_path):
     result = execute_trial(__name__, "xray", {}, str(tmp_path / "elsewhere"),
                            TrialSpec("0", {}, 1), objective=OBJ)
     assert result.status == "failed" and "shared filesystem" in result.reason
+
+
+def test_the_search_space_is_checked_on_load_nested_sizes_included():
+    from nnpipe.config import ParamsError, load_params, with_values
+
+    space = {"vit.depth": {"choice": [1, 2, 3]}, "dropout": {"range": [0.1, 0.3]}}
+    ok = load_params("params.yaml", ["xray.train.model=vit",
+                                     f"xray.tune.search_space={space}"])
+    assert set(ok.xray.tune.search_space) == {"vit.depth", "dropout"}
+    tuned = with_values(ok.xray.train, {"vit.depth": 3, "dropout": 0.2})
+    assert tuned.vit.depth == 3 and tuned.vit.width == ok.xray.train.vit.width
+    hp = hyperparameters(ok.xray.tune.search_space, ok.xray.train)
+    assert {p.name: type(p).__name__ for p in hp.space} == {"vit.depth": "Choice",
+                                                             "dropout": "Float"}
+    with pytest.raises(ParamsError, match=r"vit\.dpth is not a train parameter.*vit\.depth"):
+        load_params("params.yaml", ["xray.tune.search_space={vit.dpth: {choice: [1]}}"])
+    with pytest.raises(ParamsError, match=r"vit\.heads: 3 is not a valid train\.vit\.heads"):
+        load_params("params.yaml", ["xray.tune.search_space={vit.heads: {choice: [2, 3]}}"])
