@@ -206,6 +206,12 @@ def _flow_paths(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> tup
     return shared, shared / "flow" / "project"
 
 
+def _needs_flow_project(item: pytest.Item) -> bool:
+    """A test uses the flow project as a fixture, or asks for it later (marked so)."""
+    return bool({"flow_project", "flow_copy"} & set(getattr(item, "fixturenames", ()))
+                or item.get_closest_marker("flow_project"))
+
+
 def _start_flow_build(shared: Path, project: Path) -> None:
     """Start `nnpipe run` on a fresh tiny project in the background, once per test run."""
     from filelock import FileLock
@@ -227,8 +233,7 @@ def _flow_project_build(request: pytest.FixtureRequest, _isolated_env,
     """Start building the flow project when the session starts, as a process of its own,
     when any selected test needs it: the workers run other tests meanwhile instead of
     waiting idle for it (tests that need it wait in ``flow_project``)."""
-    if any({"flow_project", "flow_copy"} & set(item.fixturenames)
-           for item in request.session.items):
+    if any(_needs_flow_project(item) for item in request.session.items):
         _start_flow_build(*_flow_paths(tmp_path_factory, worker_id))
 
 
@@ -269,6 +274,5 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     session's start (``_flow_project_build``), and the workers get through everything
     else meanwhile instead of waiting for it (pytest-xdist hands out whole files in this
     order)."""
-    needs = {str(item.path) for item in items
-             if {"flow_project", "flow_copy"} & set(getattr(item, "fixturenames", ()))}
+    needs = {str(item.path) for item in items if _needs_flow_project(item)}
     items.sort(key=lambda item: str(item.path) in needs)  # stable: order kept otherwise

@@ -8,7 +8,8 @@ from conftest import make_project
 
 from nnpipe.io import read_json
 
-pytestmark = pytest.mark.integration
+# it compares with the flow project at its end: scheduled with the tests that need it
+pytestmark = [pytest.mark.integration, pytest.mark.flow_project]
 
 
 # X-ray: the stages through evaluate, each a process of its own as DVC runs it; the
