@@ -59,10 +59,9 @@ def history_rows(history: keras.callbacks.History) -> list[dict[str, float | Non
 
 def kernel_regularizer(cfg) -> keras.regularizers.Regularizer | None:
     """L1 and/or L2 on a layer's kernel, from a train section's ``l1``/``l2``."""
-    l1, l2 = getattr(cfg, "l1", 0.0), getattr(cfg, "l2", 0.0)
-    if not (l1 or l2):
+    if not (cfg.l1 or cfg.l2):
         return None
-    return keras.regularizers.L1L2(l1=l1, l2=l2)
+    return keras.regularizers.L1L2(l1=cfg.l1, l2=cfg.l2)
 
 
 def make_optimizer(cfg) -> keras.optimizers.Optimizer:
@@ -85,11 +84,11 @@ def fast_float16_devices() -> list[str]:
     return found
 
 
-def precision_policy(mixed: bool, supported: list[str] | None = None) -> str:
+def precision_policy(mixed: bool) -> str:
     """Set Keras' global dtype policy for the model about to be built and return its name:
     ``mixed_float16`` when asked for and the hardware has fast float16, else ``float32``
     (with a warning when mixed precision was asked for and refused)."""
-    supported = fast_float16_devices() if supported is None and mixed else (supported or [])
+    supported = fast_float16_devices() if mixed else []
     name = "mixed_float16" if mixed and supported else "float32"
     if mixed and not supported:
         log.warning("train.mixed_precision is on but no GPU with fast float16 (compute "

@@ -112,7 +112,7 @@ def run_domain(domain: str, params_file: str = "params.yaml", force: bool = Fals
         results[spec.step] = state.result()
         nothing_ran = nothing_ran and bool(results[spec.step].get("skipped"))
     if root is not None:
-        state = push_data([s.name for s in PIPELINES[domain]], str(root), return_state=True)
+        state = push_data(names, str(root), return_state=True)
         if state.is_failed():
             return Failed(message=f"dvc push: {state.message}")
     return results
