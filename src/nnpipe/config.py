@@ -129,21 +129,26 @@ class FeedForwardArch(Strict):
     units: Annotated[list[PositiveInt], Field(min_length=1, max_length=6)] = [128, 64]
 
 
-class VitArch(Strict):
+class AttentionWidth(Strict):
+    """Multi-head attention splits ``width`` evenly between its ``heads``."""
+
+    width: Annotated[int, Field(ge=4, le=1024)] = 32
+    heads: Annotated[int, Field(ge=1, le=32)] = 2
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> AttentionWidth:
+        if self.width % self.heads:
+            raise ValueError(f"width {self.width} must be a multiple of heads {self.heads}")
+        return self
+
+
+class VitArch(AttentionWidth):
     """A small Vision Transformer: patches by strided convolution, learned positions,
     pre-norm blocks (multi-head attention, MLP), pooled head."""
 
     patch_size: Annotated[int, Field(ge=1, le=64)] = 4
     depth: Annotated[int, Field(ge=1, le=24)] = 2
-    width: Annotated[int, Field(ge=4, le=1024)] = 32
-    heads: Annotated[int, Field(ge=1, le=32)] = 2
     mlp_ratio: Annotated[int, Field(ge=1, le=8)] = 2
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self) -> VitArch:
-        if self.width % self.heads:
-            raise ValueError(f"width {self.width} must be a multiple of heads {self.heads}")
-        return self
 
 
 class MixerArch(Strict):
@@ -154,9 +159,6 @@ class MixerArch(Strict):
     width: Annotated[int, Field(ge=4, le=1024)] = 32
     token_mlp: Annotated[int, Field(ge=1, le=4096)] = 32
     channel_mlp: Annotated[int, Field(ge=1, le=4096)] = 64
-
-
-IMAGE_MODELS = ("feedforward", "small_cnn", "medical_cnn", "vit", "mlp_mixer")
 
 
 class XrayTrain(Techniques):
@@ -272,23 +274,12 @@ class OhlcvFeaturize(Strict):
         return self
 
 
-class SequenceTransformerArch(Strict):
+class SequenceTransformerArch(AttentionWidth):
     """A transformer encoder over the window: input projection, learned positions,
     attention and feed-forward sublayers with residuals and layer norm, pooled head."""
 
     blocks: Annotated[int, Field(ge=1, le=12)] = 2
-    width: Annotated[int, Field(ge=4, le=1024)] = 32
-    heads: Annotated[int, Field(ge=1, le=32)] = 2
     ff_dim: Annotated[int, Field(ge=1, le=4096)] = 64
-
-    @model_validator(mode="after")
-    def _heads_divide_width(self) -> SequenceTransformerArch:
-        if self.width % self.heads:
-            raise ValueError(f"width {self.width} must be a multiple of heads {self.heads}")
-        return self
-
-
-SEQUENCE_MODELS = ("lstm", "gru", "simple_rnn", "transformer")
 
 
 class OhlcvTrain(Techniques):
