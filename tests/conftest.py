@@ -270,9 +270,11 @@ def flow_copy(flow_project: Path, tmp_path: Path) -> Path:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    """Files that need the flow project run last: it builds in the background from the
-    session's start (``_flow_project_build``), and the workers get through everything
-    else meanwhile instead of waiting for it (pytest-xdist hands out whole files in this
-    order)."""
+    """The order pytest-xdist hands out whole files in (``--no-loadscope-reorder`` keeps
+    it): files that need the flow project last, since it builds in the background from
+    the session's start (``_flow_project_build``) and the workers get through everything
+    else meanwhile instead of waiting for it; in each part integration tests (few, long)
+    before unit tests (many, short), so the short ones even out the workers' ends."""
     needs = {str(item.path) for item in items if _needs_flow_project(item)}
-    items.sort(key=lambda item: str(item.path) in needs)  # stable: order kept otherwise
+    items.sort(key=lambda item: (str(item.path) in needs,  # stable: order kept otherwise
+                                 item.get_closest_marker("integration") is None))

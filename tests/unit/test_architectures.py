@@ -1,7 +1,7 @@
 """Every architecture of the guide, built from the default params: one training step lowers
 the loss on a learnable toy problem, save and reload predict the same, TFLite converts and
-agrees; the training switches (auto, regularisation, clipping, batch norm, mixed precision)
-do what they say."""
+agrees, magnitude pruning reaches its sparsity; the training switches (auto,
+regularisation, clipping, batch norm, mixed precision) do what they say."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from nnpipe.architectures import choose_model, resolve_model
 from nnpipe.compression.litert import TfliteRunner
-from nnpipe.compression.variants import to_tflite
+from nnpipe.compression.variants import prune, sparsity, to_tflite
 from nnpipe.config import OhlcvTrain, XrayTrain
 from nnpipe.fitting import precision_policy
 from nnpipe.keras_env import keras, load_model, tf
@@ -82,6 +82,22 @@ def converts(model: keras.Model, x: np.ndarray) -> None:
                                rtol=1e-4, atol=1e-4)
 
 
+# pruned elsewhere: medical_cnn by the flow project's compress stage, the LSTM in
+# tests/unit/compression
+PRUNING_TESTED = {"medical_cnn", "lstm"}
+
+
+def prunes(model: keras.Model, x: np.ndarray, y: np.ndarray, loss: str) -> None:
+    """The compress stage's pruning: the target sparsity, no wrappers left, same outputs'
+    shape."""
+    pruned = prune(model, x=x, y=y.reshape(len(y), -1), loss=loss, initial_sparsity=0.3,
+                   final_sparsity=0.6, epochs=1, batch_size=8, learning_rate=1e-4)
+    assert sparsity(pruned) == pytest.approx(0.6, abs=0.05)
+    assert not any("prune" in type(layer).__name__.lower() for layer in pruned.layers)
+    out = pruned.predict(x[:4], verbose=0)
+    assert out.shape == (4, 1) and np.isfinite(out).all()
+
+
 @pytest.mark.parametrize("name", ["feedforward", "small_cnn", "medical_cnn", "vit",
                                   "mlp_mixer"])
 def test_every_image_architecture_learns_reloads_and_converts(name, tmp_path):
@@ -91,6 +107,8 @@ def test_every_image_architecture_learns_reloads_and_converts(name, tmp_path):
     step_lowers_the_loss(model, x, y)
     same_after_reload(model, x, tmp_path)
     converts(model, x)
+    if name not in PRUNING_TESTED:
+        prunes(model, x, y, "binary_crossentropy")
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn", "transformer"])
@@ -100,6 +118,8 @@ def test_every_sequence_architecture_learns_reloads_and_converts(name, tmp_path)
     step_lowers_the_loss(model, x, (y - 90) / 20)
     same_after_reload(model, x, tmp_path)
     converts(model, x)
+    if name not in PRUNING_TESTED:
+        prunes(model, x, (y - 90) / 20, "mse")
 
 
 def test_the_guides_feedforward_and_stacked_rnn_shapes():

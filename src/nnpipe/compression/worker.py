@@ -18,6 +18,7 @@ import gzip
 import json
 import logging
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -113,8 +114,10 @@ def run_job(job_dir: Path) -> None:
         if (job_dir / f"{name}.json").exists():
             continue
         (job_dir / f"{name}.started").touch()
+        start = time.perf_counter()
         try:
             row = build_variant(name, job, job_dir, model, data)
+            row["build_seconds"] = time.perf_counter() - start  # conversion and measuring
         except Exception as exc:  # any failure of one variant is that variant's row
             log.warning("variant %s is unsupported: %s", name, exc)
             row = {"variant": name, "status": "unsupported",
