@@ -52,6 +52,17 @@ PROJECT_FILES = ("params.yaml", "dvc.yaml", "prefect.yaml", "pyproject.toml", "f
                  "profiles", ".dvc/config", ".dvcignore", ".gitignore")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One TensorFlow intra-op thread per process, set before anything imports TensorFlow
+    (test modules do, at collection) and inherited by every process the tests start. The
+    xdist workers, the flow project's build and the stage processes they start share the
+    machine's cores; TensorFlow's default pools (a thread per core in every process)
+    oversubscribe them and spin: three concurrent test processes on 2 cores ran 26% faster
+    with one intra-op thread each (96 s to 71 s)."""
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "2")
+
+
 def shared_data(*parts: str) -> Path:
     """A path under ../shared/data, or skip the test saying why."""
     path = SHARED_DATA.joinpath(*parts)

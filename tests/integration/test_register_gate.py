@@ -22,6 +22,24 @@ def project(tmp_path, flow_project):
     return dest
 
 
+@pytest.fixture(scope="module")
+def retrained_once(tmp_path_factory, flow_project):
+    """The flow project with a second model trained, evaluated, compressed and promoted,
+    not yet registered: made once, copied by each test that registers such a model."""
+    dest = tmp_path_factory.mktemp("retrained") / "project"
+    shutil.copytree(flow_project, dest, symlinks=True)
+    with working_directory(dest):
+        train_again(dest, "seed=7")
+    return dest
+
+
+@pytest.fixture
+def retrained(tmp_path, retrained_once):
+    dest = tmp_path / "project"
+    shutil.copytree(retrained_once, dest, symlinks=True)
+    return dest
+
+
 def registry(project) -> MlflowClient:
     uri = f"sqlite:///{project / 'mlflow.db'}"
     return MlflowClient(uri, uri)
@@ -57,10 +75,10 @@ def test_rerunning_register_does_not_duplicate_the_version(project):
     assert len(registry(project).search_model_versions("name='xray-classifier'")) == 1
 
 
-def test_gate_refusal_keeps_the_champion_and_moves_challenger(project):
+def test_gate_refusal_keeps_the_champion_and_moves_challenger(retrained):
+    project = retrained
     assert aliases(project) == {"champion": "1", "challenger": "1"}
     with working_directory(project):
-        train_again(project, "xray.train.epochs=1")
         record = register.run(load_params("params.yaml", ["xray.register.min_value=1.0"]),
                               "xray")
     assert record["promoted"] is False and "below the floor" in record["reason"]
@@ -71,10 +89,10 @@ def test_gate_refusal_keeps_the_champion_and_moves_challenger(project):
     assert tags["gate.promoted"] == "False"
 
 
-def test_champion_is_rescored_on_the_same_test_data(project):
-    v1 = deployed(project)
+def test_champion_is_rescored_on_the_same_test_data(retrained, flow_project):
+    project = retrained
+    v1 = deployed(flow_project)
     with working_directory(project):
-        train_again(project)
         record = register.run(load_params("params.yaml"), "xray")
     assert record["champion_before"] == "1"
     assert record["champion_before_scored"] == (
@@ -89,9 +107,9 @@ def test_champion_is_rescored_on_the_same_test_data(project):
     assert aliases(project)["champion"] == ("2" if promoted else "1")
 
 
-def test_worse_than_champion_is_refused(project):
+def test_worse_than_champion_is_refused(retrained):
+    project = retrained
     with working_directory(project):
-        train_again(project)
         deploy_file = project / "models/xray-deploy/deploy.json"
         deploy = json.loads(deploy_file.read_text())
         deploy["measured"]["roc_auc"] -= 0.2  # as if the new deployed variant were worse

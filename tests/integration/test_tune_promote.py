@@ -4,10 +4,12 @@ MLflow), on copies of the flow project."""
 from __future__ import annotations
 
 import pytest
-from conftest import nnpipe
+from conftest import nnpipe, working_directory
 from mlflow import MlflowClient
 
+from nnpipe.config import load_params
 from nnpipe.io import read_json
+from nnpipe.stages import get_stage
 
 pytestmark = pytest.mark.integration
 
@@ -17,10 +19,15 @@ def client(project) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def run_stage(project, step: str, *overrides: str) -> dict:
+    """One X-ray stage in this process (the command line's path is `nnpipe stage`)."""
+    with working_directory(project):
+        return get_stage(step, "xray").run(load_params("params.yaml", list(overrides)))
+
+
 def test_no_qualifying_variant_and_fallback_none_registers_nothing(flow_copy):
     before = client(flow_copy).search_model_versions("name='xray-classifier'")
-    nnpipe(flow_copy, "stage", "promote", "--domain", "xray", "-S", "xray.promote.candidates=[]",
-           "-S", "xray.promote.fallback=none")
+    run_stage(flow_copy, "promote", "xray.promote.candidates=[]", "xray.promote.fallback=none")
     spec = read_json(flow_copy / "models/xray-deploy/deploy.json")
     assert spec["variant"] is None and spec["file"] is None
     assert "nothing is deployed (promote.fallback=none)" in spec["reason"]
@@ -35,12 +42,12 @@ def test_no_qualifying_variant_and_fallback_none_registers_nothing(flow_copy):
 
 def test_fallback_reference_deploys_the_keras_model_behind_the_same_pyfunc(flow_copy,
                                                                           monkeypatch):
-    nnpipe(flow_copy, "stage", "promote", "--domain", "xray", "-S", "xray.promote.candidates=[]")
+    run_stage(flow_copy, "promote", "xray.promote.candidates=[]")
     spec = read_json(flow_copy / "models/xray-deploy/deploy.json")
     assert spec["variant"] == "keras_float32" and spec["format"] == "keras"
     assert "the Keras reference is deployed" in spec["reason"]
-    nnpipe(flow_copy, "stage", "register", "--domain", "xray")
-    record = read_json(flow_copy / "reports/xray/registration.json")
+    record = run_stage(flow_copy, "register")
+    assert record == read_json(flow_copy / "reports/xray/registration.json")
     assert record["registered"] and record["variant"] == "keras_float32"
     # the champion (the TFLite variant of the flow run) was re-scored through its pyfunc
     assert "re-scored" in record["champion_before_scored"]

@@ -45,7 +45,8 @@ def test_ratios_and_report_against_the_reference():
                               "throughput_per_s": 100.0, "roc_auc": 0.90},
             "tflite_int8": {"status": "ok", "size_bytes": 250, "gzip_bytes": 180,
                             "latency_ms_median": 1.0, "latency_ms_p99": 1.5,
-                            "throughput_per_s": 300.0, "roc_auc": 0.895},
+                            "throughput_per_s": 300.0, "roc_auc": 0.895,
+                            "build_seconds": 2.54},
             "pruned": {"status": "unsupported", "reason": "boom"}}
     add_ratios(rows, "roc_auc")
     assert rows["tflite_int8"]["size_ratio"] == 0.25
@@ -54,3 +55,6 @@ def test_ratios_and_report_against_the_reference():
         abs(rows["tflite_int8"]["roc_auc_delta"] + 0.005) < 1e-12
     text = markdown(rows, "roc_auc", "decision_agreement", "t")
     assert "unsupported: boom" in text and "| tflite_int8 | 0.2 |" in text
+    lines = text.splitlines()
+    assert lines[2].count("|") == lines[4].count("|") == lines[5].count("|")  # columns
+    assert lines[5].endswith("| 2.5 |")  # the time it took to build and measure it
