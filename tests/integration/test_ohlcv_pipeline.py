@@ -23,8 +23,10 @@ from nnpipe.stages import get_stage
 
 pytestmark = pytest.mark.integration
 
+# the reference only (an LSTM's conversion takes seconds; promote deploys the reference):
+# the real-data test converts, and the flow project builds the LSTM's TFLite variants
 FAST = ["ohlcv.train.units=[8]", "ohlcv.train.epochs=2", "ohlcv.evaluate.walk_forward_folds=0",
-        "ohlcv.tune.enabled=false", "ohlcv.compress.variants=[keras_float32,tflite_float32]"]
+        "ohlcv.tune.enabled=false", "ohlcv.compress.variants=[keras_float32]"]
 
 
 def run_steps(project, overrides, *steps):
@@ -193,7 +195,8 @@ def test_register_refuses_metrics_of_another_training_run(project):
 def test_goog_csv_end_to_end_and_through_a_url(project, tmp_path, no_waiting):
     goog = shared_data("ohlcv", "GOOG.csv")
     overrides = [*FAST, "ohlcv.ingest.source=csv", f"ohlcv.ingest.csv.files.GOOG={goog}",
-                 "ohlcv.evaluate.walk_forward_folds=2", "ohlcv.evaluate.walk_forward_epochs=1"]
+                 "ohlcv.evaluate.walk_forward_folds=2", "ohlcv.evaluate.walk_forward_epochs=1",
+                 "ohlcv.compress.variants=[keras_float32,tflite_float32]"]
     results = run_steps(project, overrides, *ALL)
     manifest = read_json(project / "data/ohlcv/raw/manifest.json")["series"]["GOOG"]
     assert manifest["rows"] == 2148 and manifest["first"].startswith("2004-08-19")
