@@ -46,8 +46,8 @@ def test_fallback_reference_deploys_the_keras_model_behind_the_same_pyfunc(flow_
     spec = read_json(flow_copy / "models/xray-deploy/deploy.json")
     assert spec["variant"] == "keras_float32" and spec["format"] == "keras"
     assert "the Keras reference is deployed" in spec["reason"]
-    record = run_stage(flow_copy, "register")
-    assert record == read_json(flow_copy / "reports/xray/registration.json")
+    run_stage(flow_copy, "register")
+    record = read_json(flow_copy / "reports/xray/registration.json")
     assert record["registered"] and record["variant"] == "keras_float32"
     # the champion (the TFLite variant of the flow run) was re-scored through its pyfunc
     assert "re-scored" in record["champion_before_scored"]
