@@ -52,15 +52,9 @@ PROFILES = {"xray": "pneumoniamnist", "ohlcv": "stock-returns"}
 
 
 def domain_overrides(domain: str, xray_npz: Path, ohlcv_csv: Path) -> list[str]:
-    sys.path.insert(0, str(ROOT / "src"))
     from nnpipe.cli import read_profile
 
-    cwd = Path.cwd()
-    os.chdir(ROOT)  # profiles/ is read relative to the project
-    try:
-        profile = read_profile(PROFILES[domain])
-    finally:
-        os.chdir(cwd)
+    profile = read_profile(PROFILES[domain], ROOT / "profiles")
     if domain == "xray":
         return [*profile, f"xray.ingest.medmnist.path={xray_npz}", "xray.tune.enabled=false"]
     return [*profile, f"ohlcv.ingest.csv.files={{GOOG: {ohlcv_csv}}}",
@@ -109,11 +103,16 @@ def main() -> int:
     for path in (args.xray_npz, args.ohlcv_csv):
         if not path.is_file():
             raise SystemExit(f"{path} not found: pass --xray-npz / --ohlcv-csv")
+    domains = args.domain or sorted(ARCHITECTURES)
+    labels = [label for d in domains for label, _ in ARCHITECTURES[d]]
+    unknown = sorted(set(args.only or ()) - set(labels))
+    if unknown:
+        raise SystemExit(f"--only {unknown}: no such row; rows: {labels}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="nnpipe-bench-arch-") as tmp:
         project = Path(tmp)
         shutil.copy(ROOT / "params.yaml", project / "params.yaml")
-        for domain in args.domain or sorted(ARCHITECTURES):
+        for domain in domains:
             base = domain_overrides(domain, args.xray_npz.resolve(), args.ohlcv_csv.resolve())
             for name in ("ingest", "featurize", "tune"):  # tune off: a pass-through
                 stage(project, name, domain, base)

@@ -32,14 +32,15 @@ class PipelineFailed(NnpipeError):
     """A flow run did not complete; its message is the failing stage's."""
 
 
-def read_profile(name: str) -> list[str]:
-    """A profile: a YAML file of dotted overrides under ``profiles/`` (see its comments)."""
+def read_profile(name: str, folder: Path = PROFILES_DIR) -> list[str]:
+    """A profile: a YAML file of dotted overrides in ``folder`` (the project's
+    ``profiles/``; see its comments)."""
     import yaml
 
-    path = PROFILES_DIR / f"{name}.yaml"
+    path = folder / f"{name}.yaml"
     if not path.is_file():
-        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
-        raise ParamsError(f"profile {name!r} not found in {PROFILES_DIR}/; known: {known}")
+        known = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ParamsError(f"profile {name!r} not found in {folder}/; known: {known}")
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if not isinstance(data, dict):
         raise ParamsError(f"{path} must map dotted keys to values")

@@ -30,15 +30,14 @@ def run_pipeline(project, domain: str, overrides: list[str]) -> dict:
 
 
 def check_outputs(project, params, domain: str, series: str | None = None) -> dict:
-    """Every variant built or marked unsupported with the reason; a version registered;
-    the deploy folder's spec."""
+    """Every variant built (an unsupported one's row and reason: tests/unit/compression);
+    a version registered; the deploy folder's spec."""
     reports = project / "reports" / domain
     table = read_json(reports / "compression.json")
     rows = table["series"][series]["variants"] if series else table["variants"]
     assert set(rows) == set(params.domain(domain).compress.variants)
-    for name, row in rows.items():  # built, or unsupported with the reason why
-        assert row["status"] == "ok" or row.get("reason"), (name, row)
-    assert rows["tflite_dynamic"]["status"] == "ok"
+    for name, row in rows.items():  # every variant asked for is built and measured
+        assert row["status"] == "ok", (name, row)
     registration = read_json(reports / "registration.json")
     if series:
         registration = registration["series"][series]
