@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from prefect import flow
 
-from nnpipe.flow_tasks import run_domain
+from nnpipe.flow_tasks import describe_flow, run_domain
 
 
-@flow(name="ohlcv-training", description="Stock OHLCV forecaster: ingest + validate, featurize, "
-      "train, evaluate against baselines, register (same stages as `dvc repro`).")
+@flow(name="ohlcv-training", description=describe_flow("ohlcv", "Stock OHLCV forecaster"))
 def ohlcv_training(params_file: str = "params.yaml", force: bool = False) -> dict:
     return run_domain("ohlcv", params_file=params_file, force=force)
 

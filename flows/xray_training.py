@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from prefect import flow
 
-from nnpipe.flow_tasks import run_domain
+from nnpipe.flow_tasks import describe_flow, run_domain
 
 
-@flow(name="xray-training", description="Chest X-ray CNN: ingest, featurize, train, evaluate, "
-      "register (same stages as `dvc repro`).")
+@flow(name="xray-training", description=describe_flow("xray", "Chest X-ray classifier"))
 def xray_training(params_file: str = "params.yaml", force: bool = False) -> dict:
     return run_domain("xray", params_file=params_file, force=force)
 

@@ -49,7 +49,7 @@ TINY_PARAMS = {
     },
 }
 PROJECT_FILES = ("params.yaml", "dvc.yaml", "prefect.yaml", "pyproject.toml", "flows",
-                 "profiles", ".dvc/config", ".dvcignore", ".gitignore")
+                 "profiles", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -105,10 +105,18 @@ def make_project(dest: Path, params: dict | None = None) -> Path:
     deep_update(raw, yaml.safe_load(yaml.safe_dump(TINY_PARAMS)))
     deep_update(raw, params or {})
     (dest / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    _copy_plots_template(dest)
     git(dest, "init", "-q")
     git(dest, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
     git(dest, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "project")
     return dest
+
+
+def _copy_plots_template(dest: Path) -> None:
+    """The offline `dvc plots` page that `make setup` writes (made once, then copied)."""
+    from nnpipe.dvc_plots import ensure_template, template_path
+
+    shutil.copy2(ensure_template(ROOT), template_path(dest))
 
 
 @pytest.fixture(autouse=True, scope="session")

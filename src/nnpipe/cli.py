@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from nnpipe.config import DOMAINS, PARAMS_FILE, ParamsError, dump_params, load_params
@@ -54,6 +55,17 @@ def _yaml_value(value: object) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
+def ensure_plots_template() -> None:
+    """The DVC project's offline `dvc plots` page (``make setup`` writes it; a project set
+    up otherwise gets it here)."""
+    from nnpipe.dvc_plots import ensure_template
+    from nnpipe.dvc_repo import find_root
+
+    root = find_root()
+    if root is not None:
+        ensure_template(root)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from nnpipe.config import write_overrides
 
@@ -62,33 +74,72 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_overrides(args.params, overrides)  # like `dvc exp run -S`: params.yaml records it
         log.info("params.yaml updated: %s", ", ".join(overrides))
     params = load_params(args.params)
+    ensure_plots_template()
     prefect_defaults()
     from prefect.flows import load_flow_from_entrypoint
 
-    results = {}
+    results, seconds = {}, {}
     for domain in args.domain or DOMAINS:
         flow = load_flow_from_entrypoint(FLOW_FILES[domain])
+        started = time.monotonic()
         state = flow(params_file=args.params, force=args.force, return_state=True)
         if not state.is_completed():
             raise PipelineFailed(f"flow {flow.name} ended {state.name}: {state.message}")
-        results[domain] = state.result()
-    print_summary(params, results)
+        results[domain], seconds[domain] = state.result(), time.monotonic() - started
+    print_summary(params, results, seconds)
     return 0
 
 
-def print_summary(params, results: dict) -> None:
+def duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
+def stage_time_lines(results: dict[str, dict[str, dict]], flow_seconds: dict[str, float],
+                     ) -> list[str]:
+    """A table of each stage's wall time per domain ("current" where DVC skipped it), and
+    each flow's whole time (Prefect and DVC included)."""
+    domains = list(results)
+    steps = list(dict.fromkeys(step for d in domains for step in results[d]))
+
+    def cell(result: dict | None) -> str:
+        if result is None:
+            return "-"
+        if result.get("skipped"):
+            return "current"
+        return duration(result["seconds"]) if "seconds" in result else "ran"
+
+    rows = [["stage", *domains]]
+    rows += [[step, *(cell(results[d].get(step)) for d in domains)] for step in steps]
+    rows.append(["whole flow", *(duration(flow_seconds[d]) for d in domains)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                      for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+            for row in rows]
+
+
+def print_summary(params, results: dict, flow_seconds: dict[str, float]) -> None:
     """Where the results are: each domain's headline numbers, model versions and aliases,
-    the gate's reason, and the MLflow UI."""
+    the gate's reason, each stage's time, and what to do next (UI, serving, DVC)."""
     from nnpipe import store
+    from nnpipe.serving.registry import serve_hint
     from nnpipe.stages import get_stage
 
     lines = ["", "=" * 72, "nnpipe: pipeline finished", "=" * 72]
     for domain in results:
         register = get_stage("register", domain).module()
         lines += [f"[{domain}] {line}" for line in register.summary_lines(params, domain)]
+    lines += ["", "Stage times (wall clock):",
+              *(f"  {line}" for line in stage_time_lines(results, flow_seconds)), ""]
     uri = store.tracking_uri(params)
-    lines += [f"MLflow store: {uri}", f"Open the UI:  {store.ui_command(uri)}",
-              "Compare runs: dvc metrics diff / dvc plots diff", "=" * 72]
+    serve = serve_hint(params, uri)
+    lines += [f"MLflow store: {uri}",
+              f"Open the UI:  make ui   (or: {store.ui_command(uri)})",
+              f"Serve:        {serve}" if serve else "Serve:        nothing is registered yet",
+              "Compare with DVC: commit this run, then run an experiment (in the venv:",
+              "  source .venv/bin/activate, since dvc.yaml's stages run `python -m nnpipe`):",
+              "  git add dvc.lock params.yaml reports && git commit -m 'pipeline run'",
+              "  dvc exp run -S xray.train.epochs=20 && dvc exp show",
+              "=" * 72]
     print("\n".join(lines))
 
 
@@ -130,9 +181,12 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> int:
 
 
 def schedules_from_prefect_yaml(path: Path = Path("prefect.yaml")) -> dict[str, dict]:
-    """Each domain's schedule (cron, timezone) from prefect.yaml, where schedules are kept."""
+    """Each domain's deployment (name, cron, timezone) from prefect.yaml, where they are
+    kept: `nnpipe schedule` serves the deployments `prefect deploy --all` would create."""
     import yaml
 
+    if not path.is_file():
+        raise ParamsError(f"{path} not found: run `nnpipe schedule` in the project's root")
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     found = {}
     for domain, entrypoint in FLOW_FILES.items():
@@ -140,8 +194,30 @@ def schedules_from_prefect_yaml(path: Path = Path("prefect.yaml")) -> dict[str, 
                           None)
         if deployment and deployment.get("schedules"):
             first = deployment["schedules"][0]
-            found[domain] = {"cron": first["cron"], "timezone": first.get("timezone", "UTC")}
+            found[domain] = {"name": deployment["name"], "cron": first["cron"],
+                             "timezone": first.get("timezone", "UTC"),
+                             "tags": deployment.get("tags", [])}
     return found
+
+
+def refuse_worker_deployments(names: list[str]) -> None:
+    """`nnpipe schedule` serves prefect.yaml's deployments under their own names, so it
+    must not take over the ones `prefect deploy` gave a work pool: a worker runs those,
+    and serving would leave them paused when it stops."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        for name in names:
+            try:
+                deployment = client.read_deployment_by_name(name)
+            except ObjectNotFound:
+                continue
+            if deployment.work_pool_name:
+                raise ParamsError(
+                    f"deployment {name} is deployed to work pool {deployment.work_pool_name!r} "
+                    f"(prefect deploy): its worker runs it. Use the worker, or delete the "
+                    f"deployment (`prefect deployment delete {name}`) to serve it from here")
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
@@ -160,14 +236,18 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     schedules = schedules_from_prefect_yaml()
     deployments = []
     for domain in args.domain or DOMAINS:
+        if domain not in schedules:
+            raise ParamsError(f"prefect.yaml has no scheduled deployment of "
+                              f"{FLOW_FILES[domain]}: add one (see its other deployments)")
         schedule = schedules[domain] | ({"cron": args.cron} if args.cron else {})
         flow = load_flow_from_entrypoint(FLOW_FILES[domain])
-        log.info("serving %s on cron %r (%s)", flow.name, schedule["cron"],
-                 schedule["timezone"])
+        log.info("serving %s/%s on cron %r (%s)", flow.name, schedule["name"],
+                 schedule["cron"], schedule["timezone"])
         deployments.append(flow.to_deployment(
-            name=f"{flow.name}-scheduled", concurrency_limit=1,
+            name=schedule["name"], concurrency_limit=1, tags=schedule["tags"],
             schedule=Cron(schedule["cron"], timezone=schedule["timezone"]),
             parameters={"params_file": args.params}))
+    refuse_worker_deployments([f"{d.flow_name}/{d.name}" for d in deployments])
     serve(*deployments)
     return 0
 
@@ -177,45 +257,61 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     params = load_params(args.params)
     uri = store.tracking_uri(params)
+    # one web worker: MLflow's default of 4 each import MLflow and open the store, which
+    # kept the UI from answering for minutes on a 2-core machine; one user needs one
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-           "--host", args.host, "--port", str(args.port)]
+           "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
     if uri.startswith("sqlite:"):
         cmd += ["--default-artifact-root", store.artifact_root().as_uri()]
     log.info("MLflow UI on http://%s:%d (Ctrl-C stops)", args.host, args.port)
-    return subprocess.call(cmd)
+    # no job runner: it serves GenAI jobs (judges, trace roll-ups) nnpipe does not use, and
+    # its own processes slowed the UI's start as much as the extra web workers did
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    return subprocess.call(cmd, env=env)
 
 
 def served_models(params, domains: list[str]) -> dict[str, str]:
     """Registered model names per served slot: ``xray``, ``ohlcv/<series>``."""
-    from nnpipe.config import series_names
+    from nnpipe.serving.registry import served_models as models_of
 
-    models = {}
-    if "xray" in domains:
-        models["xray"] = params.xray.register.model_name
-    if "ohlcv" in domains:
-        for series in series_names(params.ohlcv.ingest):
-            models[f"ohlcv/{series}"] = params.ohlcv.model_name(series)
-    return models
+    return models_of(params, domains)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """The prediction API on the registered champions (see nnpipe.serving.api)."""
+    """The prediction API on the registered versions (see nnpipe.serving.api): the domains
+    and alias from the flags, else params.yaml's ``serve`` section. Unless ``--wait``, it
+    refuses to start a server that would never be ready, and says what would be."""
     import uvicorn
+    from mlflow.exceptions import MlflowException
 
     from nnpipe import store
     from nnpipe.serving.api import ServeSettings, create_app
+    from nnpipe.serving.registry import not_ready_message, serve_plan
 
     params = load_params(args.params)
+    domains = list(args.domain or params.serve.domains)
+    alias = args.alias or params.serve.alias
+    uri = store.tracking_uri(params)
     settings = ServeSettings(
-        tracking_uri=store.tracking_uri(params), models=served_models(params, args.domain
-                                                                      or list(DOMAINS)),
-        alias=args.alias, poll_seconds=args.poll_seconds,
-        api_key=os.environ.get("NNPIPE_API_KEY") or None,
+        tracking_uri=uri, models=served_models(params, domains), alias=alias,
+        poll_seconds=args.poll_seconds, api_key=os.environ.get("NNPIPE_API_KEY") or None,
         max_request_bytes=int(args.max_request_mb * 2**20), threads=args.threads)
+    if not args.wait:
+        try:
+            plan = serve_plan(params, domains, alias, uri)
+        except MlflowException as exc:
+            raise NnpipeError(f"cannot read the model registry at {uri}: {exc.message}; "
+                              "start it, or pass --wait to start and keep trying") from None
+        if plan.missing:
+            extra = [*([f"--params {args.params}"] if args.params != PARAMS_FILE else []),
+                     *([f"--host {args.host}"] if args.host != "127.0.0.1" else []),
+                     *([f"--port {args.port}"] if args.port != 8000 else [])]
+            raise NnpipeError(not_ready_message(params, plan, bool(args.domain), extra))
     if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
         log.warning("serving on %s without an API key: set NNPIPE_API_KEY to require one",
                     args.host)
-    log.info("serving %s (alias %s) from %s on http://%s:%d", ", ".join(settings.models),
+    log.info("serving %s (alias %s) from %s on http://%s:%d (API docs: /docs)",
+             ", ".join(f"{name} as {key}" for key, name in settings.models.items()),
              settings.alias, settings.tracking_uri, args.host, args.port)
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
                 access_log=False)
@@ -298,11 +394,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_schedule)
 
     p = sub.add_parser("serve", parents=[common],
-                       help="serve the registered champions over HTTP (API key: set "
-                       "NNPIPE_API_KEY)")
+                       help="serve the registered champions over HTTP (domains: --domain "
+                       "or params.yaml's serve.domains; API key: set NNPIPE_API_KEY)")
     p.add_argument("--host", default="127.0.0.1", help="default: loopback only")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--alias", default="champion")
+    p.add_argument("--alias", help="the registry alias to serve (default: params.yaml's "
+                   "serve.alias, champion)")
+    p.add_argument("--wait", action="store_true",
+                   help="start even if a model has no version under the alias yet: /ready "
+                   "answers 503 (naming it) until one appears (e.g. in a container started "
+                   "before the pipeline ran)")
     p.add_argument("--poll-seconds", type=float, default=30.0,
                    help="how often to look for a moved alias")
     p.add_argument("--max-request-mb", type=float, default=10.0)
@@ -323,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ui", parents=[common], help="open the MLflow UI on the project's store")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--workers", type=int, default=1,
+                   help="web worker processes (MLflow's own default is 4)")
     p.set_defaults(func=cmd_ui)
     return parser
 

@@ -585,12 +585,28 @@ def series_names(ingest: OhlcvIngest) -> list[str]:
     return names
 
 
+class Serve(Strict):
+    """What ``nnpipe serve`` serves when no ``--domain`` or ``--alias`` is given. The server
+    is ready only when every model of these domains has a version under the alias."""
+
+    domains: Annotated[list[Literal["xray", "ohlcv"]], Field(min_length=1)] = ["xray", "ohlcv"]
+    alias: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")] = "champion"
+
+    @field_validator("domains")
+    @classmethod
+    def _distinct_domains(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"domains must be distinct, got {value}")
+        return value
+
+
 class Params(Strict):
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 42
     paths: Paths = Paths()
     mlflow: MlflowParams = MlflowParams()
     xray: Xray = Xray()
     ohlcv: Ohlcv = Ohlcv()
+    serve: Serve = Serve()
 
     def domain(self, name: str) -> Any:
         """The section of one domain, by the name used in ``dvc.yaml`` (``xray``, ``ohlcv``)."""

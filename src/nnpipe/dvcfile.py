@@ -33,21 +33,25 @@ PLOTS: dict[str, list[tuple[str, dict]]] = {
                                   "title": "xray: confusion matrix, test"}),
         ("history.csv", {"x": "epoch", "y": ["loss", "val_loss"],
                          "title": "xray: training loss per epoch"}),
-        ("tuning.csv", {"x": "trial", "y": "objective", "template": "scatter",
-                        "title": "xray: tuning trials, validation ROC-AUC"}),
+        ("tuning.csv", {"x": "run", "y": "objective", "template": "scatter",
+                        "title": "xray: tuning trials in the order they ran, validation "
+                                 "ROC-AUC"}),
         ("figures", {}),
     ],
     "ohlcv": [
+        # dates: .dvc/plots/dates.json, DVC's "simple" line with a time axis
         ("plots/forecast.csv", {"x": "date", "y": ["actual", "model", "persistence"],
+                                "template": "dates",
                                 "title": "ohlcv: forecast vs actual Close, test period"}),
         ("plots/folds.csv", {"x": "fold", "y": ["model_rmse", "persistence_rmse",
                                                 "moving_average_rmse"],
-                             "template": "bar_horizontal",
+                             "template": "simple",
                              "title": "ohlcv: walk-forward RMSE per fold"}),
         ("history.csv", {"x": "epoch", "y": ["loss", "val_loss"],
                          "title": "ohlcv: training loss per epoch"}),
-        ("tuning.csv", {"x": "trial", "y": "objective", "template": "scatter",
-                        "title": "ohlcv: tuning trials, validation loss"}),
+        ("tuning.csv", {"x": "run", "y": "objective", "template": "scatter",
+                        "title": "ohlcv: tuning trials in the order they ran, validation "
+                                 "loss"}),
         ("figures", {}),
     ],
 }
@@ -118,7 +122,7 @@ def stage_definition(name: str) -> dict:
     stage: dict = {"cmd": f"python -m nnpipe stage {spec.step} --domain {spec.domain}"}
     stage["deps"] = [*code_dependencies(spec.module_name), *spec.deps]
     stage["params"] = [p if p == "seed" else f"{spec.domain}.{p}" for p in spec.params]
-    for kind, key in (("out", "outs"), ("metric", "metrics"), ("plot", "plots")):
+    for kind, key in (("out", "outs"), ("metric", "metrics")):
         entries = [_out(o) for o in spec.outs if o.kind == kind]
         if entries:
             stage[key] = entries

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator
 
 log = logging.getLogger("nnpipe")
@@ -22,11 +21,10 @@ class NnpipeError(Exception):
 def configure_logging(level: int = logging.INFO) -> None:
     """Log lines with time and origin; called by entry points, never on import.
 
-    Entry points call it before TensorFlow is imported, so it also quiets TensorFlow's C++
-    start-up chatter (no CUDA driver, graph attribute notes), which is not actionable;
-    Python errors still raise. TF_CPP_MIN_LOG_LEVEL in the environment wins.
+    A flow run in a worker's or ``nnpipe schedule``'s subprocess runs no entry point: there
+    :func:`nnpipe.flow_tasks.send_nnpipe_logs_to_prefect` sets the level (TensorFlow's C++
+    log level is :mod:`nnpipe.keras_env`'s, in every process).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if not logging.getLogger().handlers:
         logging.basicConfig(level=level, datefmt="%H:%M:%S",
                             format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
+import time
 
 import numpy as np
 
@@ -26,17 +28,50 @@ def check_not_diverged(history: list[dict[str, float | None]], label: str, fix: 
 
 
 class EpochProgressLog(keras.callbacks.Callback):
-    """One log line per epoch, so progress shows in Prefect's and DVC's logs alike."""
+    """One log line per epoch with its time, so progress shows in Prefect's and DVC's logs
+    alike; at the end, how many epochs ran, whether early stopping ended them, and which
+    epoch's weights are kept (the best by ``monitor``, as EarlyStopping and the checkpoint
+    restore them)."""
 
-    def __init__(self, epochs: int, label: str = "") -> None:
+    def __init__(self, epochs: int, label: str = "", monitor: str | None = None,
+                 mode: str = "min") -> None:
         super().__init__()
         self.epochs = epochs
         self.label = f"{label}: " if label else ""
+        self.monitor, self.mode = monitor, mode
+        self.values: list[float] = []
+        self.started = self.epoch_started = 0.0
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        self.started = time.monotonic()
+        self.values = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.epoch_started = time.monotonic()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        shown = " ".join(f"{k}={v:.4g}" for k, v in sorted((logs or {}).items())
+        logs = logs or {}
+        shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(logs.items())
                          if isinstance(v, (float, int, np.floating)))
-        log.info("%sepoch %d/%d %s", self.label, epoch + 1, self.epochs, shown)
+        log.info("%sepoch %d/%d %s (%.1f s)", self.label, epoch + 1, self.epochs, shown,
+                 time.monotonic() - self.epoch_started)
+        if self.monitor and isinstance(logs.get(self.monitor), (float, int, np.floating)):
+            self.values.append(float(logs[self.monitor]))
+
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        ran = len(self.values)
+        elapsed = time.monotonic() - self.started
+        if not self.monitor or not ran:
+            return
+        finite = [v for v in self.values if math.isfinite(v)]
+        if not finite:
+            return
+        best = max(finite) if self.mode == "max" else min(finite)
+        best_epoch = self.values.index(best) + 1
+        stopped = (f"early stopping ended it after {ran} of {self.epochs} epochs"
+                   if ran < self.epochs else f"all {self.epochs} epochs ran")
+        log.info("%strained in %.0f s: %s; keeping epoch %d's weights (best %s %.4g)",
+                 self.label, elapsed, stopped, best_epoch, self.monitor, best)
 
 
 def fit_verbosity() -> int:

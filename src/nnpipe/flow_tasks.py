@@ -8,18 +8,48 @@ stage runs in-process only when DVC says it is stale (or ``force``), then is com
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
 from typing import Any
 
 from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
+from prefect.logging.handlers import APILogHandler
 from prefect.states import Failed, State
 
-from nnpipe import dvc_repo
+from nnpipe import dvc_repo, run_report, store
 from nnpipe.config import ParamsError, load_params
 from nnpipe.errors import NnpipeError
-from nnpipe.stages import PIPELINES, STAGES
+from nnpipe.io import read_json
+from nnpipe.layout import domain_layout
+from nnpipe.stages import PIPELINES, STAGES, get_stage
+
+log = logging.getLogger(__name__)
+
+
+def describe_flow(domain: str, what: str) -> str:
+    """A flow's description from the stage registry: what it trains, then its stages in
+    order (the same stages, and names, as ``dvc repro``)."""
+    stages = "; ".join(f"{s.name} ({s.description})" for s in PIPELINES[domain])
+    return (f"{what}. Stages, as in dvc.yaml (each skipped when DVC finds it current): "
+            f"{stages}. Publishes the artifacts {run_report.artifact_key(domain, 'summary')} "
+            f"and {run_report.artifact_key(domain, 'compression')}.")
+
+
+def send_nnpipe_logs_to_prefect() -> None:
+    """Make nnpipe's own log lines (stages, epochs, gate) part of the flow run's logs in
+    the Prefect API, in whichever process runs the flow: a worker's or ``serve``'s
+    subprocess runs no nnpipe entry point, so nothing there sets the ``nnpipe`` logger's
+    level, and its INFO lines stopped at the root logger's WARNING; and the API handler is
+    only there when PREFECT_LOGGING_EXTRA_LOGGERS names ``nnpipe`` in that process."""
+    logger = logging.getLogger("nnpipe")
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    if not any(isinstance(h, APILogHandler) for h in logger.handlers):
+        logger.addHandler(APILogHandler())
 
 INPUT_ERROR = "InputError"  # the state name of a stage failed by the user's input
 
@@ -62,7 +92,11 @@ def _run_stage(name: str, params_file: str, force: bool, known_current: bool = F
             return {"stage": name, "skipped": True}
         logger.info("%s: the source's files changed since the last run", target)
     logger.info("running %s", target)
+    started = time.monotonic()
     result = stage.run(params)
+    # the run's summary prints each stage's wall time (``seconds``)
+    result = {**result, "seconds": time.monotonic() - started}
+    logger.info("%s finished in %.1f s", target, result["seconds"])
     if root is not None:
         dvc_repo.commit_stage(target, root)
     else:
@@ -84,10 +118,54 @@ def push_data(targets: list[str], root: str) -> dict[str, Any]:
     return {"remote": remote, "pushed": pushed}
 
 
+def _experiment_id(tracking_uri: str, run_id: str) -> str | None:
+    """The run's experiment, for its link; None (the link shows the run id) when the
+    tracking store cannot say."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return MlflowClient(tracking_uri).get_run(run_id).info.experiment_id
+    except (MlflowException, OSError) as exc:
+        log.warning("no MLflow link for run %s: %s", run_id, exc)
+        return None
+
+
+@task(name="publish-report", cache_policy=NO_CACHE)
+def publish_report(domain: str, params_file: str) -> list[str]:
+    """Log the run's summary and publish it, with the compression table, as artifacts
+    under stable keys (the UI shows each key's history across runs). Read from the
+    stages' files, so a run whose stages were all current still reports."""
+    params = load_params(params_file)
+    layout = domain_layout(params, domain)
+    lines = get_stage("register", domain).module().summary_lines(params, domain)
+    for line in lines:
+        log.info("[%s] %s", domain, line)
+    uri = store.tracking_uri(params)
+    links = {unit: run_report.mlflow_links(uri, _experiment_id(uri, record["run_id"]),
+                                           record["run_id"], record.get("model_name"),
+                                           record.get("version"))
+             for unit, record in run_report.per_unit(read_json(layout.registration)).items()}
+    promotion = read_json(layout.promotion) if layout.promotion.is_file() else None
+    keys = [run_report.artifact_key(domain, "summary")]
+    create_markdown_artifact(
+        markdown=run_report.summary_markdown(domain, layout, lines, links, promotion),
+        key=keys[0], description=f"{domain}: test metrics, gate decision, registered model")
+    if layout.compression.is_file():
+        keys.append(run_report.artifact_key(domain, "compression"))
+        create_table_artifact(
+            table=run_report.compression_rows(read_json(layout.compression), promotion),
+            key=keys[1], description=f"{domain}: compression variants (full table: "
+            f"{layout.compression_report})")
+    return keys
+
+
 def run_domain(domain: str, params_file: str = "params.yaml", force: bool = False,
                ) -> dict[str, dict[str, Any]] | State:
     """Run every stage of a domain in order; a failed stage stops the ones after it and
-    its Failed state becomes the flow's."""
+    its Failed state becomes the flow's. Then the run's report (see
+    :func:`publish_report`) and the push of its outputs."""
+    send_nnpipe_logs_to_prefect()
     load_params(params_file)  # fail before any work on a bad params file
     root = dvc_repo.find_root()
     if root is not None and Path(params_file).resolve() != root / "params.yaml":
@@ -111,6 +189,9 @@ def run_domain(domain: str, params_file: str = "params.yaml", force: bool = Fals
             return Failed(message=f"{name}: {state.message}")
         results[spec.step] = state.result()
         nothing_ran = nothing_ran and bool(results[spec.step].get("skipped"))
+    report = publish_report(domain, str(Path(params_file)), return_state=True)
+    if report.is_failed():  # the model is registered: a report's failure does not undo it
+        get_run_logger().warning("the run's report was not published: %s", report.message)
     if root is not None:
         state = push_data(names, str(root), return_state=True)
         if state.is_failed():

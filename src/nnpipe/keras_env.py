@@ -1,9 +1,10 @@
 """The one gateway to TensorFlow and Keras (Keras 2, through ``tf-keras``).
 
-``TF_USE_LEGACY_KERAS`` is set by the package root (``nnpipe/__init__.py``), which runs
-before any nnpipe module can import TensorFlow. Every module gets ``tf`` and ``keras`` from
-here and never imports ``tensorflow`` itself (a test keeps it so). If TensorFlow was
-imported before nnpipe, with Keras 3, this module says so instead of failing later.
+``TF_USE_LEGACY_KERAS`` (and TensorFlow's C++ log level) is set by the package root
+(``nnpipe/__init__.py``), which runs before any nnpipe module can import TensorFlow. Every
+module gets ``tf`` and ``keras`` from here and never imports ``tensorflow`` itself (a test
+keeps it so). If TensorFlow was imported before nnpipe, with Keras 3, this module says so
+instead of failing later.
 """
 
 from __future__ import annotations

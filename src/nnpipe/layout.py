@@ -36,7 +36,18 @@ class DomainLayout:
 
     @property
     def metrics(self) -> Path:
+        """Headline numbers only: what ``dvc metrics show/diff`` and ``dvc exp show`` list."""
         return self.reports / "metrics.json"
+
+    @property
+    def evaluation(self) -> Path:
+        """Every number evaluate measured (per class, baselines, walk-forward folds)."""
+        return self.reports / "evaluation.json"
+
+    @property
+    def gate(self) -> Path:
+        """The registry gate's verdict as numbers (1 promoted, 0 refused)."""
+        return self.reports / "gate.json"
 
     @property
     def plots(self) -> Path:

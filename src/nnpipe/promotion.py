@@ -48,3 +48,17 @@ def decide_promotion(metric: str, candidate: float, bound: float,
     return GateDecision(
         True, f"{clears} and is no worse than champion v{champion_version} ({champion:.4f}) "
         "on the same test data")
+
+
+def gate_metrics(record: dict) -> dict[str, float]:
+    """A registration record's verdict as numbers, so ``dvc metrics diff`` and ``dvc exp
+    show`` compare it: ``promoted`` and ``registered`` are 1 or 0, ``candidate`` the gate
+    metric of the deployed variant, ``champion_before`` the old champion's on the same
+    data (where there was one to compare)."""
+    numbers = {"promoted": float(bool(record.get("promoted"))),
+               "registered": float(bool(record.get("registered")))}
+    for key, name in (("candidate_value", "candidate"),
+                      ("champion_before_value", "champion_before")):
+        if record.get(key) is not None:
+            numbers[name] = float(record[key])
+    return numbers

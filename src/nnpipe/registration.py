@@ -78,6 +78,21 @@ def deploy_tags(deploy: Mapping[str, Any]) -> dict[str, Any]:
                                         "latency_ms_median") if measured.get(k) is not None}}
 
 
+def version_description(params: Params, domain: str, *, model_description: str,
+                        run_info: Mapping[str, Any], deploy: Mapping[str, Any],
+                        headline: Mapping[str, float], decision: GateDecision) -> str:
+    """What a registered version is, the data it was trained on, its headline test
+    metrics and the gate's decision: the text the version's page shows."""
+    numbers = "\n".join(f"- {k}: {v:.4g}" for k, v in headline.items() if v is not None)
+    verdict = "promoted to `champion`" if decision.promote else "NOT promoted to `champion`"
+    return (f"{model_description}\n\n"
+            f"This version deploys the `{deploy['variant']}` variant ({deploy['format']}) of "
+            f"training run `{run_info['run_id']}`, trained on "
+            f"{tracking.data_note(params, domain)} Features: DVC hash "
+            f"`{run_info['data_hash']}`.\n\nTest metrics:\n{numbers}\n\n"
+            f"Gate: {verdict}: {decision.reason}\n\nWhy this variant: {deploy['reason']}")
+
+
 def not_registered(model_name: str, run_id: str, reason: str) -> dict:
     """The record when promote chose nothing to deploy: no version, the champion stays."""
     now = tracking.version_by_alias(model_name, "champion")
@@ -90,16 +105,25 @@ def not_registered(model_name: str, run_id: str, reason: str) -> dict:
 def register_and_gate(params: Params, domain: str, *, model_name: str, run_info: dict,
                       deploy_dir: Path, deploy: Mapping[str, Any], candidate: float,
                       rule: GateRule, version_tags: Mapping[str, Any],
-                      rescore_champion: Callable[[], tuple[float | None, str]]) -> dict:
+                      rescore_champion: Callable[[], tuple[float | None, str]],
+                      input_example: Any, headline: Mapping[str, float],
+                      model_description: str) -> dict:
     """Publish the deploy folder as a pyfunc version (once per training run and deploy
-    folder), make it challenger, decide champion; the record."""
+    folder; ``input_example``: raw model input, for its signature), make it challenger,
+    decide champion, describe model and version (``headline``: test metrics with their
+    baselines, for the description); the record."""
     deploy_hash = directory_md5(deploy_dir)
     with tracking.start_run(params, domain, "register", run_id=run_info["run_id"]):
         champion = tracking.version_by_alias(model_name, "champion")
         version = tracking.find_version(model_name, run_info["run_id"],
                                         {"deploy_hash": deploy_hash})
         if version is None:
-            logged = tracking.log_deployable(deploy_dir, deploy["format"] == "keras")
+            logged = tracking.log_deployable(deploy_dir, deploy["format"] == "keras",
+                                             input_example)
+            measured = deploy.get("measured") or {}
+            # the compression summary on the run: the deployed variant's size and metric
+            tracking.log_metrics({f"deployed.{k}": measured.get(k) for k in (
+                "size_bytes", "size_ratio", rule.metric, "latency_ms_median")})
             version = tracking.register_model(logged.uri, model_name, tags={
                 "data_hash": run_info["data_hash"], f"test_{rule.metric}": candidate,
                 "domain": domain, "deploy_hash": deploy_hash, **deploy_tags(deploy),
@@ -115,6 +139,10 @@ def register_and_gate(params: Params, domain: str, *, model_name: str, run_info:
             tracking.set_alias(model_name, "champion", version.version)
         tracking.tag_version(model_name, version.version,
                              {"gate.promoted": decision.promote, "gate.reason": decision.reason})
+        tracking.describe_model(model_name, model_description)
+        tracking.describe_model(model_name, version_description(
+            params, domain, model_description=model_description, run_info=run_info,
+            deploy=deploy, headline=headline, decision=decision), version.version)
         tracking.set_tags({"registered.version": version.version,
                            "gate.promoted": decision.promote, "gate.reason": decision.reason})
     now = tracking.version_by_alias(model_name, "champion")
@@ -158,9 +186,14 @@ def deployed_lines(record: Mapping[str, Any], deploy: Mapping[str, Any]) -> list
     """The run summary's lines on what was deployed and registered."""
     lines = [f"deployed variant: {deploy['variant'] or 'none'} ({deploy['reason']})"]
     if not record.get("registered", True):
-        return [*lines, f"model {record['model_name']}: {record['reason']}; champion is "
-                        f"v{record['champion_now']}"]
+        return [*lines, f"model {record['model_name']}: {record['reason']}; "
+                        f"{champion_text(record.get('champion_now'))}"]
     return [*lines,
             f"model {record['model_name']} v{record['version']} -> aliases "
-            f"{record['aliases']}; champion is v{record['champion_now']}",
+            f"{record['aliases']}; {champion_text(record.get('champion_now'))}",
             f"gate: {record['reason']}"]
+
+
+def champion_text(version: str | None) -> str:
+    """``champion is v3``, or that there is none (never ``vNone``)."""
+    return f"champion is v{version}" if version else "no champion yet (nothing to serve)"

@@ -37,8 +37,8 @@ def test_dvc_repro_matches_the_flow_and_second_run_is_a_no_op(tmp_path, request)
     again = repro(project)
     assert "Running stage" not in again and "up to date" in again
     flow_project = request.getfixturevalue("flow_project")  # only now: it may be building
-    ours = read_json(project / "reports/xray/metrics.json")
-    flows = read_json(flow_project / "reports/xray/metrics.json")
+    ours = read_json(project / "reports/xray/evaluation.json")
+    flows = read_json(flow_project / "reports/xray/evaluation.json")
     # same params, same seed, deterministic ops: the README promises agreement within 1e-6
     assert ours["roc_auc"] == pytest.approx(flows["roc_auc"], abs=1e-6)
     assert ours["accuracy"] == pytest.approx(flows["accuracy"], abs=1e-6)

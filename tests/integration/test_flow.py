@@ -39,20 +39,22 @@ def stage_runs(project, domain: str, stage: str) -> list:
 def test_flow_writes_every_output_and_leaves_dvc_clean(flow_project):
     for path in ("data/xray/raw/manifest.json", "data/xray/features/train.tfrecord",
                  "models/xray/model.keras", "reports/xray/metrics.json",
+                 "reports/xray/evaluation.json", "reports/xray/gate.json",
                  "reports/xray/plots/roc.json", "reports/xray/figures/roc.png",
                  "reports/xray/history.csv", "reports/xray/registration.json"):
         assert (flow_project / path).is_file(), path
     for path in ("data/ohlcv/raw/SYNTH.csv", "data/ohlcv/raw/manifest.json",
                  "data/ohlcv/features/SYNTH.csv", "data/ohlcv/features/meta.json",
                  "models/ohlcv/SYNTH/model.keras", "models/ohlcv/SYNTH/run.json",
-                 "reports/ohlcv/metrics.json", "reports/ohlcv/plots/forecast.csv",
+                 "reports/ohlcv/metrics.json", "reports/ohlcv/evaluation.json",
+                 "reports/ohlcv/gate.json", "reports/ohlcv/plots/forecast.csv",
                  "reports/ohlcv/plots/folds.csv", "reports/ohlcv/figures/SYNTH_forecast.png",
                  "reports/ohlcv/figures/SYNTH_residuals.png",
                  "reports/ohlcv/figures/SYNTH_walk_forward.png",
                  "reports/ohlcv/history.csv", "reports/ohlcv/registration.json"):
         assert (flow_project / path).is_file(), path
     assert dvc_status(flow_project) == {}  # a scheduled run and `dvc repro` agree
-    metrics = read_json(flow_project / "reports/xray/metrics.json")
+    metrics = read_json(flow_project / "reports/xray/evaluation.json")
     assert 0.0 <= metrics["roc_auc"] <= 1.0 and metrics["n"] > 0
     assert set(metrics["per_class"]) == {"normal", "pneumonia"}
 
@@ -112,8 +114,11 @@ def test_run_prints_where_the_results_are(flow_project):
     for text in ("running xray-ingest", "epoch 1/4", "test ROC-AUC", "xray-classifier v1",
                  "champion", "mlflow ui --backend-store-uri", "running ohlcv-ingest",
                  "[ohlcv] SYNTH: test RMSE model", "persistence", "Diebold-Mariano",
-                 "walk-forward (2 folds)", "ohlcv-forecaster v1", "[ohlcv] SYNTH: gate:"):
+                 "walk-forward (2 folds)", "ohlcv-forecaster v1", "[ohlcv] SYNTH: gate:",
+                 # the flows' own report (logged, and published as Prefect artifacts)
+                 "nnpipe.flow_tasks: [xray] gate:", "nnpipe.flow_tasks: [ohlcv] SYNTH: gate:"):
         assert text in log, text
+    assert "report was not published" not in log
 
 
 def test_second_run_does_nothing(flow_project):
@@ -153,7 +158,7 @@ def test_ohlcv_run_is_tracked_like_the_xray_one(flow_project):
 
 def test_ohlcv_gate_decision_matches_the_numbers(flow_project):
     """Champion only for a model that beats persistence; a refusal is a normal outcome."""
-    metrics = read_json(flow_project / "reports/ohlcv/metrics.json")["series"]["SYNTH"]
+    metrics = read_json(flow_project / "reports/ohlcv/evaluation.json")["series"]["SYNTH"]
     record = read_json(flow_project / "reports/ohlcv/registration.json")["series"]["SYNTH"]
     beats = record["candidate_value"] < 1.0
     assert record["promoted"] is beats
@@ -229,7 +234,7 @@ def test_tuning_trials_are_nested_runs_and_train_uses_the_best(flow_project, dom
     assert float(train.data.params["train.dropout"]) == pytest.approx(
         record["values"]["dropout"])
     rows = (flow_project / f"reports/{domain}/tuning.csv").read_text().splitlines()
-    assert rows[0].startswith("trial,status,objective") and len(rows) == 3
+    assert rows[0].startswith("run,trial,status,objective") and len(rows) == 3
 
 
 @pytest.mark.parametrize("domain", ["xray", "ohlcv"])
@@ -246,9 +251,30 @@ def test_promote_deploys_a_measured_variant_with_its_reason(flow_project, domain
         assert read_json(folder / "variants.json")[spec["variant"]]["status"] == "ok"
 
 
-def test_dvc_metrics_show_covers_both_domains(flow_project):
+def flat(mapping: dict, prefix: str = "") -> dict:
+    """Nested metrics as the dotted names `dvc metrics show` prints."""
+    out = {}
+    for key, value in mapping.items():
+        out |= flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {
+            f"{prefix}{key}": value}
+    return out
+
+
+def test_dvc_metrics_show_is_numeric_headlines_of_both_domains(flow_project):
+    """`dvc metrics show`: a few numbers per domain (test metrics, baselines, the gate's
+    verdict as 1/0), no text fields and no flattened tables."""
     done = subprocess.run(["dvc", "metrics", "show", "--json"], cwd=flow_project,
                           capture_output=True, text=True, check=True)
-    shown = done.stdout
-    assert "reports/xray/metrics.json" in shown and "reports/ohlcv/metrics.json" in shown
-    assert "relative_mae" in shown and "roc_auc" in shown
+    files = json.loads(done.stdout)[""]["data"]
+    shown = {path: flat(entry["data"]) for path, entry in files.items()}
+    assert set(shown) == {f"reports/{d}/{f}.json" for d in ("xray", "ohlcv")
+                          for f in ("metrics", "gate")}
+    for path, values in shown.items():
+        assert values and all(isinstance(v, (int, float)) for v in values.values()), path
+        assert len(values) <= 16, (path, sorted(values))
+    xray, ohlcv = shown["reports/xray/metrics.json"], shown["reports/ohlcv/metrics.json"]
+    assert {"test.roc_auc", "test.accuracy", "baseline.accuracy"} <= set(xray)
+    assert {"SYNTH.test.relative_mae", "SYNTH.baseline.persistence_rmse"} <= set(ohlcv)
+    gate = shown["reports/xray/gate.json"]
+    registration = read_json(flow_project / "reports/xray/registration.json")
+    assert gate["promoted"] == float(registration["promoted"])

@@ -200,7 +200,7 @@ def test_goog_csv_end_to_end_and_through_a_url(project, tmp_path, no_waiting):
     results = run_steps(project, overrides, *ALL)
     manifest = read_json(project / "data/ohlcv/raw/manifest.json")["series"]["GOOG"]
     assert manifest["rows"] == 2148 and manifest["first"].startswith("2004-08-19")
-    metrics = read_json(project / "reports/ohlcv/metrics.json")["series"]["GOOG"]
+    metrics = read_json(project / "reports/ohlcv/evaluation.json")["series"]["GOOG"]
     assert metrics["test_last"].startswith("2013-03-01")
     assert metrics["walk_forward"]["folds"] == 2
     assert metrics["persistence"]["rmse"] > 0 and 0 <= metrics["dm_p_value"] <= 1

@@ -8,8 +8,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -99,7 +101,18 @@ def test_batches_and_the_forecaster(api, flow_project):
     ("/predict/xray", {"content": png()[:40], "headers": {"content-type": "image/png"}},
      422, "not a readable PNG/JPEG image"),
     ("/predict/xray", {"content": b"", "headers": {"content-type": "image/png"}},
-     422, "body is empty"),
+     422, "the request body (image/png, 0 bytes) is empty"),
+    # a non-image upload: named by file name, content type and size, and what is accepted
+    ("/predict/xray", {"files": {"file": ("notes.txt", b"hello world", "text/plain")}}, 422,
+     "file 'notes.txt' in field `file` (text/plain, 11 bytes): not a readable PNG/JPEG"),
+    ("/predict/xray", {"files": {"file": ("notes.txt", b"hello world", "text/plain")}}, 422,
+     "send a PNG or JPEG image: multipart/form-data"),
+    ("/predict/xray", {"json": {"images": [base64.b64encode(b"hello").decode()]}}, 422,
+     "`images[0]` (base64, 5 bytes): not a readable PNG/JPEG"),
+    ("/predict/xray", {"json": {"img": "x"}}, 422,
+     "unknown field `img` (accepted fields: `data`, `image`, `images`)"),
+    ("/predict/xray", {"json": {"image": 5}}, 422, "`image`: Input should be a valid string"),
+    ("/predict/xray", {"content": b"hello"}, 415, "(no content type, 5 bytes) is not accepted"),
     ("/predict/xray", {"json": {"data": [[1, 2], [3]]}}, 422, "must be a numeric array"),
     ("/predict/xray", {"json": {"data": [1, 2, 3]}}, 422, "must be one image (2-D"),
     ("/predict/xray", {"json": {"data": [[[1, 2], [3, 4]], [[1], [2]]]}}, 422,
@@ -110,18 +123,30 @@ def test_batches_and_the_forecaster(api, flow_project):
     ("/predict/xray", {"json": {"image": "%%% not base64"}}, 422, "base64"),
     ("/predict/xray", {"json": {}}, 422, "needs `data`"),
     ("/predict/xray", {"content": b"{", "headers": {"content-type": "application/json"}},
-     422, "JSON is not valid"),
+     422, "the JSON body (1 bytes) is not accepted: not valid JSON"),
     ("/predict/xray", {"content": b"hello", "headers": {"content-type": "text/plain"}},
      415, "not accepted"),
-    ("/predict/xray", {"files": {"other": (None, "text")}}, 422, "no file"),
+    ("/predict/xray", {"files": {"other": (None, "text")}}, 422,
+     "no file (fields sent: `other`)"),
     ("/predict/xray", {"content": b"x" * (2**20 + 1), "headers": {"content-type": "image/png"}},
-     413, "over the limit"),
+     413, "the request body (1,048,577 bytes, image/png) is over the limit of 1,048,576"),
     ("/predict/ohlcv", {"json": {"data": [[1, 2, 0.5, 1.5, 100]] * 3}}, 422, "needs 10"),
     ("/predict/ohlcv", {"json": {"data": [[1, 2, 3]] * 12}}, 422, "must be [Open"),
     ("/predict/ohlcv", {"json": {"bars": [{"Open": 1}] * 12}}, 422, "lack column"),
     ("/predict/ohlcv", {"json": {"data": "many"}}, 422, "invalid request"),
+    ("/predict/ohlcv", {"json": {"data": [[1, 2, 3, 4, 5], [1, 2]]}}, 422,
+     "rows of one length"),  # ragged rows: was a 500
+    ("/predict/ohlcv", {"json": {"bar": []}}, 422, "unknown field `bar`"),
+    ("/predict/ohlcv", {"content": b"{", "headers": {"content-type": "application/json"}},
+     422, "not valid JSON"),
+    ("/predict/ohlcv", {"content": b"hi", "headers": {"content-type": "text/plain"}}, 422,
+     "(sent as text/plain; send application/json)"),
     ("/predict/ohlcv/batch", {"json": {"windows": [[[1.0] * 5] * 4]}}, 422, "shape"),
-    ("/predict/ohlcv?series=NOPE", {"json": {"data": [[1] * 5] * 12}}, 503, "NOPE"),
+    ("/predict/ohlcv/batch", {"json": {"windows": [[[1.0] * 5] * 4, [[1.0] * 5]]}}, 422,
+     "rows of one length"),
+    ("/predict/ohlcv?series=NOPE", {"json": {"data": [[1] * 5] * 12}}, 404,
+     "series 'NOPE' is not served here; served series: SYNTH"),
+    ("/nowhere", {}, 404, "no endpoint at /nowhere"),
 ])
 def test_every_bad_input_gets_a_4xx_that_says_what_is_wrong(flow_project, path, kwargs,
                                                             status, message):
@@ -130,6 +155,7 @@ def test_every_bad_input_gets_a_4xx_that_says_what_is_wrong(flow_project, path, 
         response = api.post(path, **kwargs)
         assert response.status_code == status, response.text
         assert message in response.json()["error"]
+        assert not re.search(r"<[\w.]+ object at 0x|<_io\.|Traceback", response.text)
         assert api.get("/health").status_code == 200  # and the server is still there
         metrics = api.get("/metrics").text
     assert f'status="{status}"' in metrics and "nnpipe_request_errors_total" in metrics
@@ -242,3 +268,80 @@ def test_nnpipe_predict_on_the_shared_real_data(flow_project, tmp_path):
     forecasts = pd.read_csv(tmp_path / "goog.csv")
     assert len(forecasts) == 2148 - 10 + 1 and (forecasts["price"] > 0).all()
     assert forecasts["last_bar"].iloc[-1] == "2013-03-01"
+
+
+def test_docs_and_its_assets_are_served_locally(api):
+    """/docs works offline: Swagger UI's files come from this server (the fastapi-offline
+    package), the page names no other host, and the bundle reads OpenAPI 3.1."""
+    page = api.get("/docs")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    refs = re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", page.text)
+    assert refs and not re.search(r"https?://|//[a-z]", page.text, re.IGNORECASE), refs
+    assert all(r.startswith("/") for r in refs), refs
+    kinds = {}
+    for ref in refs:
+        asset = api.get(ref)
+        assert asset.status_code == 200, ref
+        kinds[ref.rsplit(".", 1)[-1]] = (asset.headers["content-type"], asset.content)
+    assert "javascript" in kinds["js"][0] and b"SwaggerUIBundle" in kinds["js"][1]
+    assert "text/css" in kinds["css"][0] and b".swagger-ui" in kinds["css"][1]
+    assert re.search(rb'PACKAGE_VERSION:"5\.', kinds["js"][1])  # Swagger UI 5 reads 3.1
+    assert api.get("/openapi.json").json()["openapi"].startswith("3.1")
+
+
+def test_nnpipe_serve_refuses_a_server_that_would_never_be_ready_and_says_what_is(
+        flow_project, monkeypatch):
+    # the default domains (params.yaml's serve.domains) include OHLCV, whose gate refused
+    # a champion on synthetic data: the server would never be ready
+    done = nnpipe(flow_project, "serve", "--port", str(free_port()), check=False)
+    assert done.returncode == 2, done.stderr[-3000:]
+    message = done.stderr
+    assert "ohlcv-forecaster (ohlcv/SYNTH)" in message and "'champion'" in message
+    record = read_json(flow_project / "reports/ohlcv/registration.json")["series"]["SYNTH"]
+    assert record["reason"] in message and "reports/ohlcv/registration.json" in message
+    assert "nnpipe serve --domain xray --port" in message
+    assert "nnpipe serve --alias challenger --port" in message and "--wait" in message
+    assert message.count("\n") < 15 and "Traceback" not in message
+    # the hint the run's summary prints is the command that is ready
+    from nnpipe.config import load_params
+    from nnpipe.serving.registry import serve_hint
+
+    monkeypatch.chdir(flow_project)
+    params = load_params()
+    assert serve_hint(params) == "nnpipe serve --domain xray"
+    only_xray = params.model_copy(update={"serve": params.serve.model_copy(
+        update={"domains": ["xray"]})})
+    assert serve_hint(only_xray) == "nnpipe serve"
+
+
+def test_wait_keeps_a_server_up_that_is_ready_once_the_alias_points_somewhere(flow_copy,
+                                                                             tmp_path):
+    port, log_path = free_port(), tmp_path / "serve.log"
+    cmd = [str(BIN / "nnpipe"), "serve", "--wait", "--poll-seconds", "0.2", "--port",
+           str(port)]
+    base = f"http://127.0.0.1:{port}"
+    with server_process(cmd, f"{base}/health", log_path, cwd=flow_copy):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/ready", timeout=10)
+        body = json.loads(refused.value.read())
+        assert refused.value.code == 503 and body["ready"] is False
+        assert body["waiting_for"] == {"ohlcv/SYNTH": "ohlcv-forecaster@champion"}
+        assert "ohlcv-forecaster has no version under the alias 'champion'" in \
+            body["problems"]["ohlcv/SYNTH"]
+        assert body["models"] == {"xray": "1"}  # what is there is served meanwhile
+        time.sleep(2.0)  # about ten polls
+        client = MlflowClient(uri(flow_copy), uri(flow_copy))
+        client.set_registered_model_alias("ohlcv-forecaster", "champion", "1")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/ready", timeout=10) as resp:
+                    ready = json.loads(resp.read())
+                break
+            except urllib.error.HTTPError:
+                assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.2)
+    assert ready["ready"] is True and ready["models"] == {"xray": "1", "ohlcv/SYNTH": "1"}
+    log = log_path.read_text()
+    assert log.count("cannot load ohlcv-forecaster@champion") == 1, log[-3000:]  # said once
+    assert "moved from nothing to v1" in log

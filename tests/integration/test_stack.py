@@ -33,6 +33,7 @@ from conftest import (
     started_process,
     wait_http,
 )
+from prefect_runs import TF_NOISE, artifact_versions, check_xray_run_reported, wait_for_run
 
 pytestmark = pytest.mark.integration
 
@@ -159,9 +160,20 @@ def check_deployments(prefect_api: str) -> dict:
     return nightly
 
 
-def check_nnpipe_schedule(project: Path, prefect_api: str, log: Path) -> None:
-    """`nnpipe schedule` serves both flows on prefect.yaml's crons (no worker needed)."""
-    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+def check_nnpipe_schedule(project: Path, prefect_api: str, log: Path, env: dict[str, str],
+                          mlflow_url: str, worker_run_id: str) -> None:
+    """`nnpipe schedule` serves prefect.yaml's deployments, under their names and crons,
+    from its own process (no worker), but refuses to take over the ones `prefect deploy`
+    made for the worker; a run of it, every stage current after the worker's, still logs
+    and reports: its artifacts follow the worker run's under the same keys."""
+    done = subprocess.run([str(BIN / "nnpipe"), "schedule"], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "is deployed to work pool 'nnpipe-process'" in done.stderr
+    assert "prefect deployment delete xray-training/xray-training-nightly" in done.stderr
+    for deployment in api(prefect_api, "/deployments/filter", {}):  # as the message says
+        urllib.request.urlopen(urllib.request.Request(
+            f"{prefect_api}/deployments/{deployment['id']}", method="DELETE"), timeout=30)
     proc = subprocess.Popen([str(BIN / "nnpipe"), "schedule"], cwd=project, env=env,
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
@@ -169,18 +181,31 @@ def check_nnpipe_schedule(project: Path, prefect_api: str, log: Path) -> None:
         found: dict = {}
         while time.monotonic() < deadline and len(found) < 2:
             found = {d["name"]: d for d in api(prefect_api, "/deployments/filter", {})
-                     if d["name"].endswith("-scheduled")}
+                     if d["work_pool_name"] is None}
             if proc.poll() is not None:
                 break
             time.sleep(2)
-        assert set(found) == {"xray-training-scheduled", "ohlcv-training-scheduled"}, \
+        assert set(found) == {"xray-training-nightly", "ohlcv-training-daily"}, \
             log.read_text()[-3000:]
         crons = {n: [(s["schedule"]["cron"], s["schedule"]["timezone"])
                      for s in d["schedules"]] for n, d in found.items()}
-        assert crons == {"xray-training-scheduled": [("0 2 * * *", "UTC")],
-                         "ohlcv-training-scheduled": [("30 18 * * 1-5", "America/New_York")]}
+        assert crons == {"xray-training-nightly": [("0 2 * * *", "UTC")],
+                         "ohlcv-training-daily": [("30 18 * * 1-5", "America/New_York")]}
+        dep = found["xray-training-nightly"]
+        run = api(prefect_api, f"/deployments/{dep['id']}/create_flow_run", {})
+        run = wait_for_run(prefect_api, run["id"], 300)
+        assert run["state"]["type"] == "COMPLETED", (run["state"], log.read_text()[-4000:])
+        assert run["work_pool_name"] is None  # run by `nnpipe schedule`, not the worker
+        text = check_xray_run_reported(prefect_api, run["id"], project, trained=False,
+                                       mlflow_ui=mlflow_url)
+        assert "xray-train is up to date" in text
+        for key in ("xray-summary", "xray-compression"):
+            runs = [a["flow_run_id"] for a in artifact_versions(prefect_api, key)]
+            assert runs == [run["id"], worker_run_id], (key, runs)
     finally:
         stop(proc)
+    console = log.read_text()
+    assert not [n for n in TF_NOISE if n in console], console[-3000:]
 
 
 def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
@@ -221,7 +246,10 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
         wait_http(mlflow, f"{mlflow_url}/health", logs / "mlflow.log")
         wait_http(prefect, f"{prefect_api}/health", logs / "prefect.log")
 
-        worker_env = {**s3_env, "PREFECT_API_URL": prefect_api,
+        # nothing set for logs or TensorFlow's C++ noise: the flow's own process does it
+        quiet_env = {k: v for k, v in s3_env.items()
+                     if k not in ("TF_CPP_MIN_LOG_LEVEL", "PREFECT_LOGGING_EXTRA_LOGGERS")}
+        worker_env = {**quiet_env, "PREFECT_API_URL": prefect_api,
                       "MLFLOW_TRACKING_URI": mlflow_url, "NNPIPE_PROJECT_DIR": str(project),
                       "NNPIPE_DVC_REMOTE": "s3://dvc/nnpipe",
                       "DVC_GLOBAL_CONFIG_DIR": str(tmp_path / "dvc-global"),
@@ -247,6 +275,13 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
         run = api(prefect_api, f"/deployments/{dep['id']}/create_flow_run", {})
         run = wait_for_flow_run(prefect_api, run["id"], 900, worker_log)
         assert run["state"]["type"] == "COMPLETED", (run["state"], worker_log.read_text()[-6000:])
+        # its stages, epochs and summary in the stored logs, its report as artifacts
+        check_xray_run_reported(prefect_api, run["id"], project, trained=True,
+                                mlflow_ui=mlflow_url)
+        assert "xray-train (fit the CNN" in api(prefect_api, f"/deployments/{dep['id']}")[
+            "description"]
+        assert not [n for n in TF_NOISE if n in worker_log.read_text()], \
+            worker_log.read_text()[-3000:]
 
         # the run registered its model on the tracking server, artifacts in S3
         from mlflow import MlflowClient
@@ -301,4 +336,6 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
         assert abs(sum(answer["probabilities"].values()) - 1) < 1e-5
         assert not list((tmp_path / "serve-venv").glob("lib/*/site-packages/tensorflow"))
 
-        check_nnpipe_schedule(project, prefect_api, logs / "schedule.log")
+        check_nnpipe_schedule(project, prefect_api, logs / "schedule.log",
+                              {**worker_env, "PREFECT_HOME": str(tmp_path / "schedule")},
+                              mlflow_url, run["id"])

@@ -62,12 +62,22 @@ def test_no_tracked_text_file_names_a_development_machines_path():
         if mode == "120000" or Path(path).suffix not in TEXT_SUFFIXES:
             continue
         file = ROOT / path
-        if not file.is_file() or path == "uv.lock":  # the lock names only registry URLs
+        # the lock names only registry URLs; this file names the patterns it looks for
+        if not file.is_file() or path in ("uv.lock", "tests/unit/test_portable.py"):
             continue
         hits = machine_paths(file.read_text(encoding="utf-8", errors="replace"))
         if hits:
             found[path] = sorted(set(hits))
     assert not found, f"absolute paths of a development machine in tracked files: {found}"
+
+
+def test_no_run_outputs_are_committed():
+    """A fresh clone must not mislead: ``dvc.lock`` and the reports record one machine's
+    run, whose cached outputs no other machine has (``dvc checkout`` would fail and
+    ``dvc status`` would call every stage changed). The user commits their own run."""
+    committed = [path for _, path in tracked_entries()
+                 if path == "dvc.lock" or path.startswith(("reports/", "data/", "models/"))]
+    assert not committed, f"run outputs are tracked: {committed[:10]}"
 
 
 @pytest.mark.parametrize("text", ["cd /work/main", "PREFECT_HOME=/tmp/prefect-home",

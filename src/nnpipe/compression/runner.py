@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,41 @@ def _describe_exit(code: int) -> str:
     return f"exited with status {code}"
 
 
+def relog(line: str) -> bool:
+    """Log a line of the worker's own logging here, at its level (so the variants' progress
+    reaches the stage's log and Prefect's); False for any other output."""
+    if not line.startswith(worker.LOG_MARK):
+        return False
+    level, _, message = line[len(worker.LOG_MARK):].partition("|")
+    log.log(logging.getLevelName(level) if level.isupper() else logging.INFO, "%s",
+            message.rstrip())
+    return True
+
+
+def run_worker(cmd: list[str], timeout: float) -> tuple[int | None, str]:
+    """Run one worker process, re-logging its progress lines as they come; return its exit
+    code (None when it ran out of time and was killed) and the tail of its other output."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, errors="replace")
+    other: collections.deque[str] = collections.deque(maxlen=200)
+
+    def read() -> None:
+        for line in proc.stderr:
+            if not relog(line):
+                other.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        code: int | None = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        code = None
+    reader.join(timeout=10)
+    return code, "".join(other)[-1500:]
+
+
 def run_variants(job_dir: Path, job: dict, data: dict[str, np.ndarray], timeout: float,
                  worker_module: str = worker.__name__) -> dict[str, dict]:
     """Build every variant of ``job`` in worker processes; one row per variant.
@@ -42,12 +79,7 @@ def run_variants(job_dir: Path, job: dict, data: dict[str, np.ndarray], timeout:
         pending = [v for v in job["variants"] if not (job_dir / f"{v}.json").exists()]
         if not pending:
             break
-        try:
-            done = subprocess.run([sys.executable, "-m", worker_module, str(job_dir)],
-                                  capture_output=True, text=True, timeout=timeout)
-            code, tail = done.returncode, done.stderr[-1500:]
-        except subprocess.TimeoutExpired as exc:
-            code, tail = None, str(exc.stderr or "")[-1500:]
+        code, tail = run_worker([sys.executable, "-m", worker_module, str(job_dir)], timeout)
         if code == 0:
             continue
         unfinished = [v for v in pending if not (job_dir / f"{v}.json").exists()]

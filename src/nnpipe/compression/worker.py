@@ -29,6 +29,9 @@ from nnpipe.io import atomic_write_bytes, atomic_write_json
 log = logging.getLogger(__name__)
 
 
+LOG_MARK = "nnpipe-worker|"  # marks the worker's own log lines on its stderr
+
+
 def gzip_size(data: bytes) -> int:
     return len(gzip.compress(data, compresslevel=9, mtime=0))
 
@@ -103,6 +106,13 @@ def build_variant(name: str, job: dict, job_dir: Path, model, data) -> dict:
     return row
 
 
+def describe_row(row: dict) -> str:
+    """One line of a built variant's numbers, for the progress log (its metric is scored
+    by the parent, from the predictions saved beside the row)."""
+    return (f"built and measured in {row['build_seconds']:.1f} s, "
+            f"{row.get('size_bytes', 0) / 1024:.0f} KiB")
+
+
 def run_job(job_dir: Path) -> None:
     from nnpipe.keras_env import load_model, make_deterministic
 
@@ -110,16 +120,19 @@ def run_job(job_dir: Path) -> None:
     data = dict(np.load(job_dir / "data.npz"))
     make_deterministic(job.get("seed", 0))
     model = load_model(job["model"])
-    for name in job["variants"]:
+    total = len(job["variants"])
+    for number, name in enumerate(job["variants"], start=1):
         if (job_dir / f"{name}.json").exists():
             continue
         (job_dir / f"{name}.started").touch()
+        log.info("variant %d/%d %s: building", number, total, name)
         start = time.perf_counter()
         try:
             row = build_variant(name, job, job_dir, model, data)
             row["build_seconds"] = time.perf_counter() - start  # conversion and measuring
+            log.info("variant %d/%d %s: %s", number, total, name, describe_row(row))
         except Exception as exc:  # any failure of one variant is that variant's row
-            log.warning("variant %s is unsupported: %s", name, exc)
+            log.warning("variant %d/%d %s is unsupported: %s", number, total, name, exc)
             row = {"variant": name, "status": "unsupported",
                    "reason": f"{type(exc).__name__}: {exc}".strip()[:600],
                    "traceback": traceback.format_exc()[-2000:]}
@@ -131,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m nnpipe.compression.worker JOB_DIR", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # the parent (nnpipe.compression.runner) re-logs these lines at their level
+    logging.basicConfig(level=logging.INFO, format=f"{LOG_MARK}%(levelname)s|%(message)s")
     run_job(Path(args[0]))
     return 0
 

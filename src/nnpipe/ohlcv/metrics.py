@@ -240,3 +240,28 @@ def walk_forward_folds(n_rows: int, n_folds: int, min_train: int, gap: int,
         test_start = first_test + k * test_size
         folds.append((range(0, test_start - gap), range(test_start, test_start + test_size)))
     return folds
+
+
+def headline_metrics(series_metrics: dict) -> dict[str, dict[str, float]]:
+    """The few numbers of one series a user compares across experiments (``dvc exp
+    show``): the model's test errors beside the persistence and moving-average baselines,
+    its error relative to persistence (below 1 beats it) and, where it ran, walk-forward's."""
+    model, persistence = series_metrics["model"], series_metrics["persistence"]
+    moving = series_metrics["moving_average"]
+    headline = {
+        "test": {"rmse": model["rmse"], "mae": model["mae"], "mase": model["mase"],
+                 "directional_accuracy": model["directional_accuracy"],
+                 "relative_mae": series_metrics["relative_mae"],
+                 "dm_p_value": series_metrics["dm_p_value"]},
+        "baseline": {"persistence_rmse": persistence["rmse"],
+                     "persistence_mae": persistence["mae"],
+                     "moving_average_rmse": moving["rmse"], "moving_average_mae": moving["mae"]},
+    }
+    walk = series_metrics.get("walk_forward")
+    if walk:
+        headline["walk_forward"] = {"relative_mae": walk["relative_mae"],
+                                    "folds": walk["folds"],
+                                    "folds_beating_persistence":
+                                        walk["folds_model_beats_persistence"]}
+    return {group: {k: float(v) for k, v in values.items()}
+            for group, values in headline.items()}

@@ -143,7 +143,7 @@ def fit_forecaster(cfg: OhlcvTrain, x_train: np.ndarray, y_train: np.ndarray,
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.reduce_lr_factor,
                                           patience=cfg.reduce_lr_patience, min_lr=1e-6),
         keras.callbacks.TerminateOnNaN(),
-        EpochProgressLog(epochs, label),
+        EpochProgressLog(epochs, label, monitor="val_loss"),
         *extra_callbacks,
     ]
     result = model.fit(x_train.astype("float32"), scale(y_train),

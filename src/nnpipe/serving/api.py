@@ -15,6 +15,7 @@ swapped in one assignment; a request holds the model it started with.
 
 from __future__ import annotations
 
+import base64
 import hmac
 import logging
 import threading
@@ -35,7 +36,8 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nnpipe.errors import NnpipeError
 from nnpipe.serving.predictor import PredictionInputError, Predictor, load_predictor
@@ -50,6 +52,7 @@ from nnpipe.serving.registry import (
 log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg", "application/octet-stream")
+DOCS_ASSETS = "/docs/assets"  # Swagger UI's JS and CSS, served from a package
 
 
 class ServeSettings(BaseModel):
@@ -110,7 +113,7 @@ class ModelStore:
                 current = self.slots.get(key)
                 version = alias_version(client, name, self.settings.alias)
                 if version is None:
-                    raise ModelNotFoundError(f"no version of {name} has the alias "
+                    raise ModelNotFoundError(f"{name} has no version under the alias "
                                              f"{self.settings.alias!r} yet")
                 if current is not None and current.deployable.version == version:
                     continue
@@ -125,9 +128,12 @@ class ModelStore:
                          slot.predictor.variant)
                 changed.append(key)
             except Exception as exc:  # a registry hiccup must never take the server down
-                self.problems[key] = f"{type(exc).__name__}: {exc}"
-                log.warning("serve: %s: cannot load %s@%s: %s", key, name,
-                            self.settings.alias, exc)
+                problem = str(exc) if isinstance(exc, NnpipeError) else \
+                    f"{type(exc).__name__}: {exc}"
+                if self.problems.get(key) != problem:  # once, not at every poll
+                    log.warning("serve: %s: cannot load %s@%s: %s", key, name,
+                                self.settings.alias, problem)
+                self.problems[key] = problem
         return changed
 
     def start_polling(self) -> None:
@@ -145,19 +151,52 @@ class ModelStore:
         self._stop.set()
 
     def get(self, key: str) -> Slot:
+        if key not in self.settings.models:
+            served = ", ".join(self.settings.models) or "nothing"
+            raise NotServedError(f"this server does not serve {key!r} (it serves {served}; "
+                                 "choose with `nnpipe serve --domain`)")
         slot = self.slots.get(key)
         if slot is None:
-            raise ModelNotFoundError(self.problems.get(key, f"no model is served as {key!r}"))
+            raise ModelNotFoundError(f"{key} is not loaded yet: "
+                                     f"{self.problems.get(key, 'loading')}")
         return slot
+
+
+class NotServedError(NnpipeError, LookupError):
+    """A model (domain or series) this server was not asked to serve."""
 
 
 class UnsupportedMediaType(Exception):
     """A request body of a content type the endpoint does not read."""
 
 
+class RequestTooLarge(NnpipeError):
+    """A request body over the server's size limit."""
+
+
+XRAY_ACCEPTED = ("a PNG or JPEG image: multipart/form-data with the image as a `file` "
+                 "field (curl -F file=@image.png), a raw image/png or image/jpeg body, or "
+                 'JSON {"image": base64} / {"images": [base64, ...]} / {"data": pixel rows '
+                 "0..255}")
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a client sent, the way error messages name it: never a Python repr."""
+
+    what: str  # "file 'notes.txt'", "the request body", "`images[2]`"
+    content_type: str
+    size: int
+
+    def __str__(self) -> str:
+        return f"{self.what} ({self.content_type or 'no content type'}, {self.size:,} bytes)"
+
+
 class XrayJson(BaseModel):
     """The guide's request shape: ``data`` holds one image (height x width, 0..255) or a
     list of them; or ``image``/``images`` hold base64 PNG/JPEG."""
+
+    model_config = ConfigDict(extra="forbid")
 
     data: list | None = None
     image: str | None = None
@@ -168,14 +207,47 @@ class OhlcvJson(BaseModel):
     """``bars``: rows with Open, High, Low, Close, Volume (oldest first), for one forecast;
     ``data``: the same as lists of five numbers; ``windows``: raw windows, for a batch."""
 
+    model_config = ConfigDict(extra="forbid")
+
     bars: list[dict[str, float]] | None = None
     data: list[list[float]] | None = None
     windows: list[list[list[float]]] | None = None
 
 
+def describe_errors(errors: list[dict[str, Any]], fields: str) -> str:
+    """Pydantic's validation errors as one line: where, and what was expected; unknown
+    fields and broken JSON said plainly (never the input's repr)."""
+    parts = []
+    for e in errors:
+        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        where = ".".join(loc)
+        if e.get("type") == "extra_forbidden":
+            parts.append(f"unknown field `{where}` (accepted fields: {fields})")
+        elif e.get("type") in ("json_invalid", "json_type"):
+            why = (e.get("ctx") or {}).get("error") or e.get("msg", "")
+            parts.append(f"not valid JSON ({why})")
+        elif e.get("type") == "missing" and not where:
+            parts.append(f"the body is empty; send a JSON object with {fields}")
+        else:
+            parts.append(f"{f'`{where}`' if where else 'the body'}: "
+                         f"{e.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+def numeric_array(value: Any, what: str, shape_hint: str) -> np.ndarray:
+    """A JSON list as a float array, or a message saying the rows are ragged."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise PredictionInputError(f"{what} must be a numeric array of {shape_hint}, with "
+                                   "rows of one length") from None
+
+
 def create_app(settings: ServeSettings, store: ModelStore | None = None,
                poll: bool = True) -> FastAPI:
     """The FastAPI application (models loaded at start-up; the alias poller started)."""
+    from fastapi_offline import FastAPIOffline
+
     store = store or ModelStore(settings)
     metrics = CollectorRegistry()
     requests = Counter("nnpipe_requests", "Requests by endpoint and status",
@@ -194,13 +266,23 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
         yield
         store.stop()
 
-    app = FastAPI(title="nnpipe", version="1", lifespan=lifespan,
-                  description="Predictions from the registered champions of nnpipe's "
-                              "pipelines (chest X-ray classifier, OHLCV forecaster).")
+    # /docs from Swagger UI's files in the fastapi-offline package, not a CDN: the page
+    # works on a machine with no network (the validator badge, a remote call, is off)
+    app = FastAPIOffline(
+        title="nnpipe", version="1", lifespan=lifespan, redoc_url=None,
+        static_url=DOCS_ASSETS, swagger_ui_parameters={"validatorUrl": None},
+        description="Predictions from the registered champions of nnpipe's pipelines "
+                    "(chest X-ray classifier, OHLCV forecaster).")
+    limit = settings.max_request_bytes
 
     def error(status: int, message: str, endpoint: str, reason: str) -> JSONResponse:
         errors.labels(endpoint, reason).inc()
         return JSONResponse({"error": message}, status_code=status)
+
+    def too_large(size: str, kind: str) -> str:
+        return (f"the request body ({size} bytes, {kind or 'no content type'}) is over the "
+                f"limit of {limit:,} bytes ({limit / 2**20:g} MiB): send a smaller image, "
+                "or start the server with a larger --max-request-mb")
 
     async def guard(app: Any, scope: dict, receive: Callable, send: Callable) -> None:
         """Size limit, a JSON 500 instead of a bare one, and the request metrics: a plain
@@ -217,11 +299,14 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
                 status, started = message["status"], True
             await send(message)
 
-        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
-        if length is not None and (not length.isdigit() or
-                                   int(length) > settings.max_request_bytes):
-            await error(413, f"the request body is over the limit of "
-                             f"{settings.max_request_bytes} bytes", path, "too_large",
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"").decode("latin-1").strip()
+        kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
+        if length and not length.isdigit():
+            await error(400, f"the Content-Length header ({length[:40]}) is not a number of "
+                             "bytes", path, "bad_length")(scope, receive, send_status)
+        elif length and int(length) > limit:
+            await error(413, too_large(f"{int(length):,}", kind), path, "too_large",
                         )(scope, receive, send_status)
         else:
             try:
@@ -229,7 +314,8 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
             except Exception as exc:  # never a bare 500 page; say what happened
                 log.exception("serve: %s failed", path)
                 if not started:
-                    await error(500, f"internal error: {type(exc).__name__}", path,
+                    await error(500, f"internal error: {type(exc).__name__} (the server's "
+                                     "log has the details)", path,
                                 "internal")(scope, receive, send_status)
         route = scope.get("route")  # the template: no label per unknown path
         endpoint = getattr(route, "path", "unmatched")
@@ -250,13 +336,32 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
     async def bad_input(request: Request, exc: Exception):
         if isinstance(exc, ModelNotFoundError):
             return error(503, str(exc), request.url.path, "no_model")
+        if isinstance(exc, NotServedError):
+            return error(404, str(exc), request.url.path, "not_served")
+        if isinstance(exc, RequestTooLarge):
+            return error(413, str(exc), request.url.path, "too_large")
         return error(422, str(exc), request.url.path, "bad_input")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
-        details = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                            for e in exc.errors())
-        return error(422, f"invalid request: {details}", request.url.path, "invalid")
+        fields = ", ".join(f"`{f}`" for f in OhlcvJson.model_fields)
+        kind = request.headers.get("content-type", "").split(";")[0].strip()
+        sent = "" if kind == "application/json" else \
+            f" (sent as {kind}; send application/json)" if kind else \
+            " (sent with no content type; send application/json)"
+        return error(422, f"invalid request: {describe_errors(exc.errors(), fields)}{sent}",
+                     request.url.path, "invalid")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            message = (f"no endpoint at {request.url.path}; the endpoints are listed at "
+                       "/docs")
+        elif exc.status_code == 405:
+            message = f"{request.method} is not accepted at {request.url.path}; see /docs"
+        else:
+            message = str(exc.detail)
+        return error(exc.status_code, message, request.url.path, "http")
 
     async def authorised(request: Request) -> None:  # async: no thread hop per request
         if settings.api_key is None:
@@ -275,9 +380,9 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
         data = bytearray()
         async for chunk in request.stream():
             data += chunk
-            if len(data) > settings.max_request_bytes:
-                raise PredictionInputError(f"the request body is over the limit of "
-                                           f"{settings.max_request_bytes} bytes")
+            if len(data) > limit:
+                raise RequestTooLarge(too_large(f"over {limit:,}",
+                                                request.headers.get("content-type", "")))
         return bytes(data)
 
     def model_info(slot: Slot) -> dict[str, Any]:
@@ -298,36 +403,62 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
         return {"model": model_info(slot), "predictions": rows,
                 "prediction": [[p] for p in out["probability"]]}  # the guide's shape
 
+    def decoded(data: bytes, sent: Sent) -> np.ndarray:
+        """One sent image decoded (as ingest decodes), or a message naming it."""
+        from nnpipe.xray.images import ImageDecodeError, decode_image
+
+        if not data:
+            raise PredictionInputError(f"{sent} is empty; send {XRAY_ACCEPTED}")
+        try:
+            return decode_image(data, name=str(sent))
+        except ImageDecodeError as exc:
+            raise PredictionInputError(f"{exc}; send {XRAY_ACCEPTED}") from None
+
+    def from_base64(text: str, what: str) -> np.ndarray:
+        try:
+            data = base64.b64decode(text, validate=True)
+        except ValueError:
+            raise PredictionInputError(
+                f"{what} ({len(text):,} characters) is not base64 text: send the PNG/JPEG "
+                "file's bytes base64-encoded (base64 -w0 image.png)") from None
+        return decoded(data, Sent(what, "base64", len(data)))
+
     async def xray_images(request: Request) -> list[Any]:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind == "multipart/form-data":
             form = await request.form()
-            files = [v for _, v in form.multi_items() if hasattr(v, "read")]
+            files = [(k, v) for k, v in form.multi_items() if hasattr(v, "read")]
             if not files:
-                raise PredictionInputError("the form has no file; send the image as a "
-                                           "`file` field")
-            return [await f.read() for f in files]
+                fields = ", ".join(f"`{k}`" for k in form) or "none"
+                raise PredictionInputError(f"the form has no file (fields sent: {fields}); "
+                                           "send the image as a `file` field")
+            images = []
+            for key, upload in files:
+                data = await upload.read()
+                sent = Sent(f"file {upload.filename or '(no name)'!r} in field `{key}`",
+                            upload.content_type or "", len(data))
+                images.append(decoded(data, sent))
+            return images
         if kind in IMAGE_TYPES:
             body = await body_bytes(request)
-            if not body:
-                raise PredictionInputError("the request body is empty; send a PNG or JPEG")
-            return [body]
+            return [decoded(body, Sent("the request body", kind, len(body)))]
         if kind == "application/json":
+            body = await body_bytes(request)
             try:
-                payload = XrayJson.model_validate_json(await body_bytes(request))
-            except ValueError as exc:
-                raise PredictionInputError(f"the JSON is not valid: {exc}") from None
+                payload = XrayJson.model_validate_json(body)
+            except ValidationError as exc:
+                fields = ", ".join(f"`{f}`" for f in XrayJson.model_fields)
+                raise PredictionInputError(
+                    f"the JSON body ({len(body):,} bytes) is not accepted: "
+                    f"{describe_errors(exc.errors(), fields)}") from None
             if payload.images is not None:
-                return list(payload.images)
+                return [from_base64(t, f"`images[{i}]`") for i, t in enumerate(payload.images)]
             if payload.image is not None:
-                return [payload.image]
+                return [from_base64(payload.image, "`image`")]
             if payload.data is not None:
-                try:
-                    data = np.asarray(payload.data, dtype=np.float64)
-                except (TypeError, ValueError):
-                    raise PredictionInputError(
-                        "`data` must be a numeric array: one image (height x width) or a "
-                        "list of images of one size") from None
+                data = numeric_array(payload.data, "`data`",
+                                     "one image (height x width) or a list of images of "
+                                     "one size")
                 if data.ndim not in (2, 3):
                     raise PredictionInputError(
                         "`data` must be one image (2-D: height x width) or a list of images "
@@ -335,25 +466,30 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
                 return [data] if data.ndim == 2 else list(data)
             raise PredictionInputError("the JSON needs `data` (pixel arrays), `image` or "
                                        "`images` (base64 PNG/JPEG)")
-        raise UnsupportedMediaType(kind)
+        size = request.headers.get("content-length", "")
+        raise UnsupportedMediaType(f"{kind or 'no content type'}"
+                                   + (f", {int(size):,} bytes" if size.isdigit() else ""))
 
     @app.exception_handler(UnsupportedMediaType)
     async def unsupported(request: Request, exc: UnsupportedMediaType):
-        return error(415, f"content type {str(exc)!r} is not accepted; send multipart/form-"
-                          "data with a `file`, image/png, image/jpeg, or JSON",
-                     request.url.path, "media_type")
+        return error(415, f"the request body ({exc}) is not accepted at {request.url.path}; "
+                          f"send {XRAY_ACCEPTED}", request.url.path, "media_type")
 
     @app.get("/health", summary="Liveness: the process answers")
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", summary="Readiness: every configured model is loaded")
+    @app.get("/ready", summary="Readiness: every model this server was asked to serve is "
+                               "loaded")
     async def ready():
-        missing = {k: store.problems.get(k, "not loaded") for k in settings.models
+        missing = {k: store.problems.get(k, "loading") for k in settings.models
                    if k not in store.slots}
-        body = {"ready": not missing, "models": {k: s.deployable.version
-                                                 for k, s in store.slots.items()},
+        body = {"ready": not missing, "alias": settings.alias,
+                "models": {k: s.deployable.version for k, s in store.slots.items()},
                 "problems": missing}
+        if missing:
+            body["waiting_for"] = {k: f"{settings.models[k]}@{settings.alias}"
+                                   for k in missing}
         return JSONResponse(body, status_code=200 if not missing else 503)
 
     @app.get("/models", summary="What is served: name, version, alias, variant, metrics")
@@ -397,11 +533,17 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
 
     def ohlcv_slot(series: str | None) -> Slot:
         keys = [k for k in settings.models if k.startswith("ohlcv/")]
+        if not keys:
+            store.get("ohlcv")  # raises: not served, saying what is
         if series is None and len(keys) == 1:
             return store.get(keys[0])
+        names = ", ".join(k.split("/", 1)[1] for k in keys)
         if series is None:
-            raise PredictionInputError(f"several series are served ({', '.join(keys)}); "
-                                       "name one with ?series=")
+            raise PredictionInputError(f"several series are served ({names}); name one "
+                                       "with ?series=")
+        if f"ohlcv/{series}" not in settings.models:
+            raise NotServedError(f"series {series!r} is not served here; served series: "
+                                 f"{names}")
         return store.get(f"ohlcv/{series}")
 
     def ohlcv_answer(slot: Slot, windows: np.ndarray) -> dict[str, Any]:
@@ -420,7 +562,8 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
         if payload.bars is not None:
             frame = pd.DataFrame(payload.bars)
         elif payload.data is not None:
-            rows = np.asarray(payload.data, dtype=np.float64)
+            rows = numeric_array(payload.data, "`data`", "rows [Open, High, Low, Close, "
+                                 "Volume]")
             if rows.ndim != 2 or rows.shape[1] != 5:
                 raise PredictionInputError("`data` rows must be [Open, High, Low, Close, "
                                            f"Volume], got shape {rows.shape}")
@@ -443,7 +586,8 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
         if len(payload.windows) > settings.max_batch:
             raise PredictionInputError(f"{len(payload.windows)} windows is over the batch "
                                        f"limit of {settings.max_batch}")
-        return ohlcv_answer(slot, np.asarray(payload.windows, dtype=np.float64))
+        return ohlcv_answer(slot, numeric_array(payload.windows, "`windows`",
+                                                "(n, look_back, features)"))
 
     app.state.store = store
     return app

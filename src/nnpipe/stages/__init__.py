@@ -53,8 +53,14 @@ def variants_dir(domain: str) -> str:
 
 @dataclass(frozen=True)
 class Output:
+    """A stage's output. Small reports (``cache=False``) live in git, so ``dvc exp show``,
+    ``dvc metrics diff`` and ``dvc plots diff`` can read them at every commit and
+    experiment; large ones (models, data, figures) live in DVC's cache, from which
+    ``dvc exp apply`` and ``dvc checkout`` bring them back. Plots are outputs like any
+    other: how they are drawn is declared once, in ``dvc.yaml``'s top-level ``plots``."""
+
     path: str
-    kind: str = "out"  # out | metric | plot
+    kind: str = "out"  # out | metric (numeric headline values, shown by `dvc metrics`)
     cache: bool = True
 
 
@@ -101,8 +107,8 @@ def tune_stage(domain: str) -> Stage:
                  params=("tune", "train", "seed") + (("augment",) if domain == "xray" else ()),
                  deps=(features_dir(domain),),
                  outs=(Output(hyperparameters_file(domain)),
-                       Output(f"{reports}/tuning.json", "metric", cache=False),
-                       Output(f"{reports}/tuning.csv", "plot", cache=False)))
+                       Output(f"{reports}/tuning.json", cache=False),
+                       Output(f"{reports}/tuning.csv", cache=False)))
 
 
 def compress_stage(domain: str, deps: tuple[str, ...]) -> Stage:
@@ -111,7 +117,7 @@ def compress_stage(domain: str, deps: tuple[str, ...]) -> Stage:
     return Stage(domain, "compress", "TFLite and pruned variants: size, metric, latency, parity",
                  params=("compress", "seed"), deps=deps,
                  outs=(Output(variants_dir(domain)),
-                       Output(f"{reports}/compression.json", "metric", cache=False),
+                       Output(f"{reports}/compression.json", cache=False),
                        Output(f"{reports}/compression.md", cache=False)))
 
 
@@ -128,7 +134,25 @@ def promote_stage(domain: str, params: tuple[str, ...]) -> Stage:
                  deps=(variants_dir(domain), f"{reports}/compression.json",
                        f"{model_dir(domain)}", f"{features_dir(domain)}"),
                  outs=(Output(deploy_dir(domain)),
-                       Output(f"{reports}/promotion.json", "metric", cache=False)))
+                       Output(f"{reports}/promotion.json", cache=False)))
+
+
+def evaluate_outputs(domain: str) -> tuple[Output, ...]:
+    """The headline numbers (``metrics.json``, what ``dvc metrics`` compares), every number
+    of the evaluation (``evaluation.json``), the plot data in git and the figures (PNG)
+    in the cache."""
+    reports = reports_dir(domain)
+    return (Output(f"{reports}/metrics.json", "metric", cache=False),
+            Output(f"{reports}/evaluation.json", cache=False),
+            Output(f"{reports}/plots", cache=False),
+            Output(f"{reports}/figures"))
+
+
+def register_outputs(domain: str) -> tuple[Output, ...]:
+    """The registration record, and the gate's verdict as numbers (``gate.json``)."""
+    reports = reports_dir(domain)
+    return (Output(f"{reports}/registration.json", cache=False),
+            Output(f"{reports}/gate.json", "metric", cache=False))
 
 
 def _xray_stages() -> tuple[Stage, ...]:
@@ -144,18 +168,16 @@ def _xray_stages() -> tuple[Stage, ...]:
         tune_stage(d),
         Stage(d, "train", "fit the CNN, log it to MLflow",
               params=("train", "augment", "seed"), deps=(feats, hyperparameters_file(d)),
-              outs=(Output(model), Output(f"{reports}/history.csv", "plot", cache=False))),
+              outs=(Output(model), Output(f"{reports}/history.csv", cache=False))),
         Stage(d, "evaluate", "test metrics with a threshold chosen on validation; plots",
               params=("evaluate",), deps=(feats, model),
-              outs=(Output(f"{reports}/metrics.json", "metric", cache=False),
-                    Output(f"{reports}/plots", "plot", cache=False),
-                    Output(f"{reports}/figures", "plot", cache=False))),
-        compress_stage(d, (feats, model, f"{reports}/metrics.json")),
+              outs=evaluate_outputs(d)),
+        compress_stage(d, (feats, model, f"{reports}/evaluation.json")),
         promote_stage(d, ("classes", "ingest", "featurize", "evaluate")),
         Stage(d, "register", "register the deployable model, set challenger, gate champion",
-              params=("register",), deps=(model, f"{reports}/metrics.json", feats,
+              params=("register",), deps=(model, f"{reports}/evaluation.json", feats,
                                           deploy_dir(d)),
-              outs=(Output(f"{reports}/registration.json", cache=False),),
+              outs=register_outputs(d),
               touches_network=True),
     )
 
@@ -172,19 +194,17 @@ def _ohlcv_stages() -> tuple[Stage, ...]:
         tune_stage(d),
         Stage(d, "train", "fit the recurrent forecaster per series, log it to MLflow",
               params=("train", "seed"), deps=(feats, hyperparameters_file(d)),
-              outs=(Output(model), Output(f"{reports}/history.csv", "plot", cache=False))),
+              outs=(Output(model), Output(f"{reports}/history.csv", cache=False))),
         Stage(d, "evaluate", "test metrics in price units against baselines; walk-forward",
               params=("evaluate", "train", "seed"),
               deps=(feats, model, hyperparameters_file(d)),
-              outs=(Output(f"{reports}/metrics.json", "metric", cache=False),
-                    Output(f"{reports}/plots", "plot", cache=False),
-                    Output(f"{reports}/figures", "plot", cache=False))),
+              outs=evaluate_outputs(d)),
         compress_stage(d, (feats, model)),
         promote_stage(d, ("featurize",)),
         Stage(d, "register", "register each series' deployable model, set challenger, gate "
               "champion", params=("register",),
-              deps=(model, f"{reports}/metrics.json", feats, deploy_dir(d)),
-              outs=(Output(f"{reports}/registration.json", cache=False),),
+              deps=(model, f"{reports}/evaluation.json", feats, deploy_dir(d)),
+              outs=register_outputs(d),
               touches_network=True),
     )
 

@@ -164,6 +164,12 @@ Executor = Callable[[list[TrialSpec]], list[TrialResult]]
 BASELINE = "baseline"  # the trial id of the params as written
 
 
+def describe_values(values: Mapping[str, Any]) -> str:
+    """A trial's values as one short line: ``dense_units=64 dropout=0.197``."""
+    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in sorted(values.items())) or "(the values as written)"
+
+
 def run_search(oracle, space: Mapping[str, SearchDim], run_batch: Executor, *, parallel: int,
                epochs: int, time_budget: float, baseline: Mapping[str, Any] | None = None,
                clock: Callable[[], float] = time.monotonic) -> SearchResult:
@@ -178,6 +184,8 @@ def run_search(oracle, space: Mapping[str, SearchDim], run_batch: Executor, *, p
     """
     start = clock()
     results: list[TrialResult] = []
+    started = 0
+    planned = getattr(oracle, "max_trials", None) or "?"
     pending = [TrialSpec(BASELINE, dict(baseline), epochs)] if baseline is not None else []
     while True:
         if clock() - start >= time_budget:
@@ -196,7 +204,16 @@ def run_search(oracle, space: Mapping[str, SearchDim], run_batch: Executor, *, p
         specs = pending + [TrialSpec(t.trial_id, decode(t.hyperparameters.values, space),
                                      int(t.hyperparameters.values.get("tuner/epochs", epochs)))
                            for t in batch]
+        for spec in specs:
+            started += 1
+            log.info("tuning: trial %s (%d/%s), %d epochs: %s", spec.trial_id, started,
+                     planned, spec.epochs, describe_values(spec.values))
         outcomes = {r.trial_id: r for r in run_batch(specs)}
+        for spec in specs:
+            done = outcomes[spec.trial_id]
+            log.info("tuning: trial %s %s in %.0f s%s", spec.trial_id, done.status,
+                     done.seconds, f", {oracle.objective.name} {done.objective:.4g}"
+                     if done.objective is not None else f": {done.reason}")
         results.extend(outcomes[s.trial_id] for s in pending)  # not the oracle's
         pending = []
         for trial in batch:

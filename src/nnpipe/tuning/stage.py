@@ -63,10 +63,12 @@ def trials_csv(trials: list[TrialResult]) -> str:
     keys = sorted({k for t in trials for k in t.values})
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["trial", "status", "objective", "best_epoch", "epochs", "seconds", *keys,
-                     "worker", "reason"])
-    for t in trials:
-        writer.writerow([t.trial_id, t.status, "" if t.objective is None else t.objective,
+    # ``run`` numbers the trials in the order they ran (1 is the baseline, where there is
+    # one): the trial ids are the tuner's strings, which a plot cannot place on an axis
+    writer.writerow(["run", "trial", "status", "objective", "best_epoch", "epochs", "seconds",
+                     *keys, "worker", "reason"])
+    for number, t in enumerate(trials, start=1):
+        writer.writerow([number, t.trial_id, t.status, "" if t.objective is None else t.objective,
                          t.best_epoch or "", t.epochs, round(t.seconds, 2),
                          *[json.dumps(t.values[k]) if isinstance(t.values.get(k), list)
                            else t.values.get(k, "") for k in keys], t.worker, t.reason or ""])
@@ -81,10 +83,22 @@ def _write(params: Params, domain: str, record: dict, summary: dict, rows: str) 
     atomic_write_json(layout.hyperparameters, record)  # last: what train reads
 
 
+def trial_name(trial: TrialResult) -> str:
+    """``trial-3 dropout=0.23 learning_rate=0.0012``: the trial and the values it tried,
+    so the compare view's run names tell trials apart."""
+    def show(v: Any) -> str:
+        if isinstance(v, list):
+            return ".".join(map(str, v))
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    shown = [f"{k}={show(v)}" for k, v in sorted(trial.values.items())]
+    return " ".join([f"trial-{trial.trial_id}", *shown])
+
+
 def _log_trials(result: SearchResult, objective: Objective) -> None:
     for t in result.trials:
         tracking.log_child_run(
-            f"trial-{t.trial_id}", params={**t.values, "epochs": t.epochs},
+            trial_name(t), params={**t.values, "epochs": t.epochs},
             history=t.history,
             metrics={f"best_{objective.name}": t.objective} if t.objective is not None else {},
             tags={"nnpipe.trial": t.trial_id, "nnpipe.trial_status": t.status,
@@ -117,7 +131,9 @@ def run_tuning(params: Params, domain: str, module_name: str, objective: Objecti
              "budget %d s", tune.algorithm, ", ".join(tune.search_space), tune.max_trials,
              tune.epochs, parallel, tune.time_budget_seconds)
     with tempfile.TemporaryDirectory(prefix="nnpipe-tune-") as state, tracking.start_run(
-        params, domain, "tune", run_name=f"{domain}-tune-{tune.algorithm}", data_hash=data_hash,
+        params, domain, "tune", data_hash=data_hash,
+        run_name=tracking.run_name("tune", tune.algorithm, f"{tune.max_trials}trials",
+                                   f"{tune.epochs}ep"),
     ) as mlrun:
         tracking.log_params({"tune": tune.model_dump(mode="json", exclude={"search_space"}),
                              "search_space": {k: json.dumps(d.model_dump(exclude_none=True))

@@ -97,6 +97,23 @@ def compute_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float,
     return metrics
 
 
+def headline_metrics(metrics: dict) -> dict[str, dict[str, float]]:
+    """The few numbers a user compares across experiments (``dvc exp show``), beside the
+    baselines a classifier must beat: the majority class's accuracy and the positive share
+    (the average precision of a random ranking)."""
+    cm = metrics["confusion_matrix"]
+    n = cm["tn"] + cm["fp"] + cm["fn"] + cm["tp"]
+    positives = cm["tp"] + cm["fn"]
+    return {
+        "test": {k: float(metrics[k]) for k in ("roc_auc", "accuracy", "sensitivity",
+                                                 "specificity", "average_precision")},
+        "val": {"roc_auc": float(metrics["val_roc_auc"])},
+        "threshold": float(metrics["threshold"]),
+        "baseline": {"accuracy": max(positives, n - positives) / n,
+                     "average_precision": positives / n},
+    }
+
+
 def roc_table(y_true: np.ndarray, scores: np.ndarray) -> list[dict[str, float]]:
     """ROC points as rows, the layout of a DVC plot."""
     fpr, tpr, thr = roc_curve(y_true, scores)

@@ -58,7 +58,11 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
                 array = to_grayscale_uint8(image)
     except ImageDecodeError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+    except UnidentifiedImageError:
+        # PIL's own message names its BytesIO object, which means nothing to the sender
+        raise ImageDecodeError(f"{name}: not a readable PNG/JPEG image (its bytes are no "
+                               "image format PIL knows)") from None
+    except (OSError, SyntaxError, ValueError,
             Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise ImageDecodeError(f"{name}: not a readable PNG/JPEG image ({exc})") from None
     if array.ndim != 2 or min(array.shape) < 1:

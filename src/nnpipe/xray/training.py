@@ -55,7 +55,7 @@ def fit_classifier(cfg: XrayTrain, augment: Augment, *, train_files: Sequence[Pa
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.reduce_lr_factor,
                                           patience=cfg.reduce_lr_patience, min_lr=1e-6),
         keras.callbacks.TerminateOnNaN(),
-        EpochProgressLog(cfg.epochs),
+        EpochProgressLog(cfg.epochs, monitor="val_auc", mode="max"),
         *extra_callbacks,
     ]
     result = model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs,

@@ -58,3 +58,40 @@ def test_ratios_and_report_against_the_reference():
     lines = text.splitlines()
     assert lines[2].count("|") == lines[4].count("|") == lines[5].count("|")  # columns
     assert lines[5].endswith("| 2.5 |")  # the time it took to build and measure it
+
+
+def test_the_workers_progress_lines_are_logged_here_and_a_hung_worker_is_stopped(
+        tmp_path, monkeypatch, caplog):
+    """The variants' progress ("variant 2/3 ...") reaches the stage's own log (and so
+    Prefect's); other output (TensorFlow's) is kept only as the crash tail."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "chatty_worker.py").write_text(textwrap.dedent('''
+        import json, sys, time
+        from pathlib import Path
+        from nnpipe.compression.worker import LOG_MARK
+        job_dir = Path(sys.argv[1])
+        job = json.loads((job_dir / "job.json").read_text())
+        for number, name in enumerate(job["variants"], start=1):
+            if (job_dir / f"{name}.json").exists():
+                continue
+            (job_dir / f"{name}.started").touch()
+            print(f"{LOG_MARK}INFO|variant {number}/3 {name}: building", file=sys.stderr,
+                  flush=True)
+            print("I0000 some_op.cc:12] TensorFlow chatter", file=sys.stderr, flush=True)
+            if name == "pruned":
+                time.sleep(60)  # hangs: the runner's time-out must end it
+            (job_dir / f"{name}.json").write_text(json.dumps(
+                {"variant": name, "status": "ok"}))
+    '''))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "pkg"))
+    caplog.set_level("INFO", logger="nnpipe.compression.runner")
+    rows = run_variants(tmp_path / "job", {"variants": ["keras_float32", "pruned", "x"]},
+                        {"x": np.zeros(3)}, timeout=5, worker_module="chatty_worker")
+    logged = [r.getMessage() for r in caplog.records if r.name == "nnpipe.compression.runner"]
+    assert "variant 1/3 keras_float32: building" in logged
+    assert "variant 3/3 x: building" in logged
+    assert not any("TensorFlow chatter" in line for line in logged)
+    assert rows["pruned"]["status"] == "unsupported"
+    assert "timed out" in rows["pruned"]["reason"]
+    assert "TensorFlow chatter" in rows["pruned"]["stderr_tail"]
+    assert rows["x"]["status"] == "ok"

@@ -4,8 +4,9 @@ walk-forward re-training so one lucky split cannot carry the result.
 Per series: RMSE, MAE, MAPE, MASE and directional accuracy of the model, of persistence
 (tomorrow = today) and of a moving average; the model's MAE and RMSE relative to
 persistence; a Diebold-Mariano test of model against persistence; per-fold and mean
-walk-forward metrics. Output in ``reports/ohlcv``: ``metrics.json`` (for
-``dvc metrics diff``), ``plots/`` (forecast and fold tables, as DVC plots) and
+walk-forward metrics. Output in ``reports/ohlcv``: ``metrics.json`` (the headline numbers
+per series, for ``dvc metrics diff`` and ``dvc exp show``), ``evaluation.json`` (every
+number measured), ``plots/`` (forecast and fold tables, as DVC plots) and
 ``figures/`` (forecast, residuals, fold errors, training curves). All of it is logged to
 each series' training run in MLflow before any output is replaced.
 """
@@ -28,6 +29,7 @@ from nnpipe.layout import domain_layout
 from nnpipe.ohlcv.backtest import run_walk_forward, summarize_folds
 from nnpipe.ohlcv.figures import plot_fold_errors, plot_forecast, plot_history, plot_residuals
 from nnpipe.ohlcv.forecasting import FORECASTERS, Prepared, read_prepared, score_forecasts, to_price
+from nnpipe.ohlcv.metrics import headline_metrics
 from nnpipe.ohlcv.models import predict
 from nnpipe.stages import cli_main, require
 from nnpipe.tuning.stage import effective_train
@@ -113,10 +115,15 @@ def log_to_mlflow(params: Params, domain: str, run_info: dict, prep: Prepared, m
             test.x, test.y, name=f"{domain}-{prep.name}-test", digest=run_info["data_hash"],
             source=str((domain_layout(params, domain).features / f"{prep.name}.csv").resolve()),
             context="testing", model_id=run_info["model_id"])
-        tracking.log_model_metrics({**{k: metrics["model"][k] for k in HEADLINE},
-                                    "relative_mae": metrics["relative_mae"]},
-                                   run_info["model_id"], test_set, prefix="test_")
-        tracking.log_metrics({k: v for k, v in metrics.items() if k != "model"}, prefix="test_")
+        wf = metrics.get("walk_forward") or {}
+        tracked = {**{k: metrics["model"][k] for k in HEADLINE},
+                   **{k: metrics[k] for k in ("relative_mae", "relative_rmse", "dm_p_value")},
+                   **{f"{b}.{k}": metrics[b][k] for b in ("persistence", "moving_average")
+                      for k in ("rmse", "mae")},
+                   **{f"walk_forward.{f}.rmse": wf[f]["rmse"]
+                      for f in ("model", "persistence") if f in wf},
+                   **({"walk_forward.relative_mae": wf["relative_mae"]} if wf else {})}
+        tracking.log_model_metrics(tracked, run_info["model_id"], test_set, prefix="test_")
         for k, fold in enumerate(folds, start=1):
             tracking.log_metrics({f"walk_forward_{fc}_rmse": fold[fc]["rmse"]
                                   for fc in FORECASTERS}, step=k)
@@ -151,12 +158,16 @@ def run(params: Params, domain: str) -> dict:
                           pd.concat(forecast_tables).to_csv(index=False, lineterminator="\n"))
         atomic_write_text(plots / "folds.csv",
                           pd.concat(fold_tables).to_csv(index=False, lineterminator="\n"))
-        metrics_tmp = atomic_write_json(Path(staging) / layout.metrics.name, all_metrics)
+        metrics_tmp = atomic_write_json(Path(staging) / layout.evaluation.name, all_metrics)
+        headline_tmp = atomic_write_json(
+            Path(staging) / layout.metrics.name,
+            {name: headline_metrics(m) for name, m in all_metrics["series"].items()})
         for name, (prep, run_info) in preps.items():
             figs = sorted(figures.glob(f"{name}_*.png"))
             log_to_mlflow(params, domain, run_info, prep, all_metrics["series"][name],
                           folds_by_series[name], figs, Path(staging))
-        metrics_tmp.replace(layout.metrics)
+        metrics_tmp.replace(layout.evaluation)
+        headline_tmp.replace(layout.metrics)
     for name, m in all_metrics["series"].items():
         wf = m.get("walk_forward")
         log.info("evaluate: %s test RMSE model %.4g, persistence %.4g, moving average %.4g; "

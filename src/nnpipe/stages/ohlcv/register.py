@@ -23,8 +23,10 @@ from nnpipe.io import atomic_write_json, read_json
 from nnpipe.layout import domain_layout
 from nnpipe.ohlcv.forecasting import Prepared, read_prepared
 from nnpipe.ohlcv.predictor import OhlcvPredictor
+from nnpipe.promotion import gate_metrics
 from nnpipe.registration import (
     GateRule,
+    champion_text,
     check_same_run,
     not_registered,
     register_and_gate,
@@ -35,6 +37,22 @@ from nnpipe.stages import cli_main, require
 from nnpipe.stages.ohlcv.evaluate import score_model
 
 log = logging.getLogger(__name__)
+
+DESCRIPTION = ("Next-bar price forecaster for the series `{series}` (nnpipe's `ohlcv` "
+               "pipeline): the last `look_back` daily bars (Open, High, Low, Close, Volume; "
+               "oldest first) in, the forecast price `horizon` bars ahead out. `champion` is "
+               "the version the gate accepted (it must beat persistence, tomorrow = today), "
+               "`challenger` the latest one.")
+
+
+def headline(measured: dict, series_metrics: dict) -> dict[str, float]:
+    """The deployed variant's test errors beside the baselines' (price units)."""
+    base = {f"{label} {k.upper()}": series_metrics.get(b, {}).get(k)
+            for b, label in (("persistence", "persistence"), ("moving_average", "moving average"))
+            for k in ("rmse", "mae")}
+    return {"test RMSE": measured.get("rmse"), "test MAE": measured.get("mae"), **base,
+            "MAE / persistence MAE": measured.get("relative_mae"),
+            "test MASE": measured.get("mase")}
 
 
 def gate_value(series_metrics: dict, metric: str) -> float:
@@ -64,7 +82,7 @@ def run(params: Params, domain: str) -> dict:
     cfg = params.domain(domain)
     reg = cfg.register
     layout = domain_layout(params, domain)
-    metrics = read_json(require(layout.metrics, "evaluate", domain))
+    metrics = read_json(require(layout.evaluation, "evaluate", domain))
     meta = read_json(require(layout.features / "meta.json", "featurize", domain))
     rule = GateRule(reg.gate_metric, reg.max_value, reg.max_increase, higher_is_better=False,
                     allow_incomparable=reg.allow_incomparable,
@@ -74,7 +92,7 @@ def run(params: Params, domain: str) -> dict:
         run_info = read_json(require(layout.model / name / "run.json", "train", domain))
         series_metrics = metrics["series"].get(name, {})
         check_same_run(series_metrics.get("run_id"), run_info["run_id"],
-                       f"{layout.metrics} (series {name})", domain)
+                       f"{layout.evaluation} (series {name})", domain)
         deploy_dir = layout.deploy / name
         deploy = read_json(require(deploy_dir / DEPLOY_FILE, "promote", domain))
         check_same_run(deploy.get("run_id"), run_info["run_id"], str(deploy_dir), domain,
@@ -94,15 +112,19 @@ def run(params: Params, domain: str) -> dict:
                           "test_rmse": measured["rmse"],
                           "test_persistence_rmse": series_metrics["persistence"]["rmse"]},
             rescore_champion=lambda n=model_name, p=prep: score_champion(
-                n, p, reg.gate_metric, cfg.evaluate.moving_average_window))
+                n, p, reg.gate_metric, cfg.evaluate.moving_average_window),
+            input_example=prep.windows["test"].x[:1],
+            model_description=DESCRIPTION.format(series=name),
+            headline=headline(measured, series_metrics))
     atomic_write_json(layout.registration, {"series": records})
+    atomic_write_json(layout.gate, {name: gate_metrics(r) for name, r in records.items()})
     return {"stage": "register", "series": records}
 
 
 def summary_lines(params: Params, domain: str) -> list[str]:
     """The run summary's lines for this domain (printed by ``nnpipe run``)."""
     layout = domain_layout(params, domain)
-    metrics, regs = read_json(layout.metrics), read_json(layout.registration)
+    metrics, regs = read_json(layout.evaluation), read_json(layout.registration)
     lines = []
     for name, m in metrics["series"].items():
         r = regs["series"][name]
@@ -122,17 +144,16 @@ def summary_lines(params: Params, domain: str) -> list[str]:
         deploy = read_json(layout.deploy / name / DEPLOY_FILE)
         lines.append(f"{name}: deployed variant: {deploy['variant'] or 'none'} "
                      f"({deploy['reason']})")
-        champion = f"v{r['champion_now']}" if r["champion_now"] else "none yet"
+        champion = champion_text(r.get("champion_now"))
         if not r.get("registered", True):
-            lines.append(f"{name}: model {r['model_name']}: {r['reason']}; champion is "
-                         f"{champion}")
+            lines.append(f"{name}: model {r['model_name']}: {r['reason']}; {champion}")
             continue
         verdict = "promoted to champion" if r["promoted"] else "not promoted"
         if not r["promoted"] and r["gate_metric"].startswith("relative_") \
                 and r["candidate_value"] >= 1:
             verdict += ": it does not beat persistence (tomorrow = today)"
         lines += [f"{name}: model {r['model_name']} v{r['version']} -> aliases {r['aliases']}; "
-                  f"champion is {champion}",
+                  f"{champion}",
                   f"{name}: gate: {verdict}; {r['reason']}"]
     lines.append(f"metrics {layout.metrics}, figures {layout.figures}/, "
                  f"registration {layout.registration}")

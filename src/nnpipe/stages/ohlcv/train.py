@@ -20,12 +20,16 @@ from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, re
 from nnpipe.keras_env import describe_devices, make_deterministic
 from nnpipe.layout import domain_layout
 from nnpipe.ohlcv.forecasting import Prepared, read_prepared
-from nnpipe.ohlcv.models import fit_forecaster
+from nnpipe.ohlcv.models import architecture, fit_forecaster
 from nnpipe.stages import cli_main, require
 from nnpipe.store import tracking_uri
 from nnpipe.tuning.stage import effective_train, tuning_tags
 
 log = logging.getLogger(__name__)
+
+# the train fields only some architectures read: a run logs those of its own only
+ARCHITECTURE_FIELDS = {"lstm": ("units",), "gru": ("units",), "simple_rnn": ("units",),
+                       "transformer": ("transformer",)}
 
 
 def history_csv(histories: dict[str, list[dict]]) -> str:
@@ -46,13 +50,16 @@ def train_series(params: Params, domain: str, prep: Prepared, data_hash: str, tm
     train, tuning = effective_train(params, domain)
     tmp.mkdir()
     make_deterministic(params.seed)
-    with tracking.start_run(
-        params, domain, "train", run_name=f"{domain}-{prep.name}-{train.model}",
-        data_hash=data_hash,
-    ) as mlrun:
+    arch = architecture(train, prep.look_back, len(prep.series.feature_names))
+    name = tracking.run_name(prep.name, arch, *(
+        [f"u{'.'.join(map(str, train.units))}"] if arch != "transformer" else []),
+        f"lr{train.learning_rate:.2g}", f"do{train.dropout:.2g}")
+    with tracking.start_run(params, domain, "train", run_name=name,
+                            data_hash=data_hash) as mlrun:
         tracking.set_tags({"nnpipe.series": prep.name, **tuning_tags(tuning)})
+        train_params = tracking.architecture_params(train, arch, ARCHITECTURE_FIELDS)
         tracking.log_params({"seed": params.seed, "series": prep.name,
-                             "train": train.model_dump(),
+                             "train": train_params,
                              "featurize": cfg.featurize.model_dump(),
                              "ingest.source": cfg.ingest.source,
                              "features": ",".join(prep.series.feature_names)})
@@ -61,7 +68,9 @@ def train_series(params: Params, domain: str, prep: Prepared, data_hash: str, tm
                                 prep.target_scaler, label=prep.name,
                                 extra_callbacks=(tracking.EpochMetricsLogger(),))
         fitted.model.save(tmp / "model.keras")
-        logged = tracking.log_keras_model(fitted.model, tr.x[:2].astype("float32"))
+        best = min(fitted.history, key=lambda row: row.get("val_loss") or float("inf"))
+        logged = tracking.log_keras_model(fitted.model, tr.x[:2].astype("float32"),
+                                          best["epoch"], {"train": train_params})
         datasets = {
             split: tracking.log_dataset(
                 w.x, w.y, name=f"{domain}-{prep.name}-{split}", digest=data_hash,
@@ -69,10 +78,7 @@ def train_series(params: Params, domain: str, prep: Prepared, data_hash: str, tm
                 source=str((domain_layout(params, domain).features / f"{prep.name}.csv").resolve()))
             for split, w in (("train", tr), ("val", va))
         }
-        best = min(fitted.history, key=lambda row: row.get("val_loss") or float("inf"))
-        tracking.log_model_metrics({k: v for k, v in best.items()
-                                    if k.startswith("val_") and v is not None},
-                                   logged.model_id, datasets["val"], prefix="best_")
+        tracking.log_best_epoch(fitted.history, best, logged.model_id, datasets["val"])
         atomic_write_json(tmp / "history.json", fitted.history)
         atomic_write_json(tmp / "run.json", {
             "series": prep.name, "run_id": mlrun.info.run_id,

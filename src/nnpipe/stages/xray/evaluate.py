@@ -1,6 +1,7 @@
 """evaluate: test-split metrics with every threshold chosen on the validation split.
 
-Output in ``reports/<domain>``: ``metrics.json`` (for ``dvc metrics diff``), ``plots/``
+Output in ``reports/<domain>``: ``metrics.json`` (the headline numbers, for ``dvc metrics
+diff`` and ``dvc exp show``), ``evaluation.json`` (every number measured), ``plots/``
 (ROC points and per-image decisions, as DVC plots) and ``figures/`` (ROC curve, confusion
 matrix, training curves as PNG). All of it is logged to the training run in MLflow too,
 before any output is replaced, so a tracking failure leaves the previous reports intact.
@@ -24,6 +25,7 @@ from nnpipe.stages import cli_main, require
 from nnpipe.xray.evaluation import (
     choose_threshold,
     compute_metrics,
+    headline_metrics,
     plot_confusion,
     plot_history,
     plot_roc,
@@ -34,6 +36,19 @@ from nnpipe.xray.features import read_arrays
 log = logging.getLogger(__name__)
 
 HEADLINE = ("roc_auc", "accuracy", "sensitivity_at_specificity")
+# what the run and its logged model show of the test metrics (metrics.json has them all):
+# at the chosen threshold, and the sensitivity at the target specificity
+TRACKED = ("roc_auc", "average_precision", "accuracy", "sensitivity", "specificity",
+           "f1_positive", "threshold", "sensitivity_at_specificity",
+           "specificity_at_specificity_threshold")
+
+
+def baselines(y: np.ndarray) -> dict[str, float]:
+    """What a model with no skill scores on the test split: chance AUC, and the accuracy
+    and average precision of always answering the majority class / the prevalence."""
+    positive = float(np.mean(y))
+    return {"baseline_roc_auc": 0.5, "baseline_accuracy": max(positive, 1 - positive),
+            "baseline_average_precision": positive}
 
 
 Scorer = Callable[[np.ndarray], np.ndarray]  # pixels (n, size, size, 1) -> probabilities
@@ -94,7 +109,9 @@ def run(params: Params, domain: str) -> dict:
             tempfile.TemporaryDirectory(dir=layout.reports, prefix=".evaluate.") as staging:
         write_reports(plots, figures, scored["y"], scored["scores"], metrics, cfg.classes,
                       history)
-        metrics_tmp = atomic_write_json(Path(staging) / layout.metrics.name, metrics)
+        metrics_tmp = atomic_write_json(Path(staging) / layout.evaluation.name, metrics)
+        headline_tmp = atomic_write_json(Path(staging) / layout.metrics.name,
+                                         headline_metrics(metrics))
         with tracking.start_run(params, domain, "evaluate", run_id=run_info["run_id"]):
             # tags, not params: evaluate may re-run on the same training run with new settings
             tracking.set_tags({f"evaluate.{k}": v for k, v in cfg.evaluate.model_dump().items()})
@@ -102,15 +119,14 @@ def run(params: Params, domain: str) -> dict:
                 scored["x"], scored["y"], name=f"{domain}-test", digest=run_info["data_hash"],
                 source=str((layout.features / "test.tfrecord").resolve()), context="testing",
                 model_id=run_info["model_id"])
-            tracking.log_model_metrics({k: metrics[k] for k in HEADLINE}, run_info["model_id"],
+            tracking.log_model_metrics({**{k: metrics[k] for k in TRACKED},
+                                        **baselines(scored["y"])}, run_info["model_id"],
                                        test_set, prefix="test_")
-            tracking.log_metrics({k: v for k, v in metrics.items()
-                                  if k not in ("val_roc_auc", *HEADLINE)}, prefix="test_")
-            tracking.log_metrics({"val_roc_auc": metrics["val_roc_auc"]})
             tracking.log_artifacts(figures, "figures")
             tracking.log_artifacts(plots, "plots")
             tracking.log_artifacts(metrics_tmp, "evaluation")
-        metrics_tmp.replace(layout.metrics)
+        metrics_tmp.replace(layout.evaluation)
+        headline_tmp.replace(layout.metrics)
     log.info("evaluate: test AUC %.4f, accuracy %.4f at threshold %.3f; sensitivity %.3f at the "
              "threshold for specificity >= %.2f (test specificity %.3f)", metrics["roc_auc"],
              metrics["accuracy"], metrics["threshold"], metrics["sensitivity_at_specificity"],

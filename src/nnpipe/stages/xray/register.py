@@ -19,6 +19,7 @@ from nnpipe import tracking
 from nnpipe.config import Params
 from nnpipe.io import atomic_write_json, read_json
 from nnpipe.layout import domain_layout
+from nnpipe.promotion import gate_metrics
 from nnpipe.registration import (
     GateRule,
     check_same_run,
@@ -30,9 +31,27 @@ from nnpipe.registration import (
 from nnpipe.serving.predictor import DEPLOY_FILE
 from nnpipe.stages import cli_main, require
 from nnpipe.stages.xray.evaluate import score_model
+from nnpipe.xray.features import read_arrays
 from nnpipe.xray.predictor import XrayPredictor
 
 log = logging.getLogger(__name__)
+
+DESCRIPTION = ("Chest X-ray pneumonia classifier (nnpipe's `xray` pipeline): a grayscale "
+               "radiograph in (an array of 0..255 pixels of any size, or PNG/JPEG bytes), "
+               "P(pneumonia) and the class at the version's decision threshold out. "
+               "`champion` is the version the gate accepted, `challenger` the latest one.")
+
+
+def headline(measured: dict, y_test: np.ndarray) -> dict[str, float]:
+    """The deployed variant's test metrics beside what no skill would score."""
+    positive = float(np.mean(y_test))
+    return {"test ROC-AUC": measured.get("roc_auc"), "chance ROC-AUC": 0.5,
+            "test accuracy": measured.get("accuracy"),
+            "majority-class accuracy": max(positive, 1 - positive),
+            "test sensitivity at the target specificity":
+                measured.get("sensitivity_at_specificity"),
+            "test F1 (pneumonia)": measured.get("f1_positive"),
+            "decision threshold": measured.get("threshold")}
 
 
 def score_champion(name: str, features_dir: Path, image_size: int, classes: list[str],
@@ -58,15 +77,16 @@ def run(params: Params, domain: str) -> dict:
     reg = cfg.register
     layout = domain_layout(params, domain)
     run_info = read_json(require(layout.model / "run.json", "train", domain))
-    metrics = read_json(require(layout.metrics, "evaluate", domain))
+    metrics = read_json(require(layout.evaluation, "evaluate", domain))
     meta = read_json(require(layout.features / "meta.json", "featurize", domain))
     deploy = read_json(require(layout.deploy / DEPLOY_FILE, "promote", domain))
-    check_same_run(metrics.get("run_id"), run_info["run_id"], str(layout.metrics), domain)
+    check_same_run(metrics.get("run_id"), run_info["run_id"], str(layout.evaluation), domain)
     check_same_run(deploy.get("run_id"), run_info["run_id"], str(layout.deploy), domain,
                    "promote")
     if deploy["variant"] is None:
         record = not_registered(reg.model_name, run_info["run_id"], deploy["reason"])
     else:
+        x_test, y_test = read_arrays([layout.features / "test.tfrecord"], meta["image_size"])
         rule = GateRule(reg.gate_metric, reg.min_value, reg.max_drop, higher_is_better=True,
                         allow_incomparable=reg.allow_incomparable,
                         allow_incomparable_key=f"{domain}.register.allow_incomparable")
@@ -75,17 +95,20 @@ def run(params: Params, domain: str) -> dict:
             deploy_dir=layout.deploy, deploy=deploy,
             candidate=float(deploy["measured"][reg.gate_metric]), rule=rule,
             version_tags={"threshold": deploy["threshold"]},
+            input_example=x_test[:2, ..., 0], model_description=DESCRIPTION,
+            headline=headline(deploy["measured"], y_test),
             rescore_champion=lambda: score_champion(
                 reg.model_name, layout.features, meta["image_size"], cfg.classes,
                 reg.gate_metric, cfg.evaluate.threshold, cfg.evaluate.target_specificity))
     atomic_write_json(layout.registration, record)
+    atomic_write_json(layout.gate, gate_metrics(record))
     return {"stage": "register", **record}
 
 
 def summary_lines(params: Params, domain: str) -> list[str]:
     """The run summary's lines for this domain (printed by ``nnpipe run``)."""
     layout = domain_layout(params, domain)
-    m, r = read_json(layout.metrics), read_json(layout.registration)
+    m, r = read_json(layout.evaluation), read_json(layout.registration)
     return [
         f"test ROC-AUC {m['roc_auc']:.4f}  accuracy {m['accuracy']:.4f} "
         f"(threshold {m['threshold']:.3f}, chosen on val)",

@@ -12,6 +12,7 @@ import io
 import logging
 
 from nnpipe import tracking
+from nnpipe.architectures import resolve_model
 from nnpipe.config import Params
 from nnpipe.dvc_hash import directory_md5
 from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
@@ -24,6 +25,12 @@ from nnpipe.xray.features import read_arrays
 from nnpipe.xray.training import fit_classifier
 
 log = logging.getLogger(__name__)
+
+# the train fields only some architectures read: a run logs those of its own only
+ARCHITECTURE_FIELDS = {"medical_cnn": ("filters", "dense_units", "batch_norm"),
+                       "small_cnn": ("filters", "dense_units"),
+                       "feedforward": ("feedforward", "batch_norm"),
+                       "vit": ("vit",), "mlp_mixer": ("mlp_mixer",)}
 
 
 def history_csv(history: list[dict[str, float]]) -> str:
@@ -47,11 +54,17 @@ def run(params: Params, domain: str) -> dict:
     log.info("train: %s on %s, %d epochs max%s", train.model, describe_devices(),
              train.epochs, f"; tuned values {tuning['values']}" if tuning["tuned"] else "")
 
+    size = meta["image_size"]
+    arch = resolve_model(domain, train.model, (size, size, 1))
+    name = tracking.run_name(arch, *([f"f{'.'.join(map(str, train.filters))}",
+                                      f"d{train.dense_units}"] if "cnn" in arch else []),
+                             f"lr{train.learning_rate:.2g}", f"do{train.dropout:.2g}")
     with atomic_directory(layout.model) as tmp, tracking.start_run(
-        params, domain, "train", run_name=f"{domain}-{train.model}", data_hash=data_hash
+        params, domain, "train", run_name=name, data_hash=data_hash
     ) as mlrun:
         tracking.set_tags(tuning_tags(tuning))
-        tracking.log_params({"seed": params.seed, "train": train.model_dump(),
+        train_params = tracking.architecture_params(train, arch, ARCHITECTURE_FIELDS)
+        tracking.log_params({"seed": params.seed, "train": train_params,
                              "augment": cfg.augment.model_dump(),
                              "featurize": cfg.featurize.model_dump(), "classes": cfg.classes,
                              "ingest.source": cfg.ingest.source})
@@ -65,7 +78,9 @@ def run(params: Params, domain: str) -> dict:
         )
         (tmp / "checkpoint.keras").unlink(missing_ok=True)
         model.save(tmp / "model.keras")
-        logged = tracking.log_keras_model(model, arrays["train"][0][:2])
+        best = max(history, key=lambda row: row.get("val_auc") or 0.0)  # the weights kept
+        logged = tracking.log_keras_model(model, arrays["train"][0][:2], best["epoch"],
+                                          {"train": train_params})
         datasets = {
             split: tracking.log_dataset(
                 x, y, name=f"{domain}-{split}", digest=data_hash, model_id=logged.model_id,
@@ -73,9 +88,7 @@ def run(params: Params, domain: str) -> dict:
                 context="training" if split == "train" else "validation")
             for split, (x, y) in arrays.items()
         }
-        best = max(history, key=lambda row: row.get("val_auc") or 0.0)
-        tracking.log_model_metrics({k: v for k, v in best.items() if k.startswith("val_")},
-                                   logged.model_id, datasets["val"], prefix="best_")
+        tracking.log_best_epoch(history, best, logged.model_id, datasets["val"])
         atomic_write_json(tmp / "history.json", history)
         atomic_write_json(tmp / "run.json", {
             "run_id": mlrun.info.run_id, "experiment_id": mlrun.info.experiment_id,
