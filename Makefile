@@ -36,6 +36,12 @@ system-deps:
 	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	     postgresql >/dev/null; } \
 	  || echo "note: PostgreSQL's server is missing (apt-get install postgresql)" >&2
+	@# the MLflow UI browser test drives Debian's Chromium (Playwright, no browser download)
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] \
+	  && command -v apt-get >/dev/null && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	     chromium >/dev/null; } \
+	  || echo "note: Chromium is missing (apt-get install chromium)" >&2
 
 ## The tests (unit, integration with real Prefect/DVC/MLflow, real data where ../shared exists).
 test: setup system-deps

@@ -263,7 +263,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
            "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
     if uri.startswith("sqlite:"):
         cmd += ["--default-artifact-root", store.artifact_root().as_uri()]
-    log.info("MLflow UI on http://%s:%d (Ctrl-C stops)", args.host, args.port)
+    log.info("MLflow UI on http://%s:%d/#/experiments?workflowType=machine_learning (each "
+             "experiment's Views menu has \"Headline metrics\"; Ctrl-C stops)",
+             args.host, args.port)
     # no job runner: it serves GenAI jobs (judges, trace roll-ups) nnpipe does not use, and
     # its own processes slowed the UI's start as much as the extra web workers did
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

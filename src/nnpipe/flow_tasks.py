@@ -3,7 +3,9 @@
 The flows in ``flows/`` are thin: each names a domain and calls :func:`run_domain`. A
 stage runs in-process only when DVC says it is stale (or ``force``), then is committed to
 ``dvc.lock``; steps that touch the network are retried, errors in the user's input are not
-(retrying cannot fix them).
+(retrying cannot fix them). Every flow run sends nnpipe's own log lines to the Prefect
+API (whichever process runs it) and ends with its report: the summary logged, and
+published with the compression table as artifacts under stable keys (``xray-summary``).
 """
 
 from __future__ import annotations

@@ -122,8 +122,9 @@ def register_and_gate(params: Params, domain: str, *, model_name: str, run_info:
                                              input_example)
             measured = deploy.get("measured") or {}
             # the compression summary on the run: the deployed variant's size and metric
-            tracking.log_metrics({f"deployed.{k}": measured.get(k) for k in (
-                "size_bytes", "size_ratio", rule.metric, "latency_ms_median")})
+            tracking.log_model_metrics({k: measured.get(k) for k in (
+                "size_bytes", "size_ratio", rule.metric, "latency_ms_median")},
+                logged.model_id, None, prefix="deployed.")
             version = tracking.register_model(logged.uri, model_name, tags={
                 "data_hash": run_info["data_hash"], f"test_{rule.metric}": candidate,
                 "domain": domain, "deploy_hash": deploy_hash, **deploy_tags(deploy),

@@ -92,6 +92,29 @@ def _describe_experiment(experiment: Any, params: Params, domain: str) -> None:
                                   experiment_description(params, domain))
 
 
+# A saved view of the runs table (MLflow 3.17 keeps them as experiment tags with this
+# prefix; its "Views" menu lists them): the headline metric columns, which the table does
+# not show by default. Opened by ``#/experiments/<id>/runs?viewStateShareKey=headline``.
+SAVED_VIEW_PREFIX = "mlflow.sharedViewState."
+HEADLINE_VIEW = "headline"
+UI_WORKFLOW = "workflowType=machine_learning"  # the UI's "Model training" mode, not GenAI
+
+
+def set_headline_view(metrics: list[str]) -> None:
+    """Save the runs-table view "Headline metrics" on the active run's experiment."""
+    import json
+    import time
+
+    columns = ["attributes.`Run Name`", "attributes.`Dataset`",
+               *(f"metrics.`{m}`" for m in metrics)]
+    state = {"selectedColumns": columns, "orderByKey": "attributes.start_time",
+             "orderByAsc": False}
+    value = json.dumps({"name": "Headline metrics", "createdAt": int(time.time() * 1000),
+                        "state": json.dumps(state)})
+    MlflowClient().set_experiment_tag(mlflow.active_run().info.experiment_id,
+                                      SAVED_VIEW_PREFIX + HEADLINE_VIEW, value)
+
+
 def ensure_experiment(params: Params, domain: str, root: Path | None = None) -> str:
     """One experiment per domain, a model-training one with a description; with the local
     store its artifacts go to ``mlartifacts/``."""
@@ -451,7 +474,11 @@ def log_deployable(deploy_dir: Path, keras_variant: bool, input_example: np.ndar
             artifacts={pyfunc.ARTIFACT: str(deploy_dir.resolve())},
             code_paths=[str(Path(nnpipe.__file__).resolve().parent)],
             pip_requirements=serving_requirements(keras_variant),
-            signature=signature, input_example=input_example)
+            signature=signature, input_example=input_example,
+            # a step no metric uses: MLflow copies the metrics of the model's step onto it,
+            # and step 0 holds the first epoch's (this model is the deployed variant, which
+            # register measures itself)
+            step=-1)
     return LoggedModel(info.model_uri, info.model_id)
 
 

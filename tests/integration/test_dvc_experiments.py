@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from browser import chromium_page
 from conftest import git
 
 from nnpipe.io import read_json
@@ -29,6 +30,20 @@ def commit_the_run(project: Path) -> None:
     """What the README tells the user to do after `make run`."""
     git(project, "add", "dvc.lock", "params.yaml", "reports")
     git(project, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "pipeline run")
+
+
+def render_offline(page_file: Path, screenshot: Path) -> int:
+    """Open DVC's plots page in Chromium from disk: how many Vega charts drew (an SVG or
+    canvas each), with no request leaving the page's folder."""
+    with chromium_page(allowed=(page_file.parent.as_uri(),), timeout_ms=60_000,
+                       viewport=(1300, 1000)) as page:
+        page.goto(page_file.as_uri())
+        page.wait_for_function("document.querySelectorAll('.vega-embed').length > 0 && "
+                               "[...document.querySelectorAll('.vega-embed')].every("
+                               "e => e.querySelector('svg, canvas'))")
+        page.screenshot(path=str(screenshot), full_page=True)
+        assert not page.external, page.external
+        return page.locator(".vega-embed").count()
 
 
 def test_experiment_on_one_domain_is_shown_diffed_plotted_and_applied(flow_copy, tmp_path):
@@ -84,6 +99,7 @@ def test_experiment_on_one_domain_is_shown_diffed_plotted_and_applied(flow_copy,
     page = (out_dir / "index.html").read_text(encoding="utf-8")
     assert not re.search(r"""<script[^>]+src=["']?https?:""", page)  # no CDN
     assert "vegaEmbed" in page and "fewer-epochs" in page
+    rendered = render_offline(out_dir / "index.html", tmp_path / "plots-diff.png")
     specs = json.loads(dvc(project, "plots", "diff", "HEAD", "fewer-epochs", "--json"))
     ids = [plot_id for plot_id in specs["data"]]
     assert len(ids) == len(set(ids))
@@ -91,6 +107,8 @@ def test_experiment_on_one_domain_is_shown_diffed_plotted_and_applied(flow_copy,
     revisions = {point["rev"] for point in specs["data"][roc][0]["content"]["data"]["values"]}
     assert revisions == {"HEAD", "fewer-epochs"}
     assert sum(key.endswith("xray/plots/roc.json") for key in ids) == 1
+    vega_plots = [key for key in ids if not key.endswith(".png")]
+    assert rendered == len(vega_plots), (rendered, vega_plots)
 
     # back to the baseline, then dvc exp apply: the experiment's reports and model return
     git(project, "checkout", "--", ".")

@@ -119,14 +119,10 @@ def png_bytes(size: int = 64) -> bytes:
 
 
 def wait_for_flow_run(prefect_api: str, run_id: str, timeout: float, worker_log: Path) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = api(prefect_api, f"/flow_runs/{run_id}")
-        if run["state"]["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-            return run
-        time.sleep(3)
-    pytest.fail(f"the flow run did not finish in {timeout:.0f} s; worker log:\n"
-                f"{worker_log.read_text()[-4000:]}")
+    try:
+        return wait_for_run(prefect_api, run_id, timeout)
+    except AssertionError as exc:
+        pytest.fail(f"{exc}; worker log:\n{worker_log.read_text()[-4000:]}")
 
 
 def stop(proc: subprocess.Popen) -> None:

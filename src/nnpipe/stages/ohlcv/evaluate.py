@@ -124,6 +124,10 @@ def log_to_mlflow(params: Params, domain: str, run_info: dict, prep: Prepared, m
                       for f in ("model", "persistence") if f in wf},
                    **({"walk_forward.relative_mae": wf["relative_mae"]} if wf else {})}
         tracking.log_model_metrics(tracked, run_info["model_id"], test_set, prefix="test_")
+        tracking.set_headline_view([f"test_{k}" for k in (
+            "rmse", "persistence.rmse", "moving_average.rmse", "mae", "persistence.mae",
+            "moving_average.mae", "relative_mae", "directional_accuracy")] + [
+            "best_val_loss", "best_epoch", "deployed.size_bytes", "deployed.relative_mae"])
         for k, fold in enumerate(folds, start=1):
             tracking.log_metrics({f"walk_forward_{fc}_rmse": fold[fc]["rmse"]
                                   for fc in FORECASTERS}, step=k)

@@ -119,6 +119,10 @@ def run(params: Params, domain: str) -> dict:
                 scored["x"], scored["y"], name=f"{domain}-test", digest=run_info["data_hash"],
                 source=str((layout.features / "test.tfrecord").resolve()), context="testing",
                 model_id=run_info["model_id"])
+            tracking.set_headline_view([f"test_{k}" for k in (
+                "roc_auc", "baseline_roc_auc", "accuracy", "baseline_accuracy", "sensitivity",
+                "specificity", "threshold")] + ["best_val_auc", "best_epoch",
+                                                "deployed.size_bytes", "deployed.roc_auc"])
             tracking.log_model_metrics({**{k: metrics[k] for k in TRACKED},
                                         **baselines(scored["y"])}, run_info["model_id"],
                                        test_set, prefix="test_")

@@ -1,0 +1,30 @@
+"""The run summary's own pieces: the stage-time table and the champion line."""
+
+from __future__ import annotations
+
+from nnpipe.cli import stage_time_lines
+from nnpipe.registration import champion_text, deployed_lines
+
+
+def test_the_time_table_has_a_row_per_stage_and_says_which_were_current():
+    results = {"xray": {"ingest": {"skipped": True}, "train": {"seconds": 83.4}},
+               "ohlcv": {"ingest": {"seconds": 0.42}}}
+    lines = stage_time_lines(results, {"xray": 100.2, "ohlcv": 3.0})
+    assert lines[0].split() == ["stage", "xray", "ohlcv"]
+    assert lines[1].split() == ["ingest", "current", "0.4", "s"]
+    assert lines[2].split() == ["train", "83", "s", "-"]
+    assert lines[3].split() == ["whole", "flow", "100", "s", "3.0", "s"]
+    assert len({len(line.rstrip()) for line in lines}) == 1  # columns line up
+
+
+def test_no_champion_is_said_plainly_never_as_vnone():
+    assert champion_text("3") == "champion is v3"
+    assert "None" not in champion_text(None)
+    record = {"registered": True, "model_name": "m", "version": "1",
+              "aliases": ["challenger"], "champion_now": None, "reason": "refused"}
+    lines = deployed_lines(record, {"variant": "tflite_dynamic", "reason": "smallest"})
+    assert not any("vNone" in line for line in lines)
+    refused = {"registered": False, "model_name": "m", "reason": "nothing registered",
+               "champion_now": None}
+    assert not any("vNone" in line for line in deployed_lines(refused, {"variant": None,
+                                                                        "reason": "none"}))
