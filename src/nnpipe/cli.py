@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -117,6 +116,14 @@ def stage_time_lines(results: dict[str, dict[str, dict]], flow_seconds: dict[str
             for row in rows]
 
 
+def ui_hint(uri: str) -> str:
+    """How to open the MLflow UI on this store, on the model-training view of the runs."""
+    if uri.startswith(("http://", "https://")):
+        return f"{uri.rstrip('/')}/#/experiments?workflowType=machine_learning"
+    return ("make ui, then http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
+            " (each experiment's Views menu has \"Headline metrics\")")
+
+
 def print_summary(params, results: dict, flow_seconds: dict[str, float]) -> None:
     """Where the results are: each domain's headline numbers, model versions and aliases,
     the gate's reason, each stage's time, and what to do next (UI, serving, DVC)."""
@@ -133,7 +140,7 @@ def print_summary(params, results: dict, flow_seconds: dict[str, float]) -> None
     uri = store.tracking_uri(params)
     serve = serve_hint(params, uri)
     lines += [f"MLflow store: {uri}",
-              f"Open the UI:  make ui   (or: {store.ui_command(uri)})",
+              f"Open the UI:  {ui_hint(uri)}",
               f"Serve:        {serve}" if serve else "Serve:        nothing is registered yet",
               "Compare with DVC: commit this run, then run an experiment (in the venv:",
               "  source .venv/bin/activate, since dvc.yaml's stages run `python -m nnpipe`):",
@@ -254,22 +261,16 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     from nnpipe import store
+    from nnpipe.mlflow_ui import serve_ui
 
     params = load_params(args.params)
     uri = store.tracking_uri(params)
-    # one web worker: MLflow's default of 4 each import MLflow and open the store, which
-    # kept the UI from answering for minutes on a 2-core machine; one user needs one
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-           "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
-    if uri.startswith("sqlite:"):
-        cmd += ["--default-artifact-root", store.artifact_root().as_uri()]
     log.info("MLflow UI on http://%s:%d/#/experiments?workflowType=machine_learning (each "
              "experiment's Views menu has \"Headline metrics\"; Ctrl-C stops)",
              args.host, args.port)
-    # no job runner: it serves GenAI jobs (judges, trace roll-ups) nnpipe does not use, and
-    # its own processes slowed the UI's start as much as the extra web workers did
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    return subprocess.call(cmd, env=env)
+    serve_ui(uri, store.artifact_root().as_uri() if uri.startswith("sqlite:") else None,
+             args.host, args.port)
+    return 0
 
 
 def served_models(params, domains: list[str]) -> dict[str, str]:
@@ -426,8 +427,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ui", parents=[common], help="open the MLflow UI on the project's store")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
-    p.add_argument("--workers", type=int, default=1,
-                   help="web worker processes (MLflow's own default is 4)")
     p.set_defaults(func=cmd_ui)
     return parser
 

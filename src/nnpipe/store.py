@@ -25,12 +25,3 @@ def tracking_uri(params: Params, root: Path | None = None) -> str:
 def artifact_root(root: Path | None = None) -> Path:
     """The project's local artifact folder, used with the default SQLite store."""
     return (root or Path.cwd()).resolve() / DEFAULT_ARTIFACTS
-
-
-def ui_command(uri: str, root: Path | None = None) -> str:
-    """How a user opens the MLflow UI on this store."""
-    if uri.startswith(("http://", "https://")):
-        return f"open {uri}"
-    artifacts = artifact_root(root).as_uri()
-    return (f"mlflow ui --backend-store-uri {uri} --default-artifact-root {artifacts}"
-            "   # then open http://127.0.0.1:5000")

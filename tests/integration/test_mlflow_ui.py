@@ -8,21 +8,15 @@ Chromium comes from `make system-deps` (Debian's package); never `playwright ins
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
+from browser import chromium_page
 from conftest import BIN, free_port, server_process
 from mlflow import MlflowClient
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
-# headless, and nothing that calls home: no updates, sync, QUIC or background fetches
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 WAIT_MS = 90_000  # the first page compiles MLflow's large bundle on a busy 2-core machine
 
 
@@ -50,26 +44,10 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser_page(ui: str):
-    """One Chromium page; every request that leaves the UI's own origin is recorded."""
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (Debian's chromium)")
-    from playwright.sync_api import sync_playwright
-
-    profile = tempfile.mkdtemp(prefix="nnpipe-chromium-")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1800, "height": 1100})
-        page = context.new_page()
-        page.set_default_timeout(WAIT_MS)
-        page.external = []  # type: ignore[attr-defined]
-        page.on("request", lambda r: None if r.url.startswith((ui, "data:", "blob:"))
-                else page.external.append(r.url))
-        try:
-            yield page
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
+    """One Chromium page; every request that leaves the UI's own origin is recorded.
+    Wide: the runs table draws only the columns in view (no scrolling needed)."""
+    with chromium_page((ui,), WAIT_MS, viewport=(3200, 1200)) as page:
+        yield page
 
 
 def experiment_id(store: MlflowClient, domain: str) -> str:
@@ -101,6 +79,7 @@ def test_experiment_opens_on_runs_with_headline_metric_columns(store, ui, browse
     snap(page, shots, "1-experiment-runs")
     page.goto(f"{ui}/#/experiments/{exp_id}/runs?workflowType=machine_learning"
               "&viewStateShareKey=headline")
+    page.reload()  # a shared view is read when the page loads, not on a hash change
     for metric in ("test_roc_auc", "test_baseline_accuracy", "test_sensitivity",
                    "test_specificity", "best_val_auc", "deployed.size_bytes"):
         page.locator(f'[col-id="metrics.`{metric}`"]').first.wait_for()
@@ -159,7 +138,7 @@ def test_registered_version_page_shows_description_schema_and_aliases(store, ui,
     page.get_by_text("trained on SYNTHETIC data", exact=False).first.wait_for()
     page.get_by_text("test ROC-AUC", exact=False).first.wait_for()
     for alias in store.get_model_version("xray-classifier", version.version).aliases:
-        page.get_by_text(f"@ {alias}", exact=False).first.wait_for()
+        page.locator(f'[role="status"][title="{alias}"]').first.wait_for()  # "@ alias" tag
     snap(page, shots, "6-model-version-description-aliases")
     schema = page.get_by_text("Inputs (1)", exact=False).first
     schema.scroll_into_view_if_needed()

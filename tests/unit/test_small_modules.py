@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from nnpipe.cli import ui_hint
 from nnpipe.config import ParamsError, validate_params
 from nnpipe.dvc_hash import directory_md5
-from nnpipe.store import tracking_uri, ui_command
+from nnpipe.store import tracking_uri
 
 
 def test_balanced_class_weight_matches_sklearn():
@@ -61,8 +62,8 @@ def test_tracking_uri_prefers_environment_then_params(tmp_path, monkeypatch):
     assert tracking_uri(custom, tmp_path) == "http://mlflow:5000"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5001")
     assert tracking_uri(custom, tmp_path) == "http://127.0.0.1:5001"
-    assert ui_command("http://x").startswith("open ")
-    assert "--backend-store-uri sqlite:///" in ui_command("sqlite:///a.db", tmp_path)
+    assert ui_hint("http://x:5000/") == "http://x:5000/#/experiments?workflowType=machine_learning"
+    assert ui_hint("sqlite:///a.db").startswith("make ui, then http://127.0.0.1:5000/#/")
 
 
 def test_directory_md5_is_what_dvc_records(tmp_path):
