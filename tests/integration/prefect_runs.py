@@ -18,12 +18,23 @@ TF_NOISE = ("cuInit", "use_unbounded_threadpool", "cuda_platform.cc", "node_def_
             "E0000 ", "W0000 ")
 
 
-def api(url: str, path: str, body: dict | None = None) -> dict | list:
-    req = urllib.request.Request(f"{url}{path}", method="POST" if body is not None else "GET",
-                                 data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.load(resp)
+def api(url: str, path: str, body: dict | None = None, attempts: int = 6) -> dict | list:
+    """One call to the Prefect API. A 503 is the server's "retry this" (on SQLite, a busy
+    database, as the server says for retryable errors): retried with backoff, as
+    Prefect's own client does."""
+    for attempt in range(attempts):
+        req = urllib.request.Request(
+            f"{url}{path}", method="POST" if body is not None else "GET",
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.load(resp)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503 or attempt == attempts - 1:
+                raise
+            time.sleep(2 ** attempt)
+    raise AssertionError("unreachable")
 
 
 def wait_for_deployment(prefect_api: str, flow: str, name: str, timeout: float,

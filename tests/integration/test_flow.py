@@ -1,6 +1,7 @@
 """`nnpipe run`: the Prefect flow, end to end on tiny params, with real Prefect, DVC, MLflow."""
 
 import json
+import re
 import subprocess
 
 import mlflow
@@ -112,13 +113,25 @@ def test_the_champion_pyfunc_predicts_the_classes_of_the_tflite_variant_it_wraps
 def test_run_prints_where_the_results_are(flow_project):
     log = (flow_project / "run.log").read_text()
     for text in ("running xray-ingest", "epoch 1/4", "test ROC-AUC", "xray-classifier v1",
-                 "champion", "mlflow ui --backend-store-uri", "running ohlcv-ingest",
+                 "champion", "make ui, then http://127.0.0.1:5000/#/experiments?workflowType="
+                 "machine_learning", "Serve:        nnpipe serve --domain xray",
+                 "Stage times (wall clock):", "whole flow", "git add dvc.lock params.yaml reports",
+                 "running ohlcv-ingest",
                  "[ohlcv] SYNTH: test RMSE model", "persistence", "Diebold-Mariano",
                  "walk-forward (2 folds)", "ohlcv-forecaster v1", "[ohlcv] SYNTH: gate:",
                  # the flows' own report (logged, and published as Prefect artifacts)
                  "nnpipe.flow_tasks: [xray] gate:", "nnpipe.flow_tasks: [ohlcv] SYNTH: gate:"):
         assert text in log, text
-    assert "report was not published" not in log
+    assert "report was not published" not in log and "vNone" not in log
+    # progress: each trial as it starts and ends, each variant, epochs with their times,
+    # and how training ended
+    for pattern in (r"tuning: trial baseline \(1/2\), 1 epochs: ",
+                    r"tuning: trial \S+ completed in \d+ s, val_auc ",
+                    r"variant 1/7 keras_float32: building",
+                    r"variant 7/7 pruned_int8: built and measured in [\d.]+ s",
+                    r"epoch 1/4 .* \([\d.]+ s\)",
+                    r"trained in \d+ s: .*; keeping epoch \d+'s weights \(best val_auc "):
+        assert re.search(pattern, log), pattern
 
 
 def test_second_run_does_nothing(flow_project):

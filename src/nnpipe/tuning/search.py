@@ -185,7 +185,9 @@ def run_search(oracle, space: Mapping[str, SearchDim], run_batch: Executor, *, p
     start = clock()
     results: list[TrialResult] = []
     started = 0
-    planned = getattr(oracle, "max_trials", None) or "?"
+    # the baseline is one of the trials asked for; the oracle is given the others
+    oracle_trials = getattr(oracle, "max_trials", None)
+    planned = oracle_trials + (baseline is not None) if oracle_trials else "?"
     pending = [TrialSpec(BASELINE, dict(baseline), epochs)] if baseline is not None else []
     while True:
         if clock() - start >= time_budget:
