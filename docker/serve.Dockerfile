@@ -31,6 +31,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
 # 0.0.0.0 inside the container; compose publishes the port on the host's loopback only.
-# Set NNPIPE_API_KEY to require an API key (compose does).
+# NNPIPE_API_KEY is required: without it, serve refuses a non-loopback host (compose sets it;
+# --allow-no-api-key is the explicit opt-out).
 ENTRYPOINT ["nnpipe", "serve", "--host", "0.0.0.0", "--port", "8000"]
 CMD []

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nnpipe.config import DOMAINS, PARAMS_FILE, ParamsError, dump_params, load_params
 from nnpipe.errors import NnpipeError, configure_logging, report_errors
-from nnpipe.prefect_env import prefect_defaults
+from nnpipe.prefect_env import prefect_defaults, start_temporary_server
 
 log = logging.getLogger("nnpipe")
 
@@ -66,6 +66,15 @@ def ensure_plots_template() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """The pipeline's flows, holding the project's lock from before ``-S`` overrides are
+    written (a run still going must not see its params.yaml change) to the summary."""
+    from nnpipe.project_lock import hold_project
+
+    with hold_project("`nnpipe run`"):
+        return _run_flows(args)
+
+
+def _run_flows(args: argparse.Namespace) -> int:
     from nnpipe.config import write_overrides
 
     overrides = [*(read_profile(args.profile) if args.profile else []), *args.overrides]
@@ -75,6 +84,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     ensure_plots_template()
     prefect_defaults()
+    start_temporary_server()
     from prefect.flows import load_flow_from_entrypoint
 
     results, seconds = {}, {}
@@ -295,10 +305,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     domains = list(args.domain or params.serve.domains)
     alias = args.alias or params.serve.alias
     uri = store.tracking_uri(params)
+    limits = params.serve
+    if args.max_request_mb is not None and not 0 < args.max_request_mb <= 1024:
+        raise NnpipeError(f"--max-request-mb {args.max_request_mb:g} is not a size limit: "
+                          "give a number of MiB above 0, at most 1024")
     settings = ServeSettings(
         tracking_uri=uri, models=served_models(params, domains), alias=alias,
         poll_seconds=args.poll_seconds, api_key=os.environ.get("NNPIPE_API_KEY") or None,
-        max_request_bytes=int(args.max_request_mb * 2**20), threads=args.threads)
+        public_routes=tuple(dict.fromkeys([*limits.public_routes, *(args.public or [])])),
+        max_request_bytes=int((args.max_request_mb or limits.max_request_mb) * 2**20),
+        max_batch=limits.max_batch, max_pixels=limits.max_pixels, max_side=limits.max_side,
+        max_batch_pixels=limits.max_batch_pixels, max_bars=limits.max_bars,
+        decode_threads=limits.decode_threads, threads=args.threads)
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    if not loopback and settings.api_key is None and not args.allow_no_api_key:
+        raise NnpipeError(f"refusing to serve on {args.host} (reachable from other machines) "
+                          "without an API key: set NNPIPE_API_KEY, or pass "
+                          "--allow-no-api-key to serve it open on purpose")
     if not args.wait:
         try:
             plan = serve_plan(params, domains, alias, uri)
@@ -310,14 +333,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
                      *([f"--host {args.host}"] if args.host != "127.0.0.1" else []),
                      *([f"--port {args.port}"] if args.port != 8000 else [])]
             raise NnpipeError(not_ready_message(params, plan, bool(args.domain), extra))
-    if args.host not in ("127.0.0.1", "localhost", "::1") and settings.api_key is None:
-        log.warning("serving on %s without an API key: set NNPIPE_API_KEY to require one",
-                    args.host)
+    if not loopback and settings.api_key is None:
+        log.warning("serving on %s without an API key (--allow-no-api-key): set "
+                    "NNPIPE_API_KEY to require one", args.host)
     log.info("serving %s (alias %s) from %s on http://%s:%d (API docs: /docs)",
              ", ".join(f"{name} as {key}" for key, name in settings.models.items()),
              settings.alias, settings.tracking_uri, args.host, args.port)
+    # no `server: uvicorn` header: a response need not say what answers it
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
-                access_log=False)
+                access_log=False, server_header=False)
     return 0
 
 
@@ -409,7 +433,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "before the pipeline ran)")
     p.add_argument("--poll-seconds", type=float, default=30.0,
                    help="how often to look for a moved alias")
-    p.add_argument("--max-request-mb", type=float, default=10.0)
+    p.add_argument("--max-request-mb", type=float,
+                   help="the body size limit (default: params.yaml's serve.max_request_mb, 10)")
+    p.add_argument("--public", action="append", choices=["models", "metrics", "docs"],
+                   help="with NNPIPE_API_KEY set, also serve this route without the key "
+                   "(repeatable; /health and /ready always are; also serve.public_routes)")
+    p.add_argument("--allow-no-api-key", action="store_true",
+                   help="serve on a non-loopback --host with no NNPIPE_API_KEY (refused "
+                   "otherwise)")
     p.add_argument("--threads", type=int, default=1, help="interpreter threads per model")
     p.set_defaults(func=cmd_serve)
 

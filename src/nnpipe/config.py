@@ -12,10 +12,18 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from nnpipe.errors import NnpipeError
 from nnpipe.io import atomic_write_text
@@ -31,10 +39,28 @@ class ParamsError(NnpipeError, ValueError):
     """params.yaml or an override is wrong; the message names the key and the fix."""
 
 
+def _takes_bool(annotation: Any) -> bool:
+    """Whether a field's type admits a boolean (``bool``, ``bool | None``, ``Any``)."""
+    if annotation is bool or annotation is Any:
+        return True
+    return any(_takes_bool(arg) for arg in get_args(annotation))
+
+
 class Strict(BaseModel):
     """Base for every section: unknown keys are errors; loaded params are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        """pydantic reads ``true`` as 1 for an int or float field: ``epochs: true`` would
+        train one epoch. A boolean is accepted only where the field is a switch."""
+        if isinstance(value, bool) and info.field_name is not None:
+            if not _takes_bool(cls.model_fields[info.field_name].annotation):
+                raise ValueError(f"a boolean ({str(value).lower()}) is not accepted here: "
+                                 "give a number or a value of the field's type")
+        return value
 
 
 class Paths(Strict):
@@ -47,6 +73,13 @@ class Paths(Strict):
 class MlflowParams(Strict):
     tracking_uri: str | None = None
     experiment_prefix: str = "nnpipe"
+    # with a tracking server: how long a stage waits on one that is down or stalled
+    # (MLflow's own defaults retry for minutes per request). Each request waits up to
+    # http_timeout_seconds and is retried http_max_retries times, backing off
+    # http_backoff_factor x 2^n seconds; MLFLOW_HTTP_REQUEST_* in the environment win.
+    http_timeout_seconds: Annotated[int, Field(ge=1, le=3600)] = 30
+    http_max_retries: Annotated[int, Field(ge=0, le=10)] = 2
+    http_backoff_factor: Annotated[int, Field(ge=0, le=60)] = 1
 
 
 class SyntheticSource(Strict):
@@ -591,6 +624,17 @@ class Serve(Strict):
 
     domains: Annotated[list[Literal["xray", "ohlcv"]], Field(min_length=1)] = ["xray", "ohlcv"]
     alias: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")] = "champion"
+    # with NNPIPE_API_KEY set, every route but /health and /ready needs the key, unless
+    # named here: models (/models), metrics (/metrics), docs (/docs, /openapi.json)
+    public_routes: list[Literal["models", "metrics", "docs"]] = []
+    # request limits: each is checked before the work it bounds is done
+    max_request_mb: Annotated[float, Field(gt=0, le=1024)] = 10.0
+    max_batch: Annotated[int, Field(ge=1, le=10_000)] = 256
+    max_pixels: Annotated[int, Field(ge=1)] = 4096 * 4096  # per image, from its header
+    max_side: Annotated[int, Field(ge=1)] = 4096
+    max_batch_pixels: Annotated[int, Field(ge=1)] = 4 * 4096 * 4096  # decoded, per request
+    max_bars: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000  # rows of `bars`/`data`
+    decode_threads: Annotated[int, Field(ge=1, le=64)] = 2  # image decoding off the loop
 
     @field_validator("domains")
     @classmethod
@@ -678,9 +722,13 @@ def read_params_file(path: str | os.PathLike[str] = PARAMS_FILE) -> dict[str, An
             f"{path} not found; run from the project root or pass --params PATH"
         )
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    if raw is None:  # DVC reads the same file and would fail on every stage's params
+        raise ParamsError(f"{path} is empty: restore it (`git checkout {path.name}`); every "
+                          "stage in dvc.yaml reads its sections")
+    return raw
 
 
 def load_params(

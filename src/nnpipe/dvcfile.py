@@ -113,8 +113,12 @@ def code_dependencies(module: str) -> list[str]:
     return sorted(files)
 
 
-def _out(output: Output) -> str | dict:
-    return output.path if output.cache else {output.path: {"cache": False}}
+def _out(output: Output) -> dict:
+    """An output, ``persist``-ed: DVC deletes a stage's outputs before running its command,
+    so a command that then fails (a typo in params.yaml, say) would leave them deleted.
+    Kept, they stay as they were until the stage replaces them, which every stage does
+    atomically (nnpipe.io). The price: DVC's run cache skips stages with persisted outputs."""
+    return {output.path: {"persist": True, **({} if output.cache else {"cache": False})}}
 
 
 def stage_definition(name: str) -> dict:

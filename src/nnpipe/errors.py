@@ -18,6 +18,11 @@ class NnpipeError(Exception):
     """Base of the errors caused by input (params, data, missing outputs), not by bugs."""
 
 
+class RefusedModelError(NnpipeError):
+    """A model file or deploy folder that nnpipe did not write as it is (a format it never
+    writes, a path outside its folder, a changed file, code inside): never loaded."""
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Log lines with time and origin; called by entry points, never on import.
 

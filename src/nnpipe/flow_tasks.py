@@ -27,7 +27,8 @@ from nnpipe.config import ParamsError, load_params
 from nnpipe.errors import NnpipeError
 from nnpipe.io import read_json
 from nnpipe.layout import domain_layout
-from nnpipe.stages import PIPELINES, STAGES, get_stage
+from nnpipe.project_lock import ProjectBusy, clean_after_killed_runs, hold_project
+from nnpipe.stages import PIPELINES, STAGES, get_stage, tracking_errors_reported
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,8 @@ def run_stage(name: str, params_file: str, force: bool = False, known_current: b
     say, fails the task normally and so is retried where the stage allows it.
     """
     try:
-        return _run_stage(name, params_file, force, known_current)
+        with tracking_errors_reported():  # MLflow's own retries were the retries
+            return _run_stage(name, params_file, force, known_current)
     except NnpipeError as exc:
         get_run_logger().error("%s: %s", name, exc)
         return Failed(name=INPUT_ERROR, message=str(exc))
@@ -168,12 +170,26 @@ def run_domain(domain: str, params_file: str = "params.yaml", force: bool = Fals
     its Failed state becomes the flow's. Then the run's report (see
     :func:`publish_report`) and the push of its outputs."""
     send_nnpipe_logs_to_prefect()
-    load_params(params_file)  # fail before any work on a bad params file
+    params = load_params(params_file)  # fail before any work on a bad params file
     root = dvc_repo.find_root()
     if root is not None and Path(params_file).resolve() != root / "params.yaml":
         raise ParamsError(
             f"inside the DVC project {root}, the pipeline runs on its params.yaml (what "
             f"dvc.lock records), not {params_file}; copy the values in, or use -S overrides")
+    # one run at a time (a worker's or `nnpipe schedule`'s flow run takes it here; under
+    # `nnpipe run` this process holds it already)
+    try:
+        with hold_project(f"the {domain} flow", root):
+            clean_after_killed_runs([params.paths.data, params.paths.models,
+                                     params.paths.reports])
+            return _run_domain_stages(domain, params_file, force, root)
+    except ProjectBusy as exc:  # an expected outcome: its line, not a traceback
+        get_run_logger().error("%s", exc)
+        return Failed(message=str(exc))
+
+
+def _run_domain_stages(domain: str, params_file: str, force: bool, root: Path | None,
+                       ) -> dict[str, dict[str, Any]] | State:
     results: dict[str, dict[str, Any]] = {}
     names = [spec.name for spec in PIPELINES[domain]]
     current = set() if root is None or force else dvc_repo.current_stages(names, root)

@@ -10,21 +10,84 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 FILE_MODE = 0o644
 DIR_MODE = 0o755
+# a staging name carries its writer's pid and start time, ``.<name>.<pid>-<start>.<random>.tmp``
+# (``.<name>.old-<pid>-<start>`` for the output being swapped out), so the next run can
+# remove what a killed writer left and leave a live one's alone
+STAGING = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)-(?P<start>\d*)\.\w+\.tmp"
+                     r"|old-(?P<old_pid>\d+)(?:-(?P<old_start>\d*))?|\w{8}\.tmp)$")
+UNOWNED_STALE_SECONDS = 3600  # staging left by nnpipe before names carried their owner
+
+
+def _owner_part() -> str:
+    from nnpipe.liveness import current_owner
+
+    owner = current_owner()
+    return f"{owner.pid}-{owner.start if owner.start is not None else ''}"
+
+
+def staging_prefix(path: Path) -> str:
+    return f".{path.name}.{_owner_part()}."
+
+
+def stale_staging(folder: Path) -> bool:
+    """Whether ``folder`` (a file or folder) is a staging name whose writer is gone."""
+    from nnpipe.liveness import pid_is_alive
+
+    found = STAGING.match(folder.name)
+    if found is None:
+        return False
+    pid, start = found["pid"] or found["old_pid"], found["start"] or found["old_start"]
+    if pid is None:  # no owner in the name: stale once old
+        try:
+            return time.time() - folder.lstat().st_mtime > UNOWNED_STALE_SECONDS
+        except FileNotFoundError:
+            return False
+    return not pid_is_alive(int(pid), int(start) if start else None)
+
+
+def remove_stale_staging(roots: list[Path], depth: int = 2) -> list[Path]:
+    """Remove the staging files and folders that killed writers left in ``roots`` and
+    their sub-folders (to ``depth`` levels: ``models/.<out>...tmp``,
+    ``data/xray/.raw...tmp``, ``reports/xray/.metrics.json...tmp``); return them."""
+    removed: list[Path] = []
+    level = [Path(r) for r in roots if Path(r).is_dir()]
+    for _ in range(depth):
+        below: list[Path] = []
+        for folder in level:
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                path = Path(entry.path)
+                if entry.name.startswith(".") and stale_staging(path):
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        with contextlib.suppress(FileNotFoundError):
+                            path.unlink()
+                    removed.append(path)
+                elif entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                    below.append(path)
+        level = below
+    return removed
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically, creating parent folders."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=staging_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -70,7 +133,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=staging_prefix(path), suffix=".tmp", dir=path.parent))
     os.chmod(tmp, DIR_MODE)
     try:
         yield tmp
@@ -79,7 +142,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise
     old = None
     if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
+        old = path.with_name(f".{path.name}.old-{_owner_part()}")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(path, old)
     os.replace(tmp, path)

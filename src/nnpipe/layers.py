@@ -18,3 +18,9 @@ class PositionEmbedding(keras.layers.Layer):
 
     def call(self, inputs):
         return inputs + tf.cast(self.positions, inputs.dtype)[None]
+
+
+def custom_objects() -> dict[str, type]:
+    """nnpipe's own layers by their registered names (``nnpipe>PositionEmbedding``): the
+    only custom objects a served model may hold."""
+    return {keras.saving.get_registered_name(cls): cls for cls in (PositionEmbedding,)}

@@ -6,7 +6,12 @@ loads its settings), never at import time.
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
+import sys
+
+log = logging.getLogger(__name__)
 
 
 def prefect_defaults() -> None:
@@ -17,3 +22,26 @@ def prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # no calls home
     # nnpipe's own closing lines (summary, errors) come after the flow run has ended
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+
+
+def start_temporary_server() -> int | None:
+    """Start Prefect's temporary server now, as Prefect would on the first flow run when
+    no server is configured, and tie its life to this process: a watchdog process (see
+    :mod:`nnpipe.watchdog`) stops it, and whatever it started, if this process dies
+    without running Prefect's ``atexit`` stop (``kill -9``). Returns its pid, or None
+    when a server is configured (PREFECT_API_URL)."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the instance Prefect's clients use
+    server.start()
+    if server.server_process is None:
+        return None
+    pid = server.server_process.pid
+    subprocess.Popen([sys.executable, "-m", "nnpipe.watchdog", str(os.getpid()), str(pid)],
+                     stdin=subprocess.DEVNULL, start_new_session=True)
+    log.debug("temporary Prefect server pid %d, watched", pid)
+    return pid

@@ -23,10 +23,11 @@ from typing import Any
 from nnpipe import tracking
 from nnpipe.config import Params
 from nnpipe.dvc_hash import directory_md5
-from nnpipe.errors import NnpipeError
+from nnpipe.errors import NnpipeError, RefusedModelError
 from nnpipe.io import read_json
 from nnpipe.layout import DomainLayout
 from nnpipe.promotion import GateDecision, decide_promotion
+from nnpipe.serving.registry import MODEL_SHA256_TAG
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,15 @@ def judge(rule: GateRule, candidate: float, champion: tracking.ModelVersionInfo 
 
 
 def deploy_tags(deploy: Mapping[str, Any]) -> dict[str, Any]:
-    """Version tags that say what a registered deployable is and why that variant."""
+    """Version tags that say what a registered deployable is and why that variant, and
+    the sha256 of its model file (serving refuses a file that does not have it)."""
+    if not deploy.get("sha256"):
+        raise NnpipeError("the deploy folder's deploy.json records no sha256 of its model "
+                          "file (written by an older promote): re-run promote "
+                          "(`nnpipe run`, or `dvc repro -f <domain>-promote`)")
     measured = deploy.get("measured") or {}
     return {"variant": deploy["variant"], "format": deploy["format"],
+            MODEL_SHA256_TAG: deploy["sha256"],
             "promotion_reason": str(deploy["reason"])[:4000],
             **{k: measured[k] for k in ("size_bytes", "gzip_bytes", "size_ratio",
                                         "latency_ms_median") if measured.get(k) is not None}}
@@ -93,6 +100,23 @@ def version_description(params: Params, domain: str, *, model_description: str,
             f"Gate: {verdict}: {decision.reason}\n\nWhy this variant: {deploy['reason']}")
 
 
+def load_champion(model_name: str) -> tuple[Any | None, str]:
+    """The current champion's predictor, loaded from its deploy folder by serving's safe
+    loader (never through its MLflow pyfunc, whose bundled code would run), or None and
+    why it cannot be: it is not a deployable nnpipe version, or it was refused."""
+    from nnpipe.serving.predictor import load_predictor
+    from nnpipe.serving.registry import ModelNotFoundError, resolve_here
+
+    try:
+        found = resolve_here(model_name, "champion")
+        return load_predictor(found.deploy_dir), ""
+    except ModelNotFoundError as exc:
+        return None, f"the champion is not a deployable version nnpipe can re-score ({exc})"
+    except RefusedModelError as exc:
+        log.warning("register: %s@champion refused, not re-scored: %s", model_name, exc)
+        return None, f"the champion was refused by the safe loader ({exc})"
+
+
 def not_registered(model_name: str, run_id: str, reason: str) -> dict:
     """The record when promote chose nothing to deploy: no version, the champion stays."""
     now = tracking.version_by_alias(model_name, "champion")
@@ -100,6 +124,25 @@ def not_registered(model_name: str, run_id: str, reason: str) -> dict:
     return {"model_name": model_name, "registered": False, "version": None, "aliases": [],
             "promoted": False, "reason": f"nothing registered: {reason}",
             "champion_now": now.version if now else None, "run_id": run_id}
+
+
+def recorded_decision(version: tracking.ModelVersionInfo,
+                      champion: tracking.ModelVersionInfo | None,
+                      ) -> tuple[GateDecision, tracking.ModelVersionInfo | None, float | None,
+                                 str] | None:
+    """The gate decision recorded on ``version`` when it is the champion already (a run
+    killed after moving the alias, then run again), with the champion it was judged
+    against; None when it must be judged (anew)."""
+    tags = version.tags
+    if champion is None or champion.version != version.version or "gate.reason" not in tags:
+        return None
+    before = tags.get("gate.champion_before") or None
+    value = tags.get("gate.champion_before_value") or None
+    previous = (tracking.ModelVersionInfo(version.name, before, None, {}) if before
+                else None)
+    return (GateDecision(tags.get("gate.promoted") == "True", tags["gate.reason"]), previous,
+            float(value) if value is not None else None,
+            tags.get("gate.champion_before_scored", "recorded when it was registered"))
 
 
 def register_and_gate(params: Params, domain: str, *, model_name: str, run_info: dict,
@@ -130,16 +173,25 @@ def register_and_gate(params: Params, domain: str, *, model_name: str, run_info:
                 "domain": domain, "deploy_hash": deploy_hash, **deploy_tags(deploy),
                 **version_tags})
         tracking.set_alias(model_name, "challenger", version.version)
-        champion_value, how = None, "no champion yet"
-        if champion is not None and champion.version == version.version:
-            champion_value, how = candidate, "the champion is this very version"
-        elif champion is not None:
-            champion_value, how = rescore_champion()
-        decision = judge(rule, candidate, champion, champion_value, how)
+        recorded = recorded_decision(version, champion)
+        if recorded is not None:  # a re-run after this version was promoted (kill -9)
+            decision, champion, champion_value, how = recorded
+        else:
+            champion_value, how = None, "no champion yet"
+            if champion is not None and champion.version == version.version:
+                champion_value, how = candidate, "the champion is this very version"
+            elif champion is not None:
+                champion_value, how = rescore_champion()
+            decision = judge(rule, candidate, champion, champion_value, how)
+            # recorded before the alias moves: a re-run that finds this version champion
+            # keeps this comparison instead of judging the version against itself
+            tracking.tag_version(model_name, version.version, {
+                "gate.promoted": decision.promote, "gate.reason": decision.reason,
+                "gate.champion_before": champion.version if champion else "",
+                "gate.champion_before_value": "" if champion_value is None else champion_value,
+                "gate.champion_before_scored": how})
         if decision.promote:
             tracking.set_alias(model_name, "champion", version.version)
-        tracking.tag_version(model_name, version.version,
-                             {"gate.promoted": decision.promote, "gate.reason": decision.reason})
         tracking.describe_model(model_name, model_description)
         tracking.describe_model(model_name, version_description(
             params, domain, model_description=model_description, run_info=run_info,

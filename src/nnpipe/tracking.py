@@ -29,6 +29,7 @@ from mlflow.tracking import MlflowClient
 from nnpipe.config import Params
 from nnpipe.errors import NnpipeError
 from nnpipe.keras_env import keras
+from nnpipe.liveness import current_owner, parse_owner
 from nnpipe.store import artifact_root, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,72 @@ class MissingRunError(NnpipeError, LookupError):
     """A run recorded in a stage output is not in the configured tracking store."""
 
 
+class TrackingUnavailable(NnpipeError):
+    """The tracking server did not answer (down, unreachable, or stalled)."""
+
+
+HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "http_timeout_seconds",
+                 "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "http_max_retries",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "http_backoff_factor"}
+HTTP_JITTER = "0.5"  # seconds of random jitter per retry (MLflow's default: 1)
+_user_http_env: dict[str, str | None] | None = None  # the environment before nnpipe set it
+
+
+def configure_http(params: Params) -> None:
+    """Bound MLflow's requests to a server: MLflow reads these variables on every request,
+    and its defaults (7 retries, 120 s timeouts, backoff to 2 min) kept a stage waiting
+    12 minutes on a server that was down. The user's environment wins over params."""
+    global _user_http_env
+    if _user_http_env is None:
+        _user_http_env = {k: os.environ.get(k) for k in
+                          (*HTTP_SETTINGS, "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER")}
+    for key, field in HTTP_SETTINGS.items():
+        if _user_http_env[key] is None:
+            os.environ[key] = str(getattr(params.mlflow, field))
+    if _user_http_env["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] is None:
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_JITTER"] = HTTP_JITTER
+
+
+def unavailable_error(exc: BaseException) -> TrackingUnavailable | None:
+    """The plain error for ``exc`` if it says the tracking server could not be reached
+    (after MLflow's retries), else None: an outage is not a bug, so no traceback."""
+    import requests
+
+    text = str(exc)
+    if isinstance(exc, MlflowException):
+        reachable = not (text.startswith("API request to ") and "failed with" in text
+                         and ("exception" in text or "Max retries" in text))
+    else:
+        reachable = not isinstance(exc, (requests.exceptions.ConnectionError,
+                                         requests.exceptions.Timeout))
+    if reachable:
+        return None
+    uri = mlflow.get_tracking_uri()
+    cause = ("it did not answer within MLFLOW_HTTP_REQUEST_TIMEOUT="
+             f"{os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '?')} s"
+             if "timeout" in text.lower() or "timed out" in text.lower()
+             else "connection refused or unreachable")
+    retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
+    return TrackingUnavailable(
+        f"the MLflow tracking server at {uri} is not answering ({cause}; tried "
+        f"{int(retries) + 1 if retries.isdigit() else '?'} times). Start it (e.g. "
+        f"`mlflow server --host 127.0.0.1 --port {_port(uri)} --backend-store-uri ...`), "
+        "or point mlflow.tracking_uri in params.yaml (or MLFLOW_TRACKING_URI) at a running "
+        "one, then run again (the next run ends what this one left RUNNING or PENDING)")
+
+
+def _port(uri: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return str(urlsplit(uri).port or 5000)
+    except ValueError:
+        return "5000"
+
+
 def configure(params: Params, root: Path | None = None) -> str:
     """Point MLflow (tracking and registry) at the configured store; return its URI."""
+    configure_http(params)
     uri = tracking_uri(params, root)
     exported = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
@@ -190,13 +255,57 @@ def start_run(params: Params, domain: str, stage: str, *, run_id: str | None = N
                 f"{mlflow.get_tracking_uri()}. Retrain (`dvc repro -f {domain}-train`) or point "
                 "MLFLOW_TRACKING_URI at the store it was logged to."
             ) from exc
+    end_abandoned_runs(experiment_id)
     with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id,
                           run_name=run_name) as run:
+        owner = {OWNER_TAG: current_owner().token()}  # a resumed run is ours now
         if run_id is None:
-            mlflow.set_tags(run_tags(domain, stage, data_hash))
+            mlflow.set_tags({**run_tags(domain, stage, data_hash), **owner})
         else:
-            mlflow.set_tag(f"nnpipe.{stage}", "done")
+            mlflow.set_tags({f"nnpipe.{stage}": "done", **owner})
         yield run
+
+
+OWNER_TAG = "nnpipe.owner"  # host:pid:start of the process that has the run open
+_cleaned: set[tuple[str, str]] = set()  # (store, experiment) already looked at here
+
+
+def end_abandoned_runs(experiment_id: str) -> list[str]:
+    """End the runs of ``experiment_id`` that a killed process left RUNNING (their owner's
+    process is gone; a live owner's, or another host's, are left alone): status KILLED,
+    and their logged models still PENDING marked FAILED. Once per process and experiment;
+    returns the ids it ended."""
+    key = (mlflow.get_tracking_uri(), experiment_id)
+    if key in _cleaned:
+        return []
+    _cleaned.add(key)
+    client = MlflowClient()
+    ended = []
+    for run in client.search_runs([experiment_id], "attributes.status = 'RUNNING'",
+                                  max_results=1000):
+        owner = parse_owner(run.data.tags.get(OWNER_TAG, ""))
+        if owner is None or owner.is_alive():
+            continue
+        client.set_tag(run.info.run_id, "nnpipe.ended_by",
+                       f"the next run: its process ({owner.token()}) was gone")
+        fail_pending_models(client, experiment_id, run.info.run_id)
+        client.set_terminated(run.info.run_id, status="KILLED")
+        log.warning("MLflow run %s was left RUNNING by process %d, which is gone (killed?): "
+                    "marked KILLED", run.info.run_id, owner.pid)
+        ended.append(run.info.run_id)
+    return ended
+
+
+def fail_pending_models(client: MlflowClient, experiment_id: str, run_id: str) -> None:
+    """Mark FAILED the logged models of ``run_id`` whose upload never finished."""
+    from mlflow.entities import LoggedModelStatus
+
+    for model in client.search_logged_models([experiment_id],
+                                             filter_string=f"source_run_id = '{run_id}'"):
+        if model.status == LoggedModelStatus.PENDING:
+            client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+            log.warning("logged model %s of run %s never finished uploading: marked FAILED",
+                        model.model_id, run_id)
 
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -489,16 +598,3 @@ def describe_model(name: str, description: str, version: str | None = None) -> N
         client.update_registered_model(name, description=description)
     else:
         client.update_model_version(name, version, description=description)
-
-
-def load_deployed(name: str, alias: str) -> Any | None:
-    """The predictor of a registered deployable version, or None when that version is
-    not one (a model registered before nnpipe published deploy folders)."""
-    import mlflow.pyfunc
-
-    model = mlflow.pyfunc.load_model(f"models:/{name}@{alias}")
-    try:
-        inner = model.unwrap_python_model()
-    except MlflowException:
-        return None
-    return getattr(inner, "predictor", None)

@@ -114,12 +114,14 @@ def test_batches_and_the_forecaster(api, flow_project):
     ("/predict/xray", {"json": {"image": 5}}, 422, "`image`: Input should be a valid string"),
     ("/predict/xray", {"content": b"hello"}, 415, "(no content type, 5 bytes) is not accepted"),
     ("/predict/xray", {"json": {"data": [[1, 2], [3]]}}, 422, "must be a numeric array"),
-    ("/predict/xray", {"json": {"data": [1, 2, 3]}}, 422, "must be one image (2-D"),
+    ("/predict/xray", {"json": {"data": [1, 2, 3]}}, 422, "`data"),
     ("/predict/xray", {"json": {"data": [[[1, 2], [3, 4]], [[1], [2]]]}}, 422,
      "must be a numeric array"),
     ("/predict/xray", {"content": b'{"data": [[NaN, 1], [1, 1]]}',
-                       "headers": {"content-type": "application/json"}}, 422, "NaN"),
-    ("/predict/xray", {"json": {"data": [[999.0, 1], [1, 1]]}}, 422, "0..255"),
+                       "headers": {"content-type": "application/json"}}, 422,
+     "`data.0.0`: Input should be a finite number"),
+    ("/predict/xray", {"json": {"data": [[999.0, 1], [1, 1]]}}, 422,
+     "less than or equal to 255"),
     ("/predict/xray", {"json": {"image": "%%% not base64"}}, 422, "base64"),
     ("/predict/xray", {"json": {}}, 422, "needs `data`"),
     ("/predict/xray", {"content": b"{", "headers": {"content-type": "application/json"}},
@@ -131,16 +133,18 @@ def test_batches_and_the_forecaster(api, flow_project):
     ("/predict/xray", {"content": b"x" * (2**20 + 1), "headers": {"content-type": "image/png"}},
      413, "the request body (1,048,577 bytes, image/png) is over the limit of 1,048,576"),
     ("/predict/ohlcv", {"json": {"data": [[1, 2, 0.5, 1.5, 100]] * 3}}, 422, "needs 10"),
-    ("/predict/ohlcv", {"json": {"data": [[1, 2, 3]] * 12}}, 422, "must be [Open"),
-    ("/predict/ohlcv", {"json": {"bars": [{"Open": 1}] * 12}}, 422, "lack column"),
+    ("/predict/ohlcv", {"json": {"data": [[1, 2, 3]] * 12}}, 422,
+     "`data.0` has too few items"),
+    ("/predict/ohlcv", {"json": {"bars": [{"Open": 1}] * 12}}, 422,
+     "`bars.0.High`: Field required"),
     ("/predict/ohlcv", {"json": {"data": "many"}}, 422, "invalid request"),
     ("/predict/ohlcv", {"json": {"data": [[1, 2, 3, 4, 5], [1, 2]]}}, 422,
-     "rows of one length"),  # ragged rows: was a 500
+     "`data.1` has too few items"),  # ragged rows: was a 500
     ("/predict/ohlcv", {"json": {"bar": []}}, 422, "unknown field `bar`"),
     ("/predict/ohlcv", {"content": b"{", "headers": {"content-type": "application/json"}},
      422, "not valid JSON"),
-    ("/predict/ohlcv", {"content": b"hi", "headers": {"content-type": "text/plain"}}, 422,
-     "(sent as text/plain; send application/json)"),
+    ("/predict/ohlcv", {"content": b"hi", "headers": {"content-type": "text/plain"}}, 415,
+     "(sent as text/plain) is not accepted at /predict/ohlcv; send application/json"),
     ("/predict/ohlcv/batch", {"json": {"windows": [[[1.0] * 5] * 4]}}, 422, "shape"),
     ("/predict/ohlcv/batch", {"json": {"windows": [[[1.0] * 5] * 4, [[1.0] * 5]]}}, 422,
      "rows of one length"),
@@ -167,7 +171,8 @@ def test_readiness_metadata_schema_and_api_key(flow_project):
         ready = api.get("/ready")
         # the OHLCV model never passed its gate: no champion, and readiness says so
         assert ready.status_code == 503 and "ohlcv/SYNTH" in ready.json()["problems"]
-        models = api.get("/models").json()["models"]
+        assert api.get("/models").status_code == 401  # protected too, with a key set
+        models = api.get("/models", headers={"x-api-key": "s3cret"}).json()["models"]
         assert models["xray"]["version"] == "1" and models["xray"]["variant"]
         assert models["xray"]["data_hash"] and "roc_auc" in models["xray"]["metrics"]
         image = {"content": png(), "headers": {"content-type": "image/png"}}
@@ -179,7 +184,7 @@ def test_readiness_metadata_schema_and_api_key(flow_project):
         ohlcv = api.post("/predict/ohlcv", json={"data": [[1] * 5] * 12},
                          headers={"x-api-key": "s3cret"})
         assert ohlcv.status_code == 503 and "champion" in ohlcv.json()["error"]
-        paths = api.get("/openapi.json").json()["paths"]
+        paths = api.get("/openapi.json", headers={"x-api-key": "s3cret"}).json()["paths"]
         assert {"/predict/xray", "/predict/xray/batch", "/predict", "/predict/ohlcv",
                 "/health", "/ready", "/models", "/metrics"} <= set(paths)
 

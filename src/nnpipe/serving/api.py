@@ -1,16 +1,26 @@
 """``nnpipe serve``: the prediction API over the registered champions.
 
 FastAPI (on uvicorn): MLflow 3's own scoring server already brings both, so serving adds
-no dependency; it validates requests with pydantic, writes the OpenAPI schema, and runs
-async handlers that call the predictor directly (a TFLite variant answers in well under a
-millisecond, so a thread hop would cost more than it saves; a LiteRT interpreter is not
-thread-safe anyway). Scale out with processes, not threads.
+no dependency; it validates requests with pydantic and writes the OpenAPI schema.
+
+The event loop does no work whose cost a client chooses: decoding and resizing images,
+parsing a JSON body and running a model happen in worker threads (at most
+``decode_threads`` at once; one model run at a time per model, since a LiteRT interpreter
+is not thread-safe), so a slow request never holds up ``/health`` or another client. Only
+a request of a few small images (by their headers) is decoded and run on the loop, where
+a thread hop would cost more than the work. Every request is bounded before the
+work it would cost is done: the API key is checked before the body is read, the body is
+counted as it streams in (chunked or not) and cut off at the limit with 413, an image is
+refused by the size its header declares, and arrays by their lengths (schema limits).
 
 Each served model is a registered version found by alias in the configured registry
 (:mod:`nnpipe.serving.registry`) and run by the same predictor code as the MLflow pyfunc
 (:mod:`nnpipe.serving.predictor`), so preprocessing is training's. A poller moves a model
 to the version its alias points to now: the new one is loaded beside the old, then
-swapped in one assignment; a request holds the model it started with.
+swapped in one assignment; a request holds the model it started with. A version the
+safe loader refuses (:class:`~nnpipe.errors.RefusedModelError`) is logged, shown in
+``/ready`` and ``/models`` and not tried again until the alias moves; the previous one
+serves on.
 """
 
 from __future__ import annotations
@@ -18,17 +28,19 @@ from __future__ import annotations
 import base64
 import hmac
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import APIKeyHeader
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -36,10 +48,11 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
-from nnpipe.errors import NnpipeError
+from nnpipe.errors import NnpipeError, RefusedModelError
 from nnpipe.serving.predictor import PredictionInputError, Predictor, load_predictor
 from nnpipe.serving.registry import (
     ModelNotFoundError,
@@ -53,6 +66,20 @@ log = logging.getLogger(__name__)
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg", "application/octet-stream")
 DOCS_ASSETS = "/docs/assets"  # Swagger UI's JS and CSS, served from a package
+OPEN_ROUTES = ("/health", "/ready")  # probes: never behind the API key
+PUBLIC_CHOICES = {"models": ("/models",), "metrics": ("/metrics",),
+                  "docs": ("/docs", "/docs/oauth2-redirect", "/openapi.json")}
+MAX_PRICE = 1e9  # per share: 1e300 is no price, and a model fed it answers nonsense
+MAX_VOLUME = 1e15
+MAX_FEATURE = 1e15  # any raw window value (volumes included)
+MAX_FEATURES = 64  # values per window row
+DISCONNECTED = 499  # the status recorded for a client that left (nginx's convention)
+# Small X-ray work stays on the event loop: a thread hop and the GIL hand-offs it brings
+# cost more than decoding a radiograph this small, or a LiteRT run on a few images.
+INLINE_SIDE, INLINE_IMAGES = 512, 4  # longest side of each image (padded to a square)
+INLINE_MODEL_PIXELS = 4 * 128 * 128  # model-input pixels of a batch (LiteRT only)
+_REPR = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")
+_TAG = re.compile(r"[\[\]]|^constrained-|^function-")  # pydantic's union branch names
 
 
 class ServeSettings(BaseModel):
@@ -63,9 +90,23 @@ class ServeSettings(BaseModel):
     alias: str = "champion"
     poll_seconds: float = Field(30.0, gt=0)
     api_key: str | None = None
+    public_routes: tuple[Literal["models", "metrics", "docs"], ...] = ()
     max_request_bytes: int = Field(10 * 2**20, gt=0)
     max_batch: int = Field(256, gt=0)
+    max_pixels: int = Field(4096 * 4096, gt=0)
+    max_side: int = Field(4096, gt=0)
+    max_batch_pixels: int = Field(4 * 4096 * 4096, gt=0)
+    max_bars: int = Field(10_000, gt=0)
+    decode_threads: int = Field(2, ge=1)
     threads: int = Field(1, ge=1)
+
+    def is_open(self, path: str) -> bool:
+        """Whether ``path`` answers without the API key (always, when no key is set)."""
+        if self.api_key is None or path in OPEN_ROUTES:
+            return True
+        public = [p for name in self.public_routes for p in PUBLIC_CHOICES[name]]
+        return path in public or ("docs" in self.public_routes
+                                  and path.startswith(DOCS_ASSETS + "/"))
 
 
 @dataclass
@@ -76,6 +117,7 @@ class Slot:
     deployable: RegisteredDeployable
     predictor: Predictor
     loaded_at: float = field(default_factory=time.time)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one model run at a time
 
     def describe(self) -> dict[str, Any]:
         d, spec = self.deployable, self.predictor.spec
@@ -96,6 +138,7 @@ class ModelStore:
         self.settings = settings
         self.slots: dict[str, Slot] = {}
         self.problems: dict[str, str] = {}
+        self.refused: dict[str, dict[str, str]] = {}  # slot -> the version refused, why
         self._resolve = loader or (lambda name, alias: resolve(settings.tracking_uri, name,
                                                                alias))
         self._stop = threading.Event()
@@ -109,19 +152,24 @@ class ModelStore:
             self._client = client_for(self.settings.tracking_uri)
         client = self._client
         for key, name in self.settings.models.items():
+            current, version = self.slots.get(key), None
             try:
-                current = self.slots.get(key)
                 version = alias_version(client, name, self.settings.alias)
                 if version is None:
                     raise ModelNotFoundError(f"{name} has no version under the alias "
                                              f"{self.settings.alias!r} yet")
                 if current is not None and current.deployable.version == version:
+                    self.problems.pop(key, None)
+                    self.refused.pop(key, None)
                     continue
+                if self.refused.get(key, {}).get("version") == version:
+                    continue  # refused once (and said so); the previous version serves on
                 deployable = self._resolve(name, self.settings.alias)
                 slot = Slot(key, deployable, load_predictor(deployable.deploy_dir,
                                                             self.settings.threads))
                 self.slots[key] = slot  # one assignment: requests in flight keep the old one
                 self.problems.pop(key, None)
+                self.refused.pop(key, None)
                 before = f"v{current.deployable.version}" if current else "nothing"
                 log.info("serve: %s: %s@%s moved from %s to v%s (%s)", key, name,
                          self.settings.alias, before, deployable.version,
@@ -130,6 +178,11 @@ class ModelStore:
             except Exception as exc:  # a registry hiccup must never take the server down
                 problem = str(exc) if isinstance(exc, NnpipeError) else \
                     f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, RefusedModelError):  # not retried until the alias moves
+                    problem = (f"v{version} refused: {problem}; " + (
+                        f"still serving v{current.deployable.version}" if current
+                        else "nothing served"))
+                    self.refused[key] = {"version": str(version), "reason": problem}
                 if self.problems.get(key) != problem:  # once, not at every poll
                     log.warning("serve: %s: cannot load %s@%s: %s", key, name,
                                 self.settings.alias, problem)
@@ -169,9 +222,18 @@ class NotServedError(NnpipeError, LookupError):
 class UnsupportedMediaType(Exception):
     """A request body of a content type the endpoint does not read."""
 
+    def __init__(self, sent: str, accepted: str) -> None:
+        super().__init__(sent)
+        self.sent, self.accepted = sent, accepted
 
-class RequestTooLarge(NnpipeError):
-    """A request body over the server's size limit."""
+
+class BodyTooLarge(StarletteHTTPException):
+    """A request body over the size limit, found while it streamed in: raised from the
+    ASGI ``receive`` so whatever is reading the body stops there (an HTTPException, so
+    FastAPI's own body reader passes it on instead of calling it a parse error)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
 
 
 XRAY_ACCEPTED = ("a PNG or JPEG image: multipart/form-data with the image as a `file` "
@@ -192,34 +254,80 @@ class Sent:
         return f"{self.what} ({self.content_type or 'no content type'}, {self.size:,} bytes)"
 
 
-class XrayJson(BaseModel):
-    """The guide's request shape: ``data`` holds one image (height x width, 0..255) or a
-    list of them; or ``image``/``images`` hold base64 PNG/JPEG."""
+class ErrorBody(BaseModel):
+    """Every refusal: one line saying what was wrong and how to send it instead."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    data: list | None = None
-    image: str | None = None
-    images: list[str] | None = None
+    error: str
 
 
-class OhlcvJson(BaseModel):
-    """``bars``: rows with Open, High, Low, Close, Volume (oldest first), for one forecast;
-    ``data``: the same as lists of five numbers; ``windows``: raw windows, for a batch."""
+def request_models(settings: ServeSettings) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The JSON bodies of the X-ray and OHLCV endpoints, with this server's limits in their
+    schema (so the OpenAPI says them, and pydantic refuses an oversized array before any
+    array is made)."""
+    side, batch, rows = settings.max_side, settings.max_batch, settings.max_bars
+    # strict: `false` or "1.5" is no number here (lax pydantic would take them)
+    Pixel = Annotated[float, Field(ge=0, le=255, strict=True, allow_inf_nan=False)]
+    Row = Annotated[list[Pixel], Field(min_length=1, max_length=side)]
+    Image = Annotated[list[Row], Field(min_length=1, max_length=side)]
+    Price = Annotated[float, Field(gt=0, le=MAX_PRICE, strict=True, allow_inf_nan=False)]
+    Volume = Annotated[float, Field(ge=0, le=MAX_VOLUME, strict=True, allow_inf_nan=False)]
+    Value = Annotated[float, Field(ge=-MAX_FEATURE, le=MAX_FEATURE, strict=True,
+                                   allow_inf_nan=False)]
 
-    model_config = ConfigDict(extra="forbid")
+    class XrayJson(BaseModel):
+        """``data`` holds one image (height x width, 0..255) or a list of them; or
+        ``image``/``images`` hold base64 PNG/JPEG."""
 
-    bars: list[dict[str, float]] | None = None
-    data: list[list[float]] | None = None
-    windows: list[list[list[float]]] | None = None
+        model_config = ConfigDict(extra="forbid")
+
+        data: Image | Annotated[list[Image], Field(min_length=1, max_length=batch)] | None \
+            = None
+        image: Annotated[str, Field(min_length=1)] | None = None
+        images: Annotated[list[Annotated[str, Field(min_length=1)]],
+                          Field(min_length=1, max_length=batch)] | None = None
+
+    class Bar(BaseModel):
+        """One daily bar (the column names as ingest reads them, any case)."""
+
+        model_config = ConfigDict(extra="ignore")
+
+        Open: Price
+        High: Price
+        Low: Price
+        Close: Price
+        Volume: Volume
+
+        @model_validator(mode="before")
+        @classmethod
+        def _any_case(cls, value: Any) -> Any:
+            if isinstance(value, dict):
+                return {str(k).strip().capitalize(): v for k, v in value.items()}
+            return value
+
+    class OhlcvJson(BaseModel):
+        """``bars``: rows with Open, High, Low, Close, Volume (oldest first), for one
+        forecast; ``data``: the same as lists of five numbers; ``windows``: raw windows
+        (look-back rows of the model's features), for a batch."""
+
+        model_config = ConfigDict(extra="forbid")
+
+        bars: Annotated[list[Bar], Field(min_length=1, max_length=rows)] | None = None
+        data: Annotated[list[tuple[Price, Price, Price, Price, Volume]],
+                        Field(min_length=1, max_length=rows)] | None = None
+        windows: Annotated[list[Annotated[list[Annotated[list[Value], Field(
+            min_length=1, max_length=MAX_FEATURES)]], Field(min_length=1, max_length=rows)]],
+            Field(min_length=1, max_length=batch)] | None = None
+
+    return XrayJson, OhlcvJson
 
 
-def describe_errors(errors: list[dict[str, Any]], fields: str) -> str:
+def describe_errors(errors: list[dict[str, Any]], fields: str, shown: int = 3) -> str:
     """Pydantic's validation errors as one line: where, and what was expected; unknown
-    fields and broken JSON said plainly (never the input's repr)."""
-    parts = []
+    fields and broken JSON said plainly (never the input's repr); the first few only."""
+    parts: list[str] = []
     for e in errors:
-        loc = [str(p) for p in e.get("loc", ()) if p != "body"]
+        # no union tags (`list[list[constrained-float]]`): where in the JSON, only
+        loc = [str(p) for p in e.get("loc", ()) if p != "body" and not _TAG.search(str(p))]
         where = ".".join(loc)
         if e.get("type") == "extra_forbidden":
             parts.append(f"unknown field `{where}` (accepted fields: {fields})")
@@ -228,10 +336,14 @@ def describe_errors(errors: list[dict[str, Any]], fields: str) -> str:
             parts.append(f"not valid JSON ({why})")
         elif e.get("type") == "missing" and not where:
             parts.append(f"the body is empty; send a JSON object with {fields}")
+        elif e.get("type") == "missing" and loc[-1].isdigit():  # a short row (a tuple)
+            parts.append(f"`{'.'.join(loc[:-1])}` has too few items")
         else:
             parts.append(f"{f'`{where}`' if where else 'the body'}: "
                          f"{e.get('msg', 'invalid')}")
-    return "; ".join(parts)
+    parts = list(dict.fromkeys(parts))
+    more = f"; and {len(parts) - shown} more" if len(parts) > shown else ""
+    return "; ".join(parts[:shown]) + more
 
 
 def numeric_array(value: Any, what: str, shape_hint: str) -> np.ndarray:
@@ -243,20 +355,124 @@ def numeric_array(value: Any, what: str, shape_hint: str) -> np.ndarray:
                                    "rows of one length") from None
 
 
+def plain(message: str) -> str:
+    """A message with any Python repr (``<_io.BytesIO object at 0x...>``) taken out."""
+    return _REPR.sub("", message)
+
+
+def check_bars(frame: Any) -> None:
+    """Bars checked by ingest's own rules (prices > 0, High >= Low and the bar's Open and
+    Close inside them, volume >= 0), or a 422 naming the rows that break them."""
+    import pandas as pd
+
+    from nnpipe.ohlcv.sources import OhlcvDataError, validate_ohlcv
+
+    dated = frame.set_axis(pd.date_range("2000-01-01", periods=len(frame), freq="D"))
+    try:
+        validate_ohlcv(dated, max_gap_days=10**6, policy="fail", min_rows=1)
+    except OhlcvDataError as exc:
+        message = str(exc).split("\nTo go on:")[0].replace(" as in the file", " as sent")
+        message = re.sub(r" \(\d{4}-\d\d-\d\d\)", "", message).replace("\n  ", "; ")
+        message = message.replace("price data", "the bars", 1)
+        raise PredictionInputError(f"{message}; send real bars (oldest first)") from None
+
+
+class Guard:
+    """A plain ASGI middleware: the API key checked from the headers before any of the
+    body is read, the body counted as it streams in and cut off at the limit, a JSON 500
+    instead of a bare one, a client that left recorded as such (no traceback, no 500),
+    and the request metrics. (Starlette's BaseHTTPMiddleware would buffer and cost a task
+    per request.)"""
+
+    def __init__(self, app: Any, settings: ServeSettings, record: Callable[..., None],
+                 refuse: Callable[..., JSONResponse], too_large: Callable[[str, str], str]):
+        self.app, self.settings = app, settings
+        self.record, self.refuse, self.too_large = record, refuse, too_large
+
+    def authorised(self, headers: dict[bytes, bytes]) -> bool:
+        key = self.settings.api_key or ""
+        given = headers.get(b"x-api-key", b"").decode("latin-1") or \
+            headers.get(b"authorization", b"").decode("latin-1").removeprefix(
+                "Bearer ").strip()
+        return hmac.compare_digest(given.encode("utf-8", "replace"), key.encode())
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        path, limit = scope["path"], self.settings.max_request_bytes
+        state = {"status": 500, "started": False, "left": False, "received": 0}
+        headers = dict(scope["headers"])
+        kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
+
+        async def send_status(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                state["status"], state["started"] = message["status"], True
+            await send(message)
+
+        async def counted() -> dict:
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > limit:
+                    raise BodyTooLarge(self.too_large(f"over {limit:,}", kind))
+            elif message["type"] == "http.disconnect":
+                state["left"] = not state["started"]
+            return message
+
+        async def refuse(status: int, message: str, reason: str) -> None:
+            await self.refuse(status, message, path, reason, close=True)(
+                scope, receive, send_status)
+
+        length = headers.get(b"content-length", b"").decode("latin-1").strip()
+        if not self.settings.is_open(path) and not self.authorised(headers):
+            await refuse(401, "a valid API key is required (header X-API-Key, or "
+                              "Authorization: Bearer)", "unauthorised")
+        elif length and not length.isdigit():
+            await refuse(400, f"the Content-Length header ({length[:40]}) is not a number "
+                              "of bytes", "bad_length")
+        elif length and int(length) > limit:
+            await refuse(413, self.too_large(f"{int(length):,}", kind), "too_large")
+        else:
+            try:
+                await self.app(scope, counted, send_status)
+            except BodyTooLarge as exc:
+                if not state["started"]:
+                    await refuse(413, str(exc.detail), "too_large")
+            except Exception as exc:
+                if state["left"] or isinstance(exc, ClientDisconnect):
+                    state["left"] = True
+                elif not state["started"]:  # never a bare 500 page; say what happened
+                    log.exception("serve: %s failed", path)
+                    await refuse(500, f"internal error: {type(exc).__name__} (the server's "
+                                      "log has the details)", "internal")
+                else:
+                    log.exception("serve: %s failed after its answer started", path)
+        if state["left"]:
+            log.info("serve: the client left before %s was answered", path)
+            state["status"] = DISCONNECTED
+        route = scope.get("route")  # the template: no label per unknown path
+        self.record(getattr(route, "path", "unmatched"), state["status"],
+                    time.perf_counter() - start, "client_left" if state["left"] else None)
+
+
 def create_app(settings: ServeSettings, store: ModelStore | None = None,
                poll: bool = True) -> FastAPI:
     """The FastAPI application (models loaded at start-up; the alias poller started)."""
+    import anyio
     from fastapi_offline import FastAPIOffline
 
     store = store or ModelStore(settings)
     metrics = CollectorRegistry()
-    requests = Counter("nnpipe_requests", "Requests by endpoint and status",
-                       ["endpoint", "status"], registry=metrics)
+    requests = Counter("nnpipe_requests", "Requests by endpoint and status (499: the client "
+                       "left before the answer)", ["endpoint", "status"], registry=metrics)
     errors = Counter("nnpipe_request_errors", "Refused or failed requests by endpoint and "
                      "reason", ["endpoint", "reason"], registry=metrics)
     latency = Histogram("nnpipe_request_seconds", "Request latency by endpoint", ["endpoint"],
                         registry=metrics, buckets=(.001, .002, .005, .01, .02, .05, .1, .25,
                                                    .5, 1, 2.5, 5))
+    XrayJson, OhlcvJson = request_models(settings)
+    workers: dict[str, anyio.CapacityLimiter] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -275,61 +491,33 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
                     "(chest X-ray classifier, OHLCV forecaster).")
     limit = settings.max_request_bytes
 
-    def error(status: int, message: str, endpoint: str, reason: str) -> JSONResponse:
+    def error(status: int, message: str, endpoint: str, reason: str, close: bool = False,
+              headers: dict[str, str] | None = None) -> JSONResponse:
         errors.labels(endpoint, reason).inc()
-        return JSONResponse({"error": message}, status_code=status)
+        # close: the rest of an unread body is not worth reading, nor the connection
+        extra = {**(headers or {}), **({"connection": "close"} if close else {})}
+        return JSONResponse({"error": plain(message)}, status_code=status,
+                            headers=extra or None)
 
     def too_large(size: str, kind: str) -> str:
         return (f"the request body ({size} bytes, {kind or 'no content type'}) is over the "
-                f"limit of {limit:,} bytes ({limit / 2**20:g} MiB): send a smaller image, "
-                "or start the server with a larger --max-request-mb")
+                f"limit of {limit:,} bytes ({limit / 2**20:g} MiB): send a smaller body, "
+                "or start the server with a larger serve.max_request_mb (--max-request-mb)")
 
-    async def guard(app: Any, scope: dict, receive: Callable, send: Callable) -> None:
-        """Size limit, a JSON 500 instead of a bare one, and the request metrics: a plain
-        ASGI middleware (Starlette's BaseHTTPMiddleware costs a task and a stream per
-        request, about a millisecond here)."""
-        start = time.perf_counter()
-        path = scope["path"]
-        status = 500
-        started = False
-
-        async def send_status(message: dict) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                status, started = message["status"], True
-            await send(message)
-
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length", b"").decode("latin-1").strip()
-        kind = headers.get(b"content-type", b"").decode("latin-1").split(";")[0].strip()
-        if length and not length.isdigit():
-            await error(400, f"the Content-Length header ({length[:40]}) is not a number of "
-                             "bytes", path, "bad_length")(scope, receive, send_status)
-        elif length and int(length) > limit:
-            await error(413, too_large(f"{int(length):,}", kind), path, "too_large",
-                        )(scope, receive, send_status)
-        else:
-            try:
-                await app(scope, receive, send_status)
-            except Exception as exc:  # never a bare 500 page; say what happened
-                log.exception("serve: %s failed", path)
-                if not started:
-                    await error(500, f"internal error: {type(exc).__name__} (the server's "
-                                     "log has the details)", path,
-                                "internal")(scope, receive, send_status)
-        route = scope.get("route")  # the template: no label per unknown path
-        endpoint = getattr(route, "path", "unmatched")
+    def record(endpoint: str, status: int, seconds: float, reason: str | None) -> None:
         requests.labels(endpoint, str(status)).inc()
-        latency.labels(endpoint).observe(time.perf_counter() - start)
+        latency.labels(endpoint).observe(seconds)
+        if reason:
+            errors.labels(endpoint, reason).inc()
 
-    def guarded(app: Any) -> Callable:
-        async def middleware(scope: dict, receive: Callable, send: Callable) -> None:
-            if scope["type"] != "http":
-                return await app(scope, receive, send)
-            return await guard(app, scope, receive, send)
-        return middleware
+    app.add_middleware(Guard, settings=settings, record=record, refuse=error,
+                       too_large=too_large)
 
-    app.add_middleware(guarded)
+    async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+        """Off the event loop, at most ``decode_threads`` at once."""
+        if "work" not in workers:  # made on the loop that uses it
+            workers["work"] = anyio.CapacityLimiter(settings.decode_threads)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=workers["work"])
 
     @app.exception_handler(PredictionInputError)
     @app.exception_handler(NnpipeError)
@@ -338,18 +526,12 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
             return error(503, str(exc), request.url.path, "no_model")
         if isinstance(exc, NotServedError):
             return error(404, str(exc), request.url.path, "not_served")
-        if isinstance(exc, RequestTooLarge):
-            return error(413, str(exc), request.url.path, "too_large")
         return error(422, str(exc), request.url.path, "bad_input")
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         fields = ", ".join(f"`{f}`" for f in OhlcvJson.model_fields)
-        kind = request.headers.get("content-type", "").split(";")[0].strip()
-        sent = "" if kind == "application/json" else \
-            f" (sent as {kind}; send application/json)" if kind else \
-            " (sent with no content type; send application/json)"
-        return error(422, f"invalid request: {describe_errors(exc.errors(), fields)}{sent}",
+        return error(422, f"invalid request: {describe_errors(exc.errors(), fields)}",
                      request.url.path, "invalid")
 
     @app.exception_handler(StarletteHTTPException)
@@ -361,56 +543,54 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
             message = f"{request.method} is not accepted at {request.url.path}; see /docs"
         else:
             message = str(exc.detail)
-        return error(exc.status_code, message, request.url.path, "http")
+        return error(exc.status_code, message, request.url.path,
+                     "too_large" if exc.status_code == 413 else "http",
+                     close=exc.status_code == 413, headers=exc.headers)
 
-    async def authorised(request: Request) -> None:  # async: no thread hop per request
-        if settings.api_key is None:
-            return
-        given = request.headers.get("x-api-key") or \
-            request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not hmac.compare_digest(given.encode(), settings.api_key.encode()):
-            raise PermissionError
-
-    @app.exception_handler(PermissionError)
-    async def denied(request: Request, exc: PermissionError):
-        return error(401, "a valid API key is required (header X-API-Key)", request.url.path,
-                     "unauthorised")
+    @app.exception_handler(UnsupportedMediaType)
+    async def unsupported(request: Request, exc: UnsupportedMediaType):
+        return error(415, f"the request body ({exc.sent}) is not accepted at "
+                          f"{request.url.path}; send {exc.accepted}", request.url.path,
+                     "media_type")
 
     async def body_bytes(request: Request) -> bytes:
         data = bytearray()
-        async for chunk in request.stream():
+        async for chunk in request.stream():  # the Guard cuts it off at the limit
             data += chunk
-            if len(data) > limit:
-                raise RequestTooLarge(too_large(f"over {limit:,}",
-                                                request.headers.get("content-type", "")))
         return bytes(data)
+
+    def content_type(request: Request) -> str:
+        return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    def parsed(model: type[BaseModel], body: bytes, what: str) -> Any:
+        fields = ", ".join(f"`{f}`" for f in model.model_fields)
+        if not body.strip():
+            raise PredictionInputError(f"the body is empty; send a JSON object with {fields}")
+        try:
+            return model.model_validate_json(body)
+        except ValidationError as exc:
+            raise PredictionInputError(
+                f"{what} ({len(body):,} bytes) is not accepted: "
+                f"{describe_errors(exc.errors(), fields)}") from None
 
     def model_info(slot: Slot) -> dict[str, Any]:
         d = slot.deployable
         return {"name": d.name, "version": d.version, "alias": d.alias,
                 "variant": slot.predictor.variant}
 
-    def xray_answer(slot: Slot, images: Any) -> dict[str, Any]:
-        if len(images) > settings.max_batch:
-            raise PredictionInputError(f"{len(images)} images is over the batch limit of "
-                                       f"{settings.max_batch}")
-        out = slot.predictor.predict(images)
-        classes = slot.predictor.spec["classes"]
-        rows = [{"probability": p, "label": lab, "threshold": t,
-                 "probabilities": {classes[0]: 1.0 - p, classes[1]: p}}
-                for p, lab, t in zip(out["probability"], out["label"], out["threshold"],
-                                     strict=True)]
-        return {"model": model_info(slot), "predictions": rows,
-                "prediction": [[p] for p in out["probability"]]}  # the guide's shape
-
+    # ------------------------------------------------------------------- X-ray
     def decoded(data: bytes, sent: Sent) -> np.ndarray:
-        """One sent image decoded (as ingest decodes), or a message naming it."""
-        from nnpipe.xray.images import ImageDecodeError, decode_image
+        """One sent image decoded (as ingest decodes), within the size limits, or a
+        message naming it."""
+        from nnpipe.xray.images import ImageDecodeError, ImageTooLargeError, decode_image
 
         if not data:
             raise PredictionInputError(f"{sent} is empty; send {XRAY_ACCEPTED}")
         try:
-            return decode_image(data, name=str(sent))
+            return decode_image(data, name=str(sent), max_pixels=settings.max_pixels,
+                                max_side=settings.max_side)
+        except ImageTooLargeError as exc:
+            raise PredictionInputError(str(exc)) from None
         except ImageDecodeError as exc:
             raise PredictionInputError(f"{exc}; send {XRAY_ACCEPTED}") from None
 
@@ -423,114 +603,126 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
                 "file's bytes base64-encoded (base64 -w0 image.png)") from None
         return decoded(data, Sent(what, "base64", len(data)))
 
-    async def xray_images(request: Request) -> list[Any]:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    def pixel_images(payload: Any) -> list[np.ndarray]:
+        data = numeric_array(payload.data, "`data`", "one image (height x width) or a list "
+                             "of images of one size")
+        if data.ndim not in (2, 3):
+            raise PredictionInputError(
+                "`data` must be one image (2-D: height x width) or a list of images of one "
+                f"size (3-D); got shape {data.shape}")
+        return [data] if data.ndim == 2 else list(data)
+
+    def xray_batch(slot: Slot, sent: list[tuple[str, Any, Any]]) -> np.ndarray:
+        """The sent images as the model's input batch: decoded and resized one at a time
+        (a worker thread's work), within the per-request pixel budget."""
+        if not sent:
+            raise PredictionInputError(f"no image was sent; send {XRAY_ACCEPTED}")
+        if len(sent) > settings.max_batch:
+            raise PredictionInputError(f"{len(sent)} images is over the batch limit of "
+                                       f"{settings.max_batch}: send them in several requests")
+        batch, pixels = [], 0
+        for how, value, label in sent:
+            if how == "bytes":
+                image = decoded(value, label)
+            elif how == "base64":
+                image = from_base64(value, label)
+            else:
+                image = value
+            pixels += int(np.prod(image.shape))
+            if pixels > settings.max_batch_pixels:
+                raise PredictionInputError(
+                    f"the images hold over {settings.max_batch_pixels:,} pixels in all (the "
+                    "limit per request): send fewer or smaller images per request")
+            batch.append(slot.predictor.to_pixels(image))
+        return np.stack(batch).astype(np.float32)[..., None]
+
+    def small(sent: list[tuple[str, Any, Any]]) -> bool:
+        """Whether the sent images are few and small by their headers (cheap to decode on
+        the loop); an unreadable one is not (its decoder says why, in a thread)."""
+        from nnpipe.xray.images import declared_size
+
+        if len(sent) > INLINE_IMAGES:
+            return False
+        for how, value, _ in sent:
+            if how == "array":
+                size = value.shape
+            else:
+                if how == "base64":
+                    if len(value) > 2**16:
+                        return False
+                    try:
+                        value = base64.b64decode(value, validate=True)
+                    except ValueError:
+                        return False
+                size = declared_size(value)
+            if size is None or max(size) > INLINE_SIDE:
+                return False
+        return True
+
+    def locked_predict(slot: Slot, batch: np.ndarray) -> dict[str, list]:
+        with slot.lock:
+            return slot.predictor.predict(batch)
+
+    async def xray_answer(slot: Slot, sent: list[tuple[str, Any, Any]]) -> dict[str, Any]:
+        if small(sent):
+            batch = xray_batch(slot, sent)
+        else:
+            batch = await in_thread(xray_batch, slot, sent)
+        if slot.predictor.spec.get("format") == "tflite" and \
+                batch.size <= INLINE_MODEL_PIXELS and slot.lock.acquire(blocking=False):
+            try:
+                out = slot.predictor.predict(batch)
+            finally:
+                slot.lock.release()
+        else:
+            out = await in_thread(locked_predict, slot, batch)
+        classes = slot.predictor.spec["classes"]
+        rows = [{"probability": p, "label": lab, "threshold": t,
+                 "probabilities": {classes[0]: 1.0 - p, classes[1]: p}}
+                for p, lab, t in zip(out["probability"], out["label"], out["threshold"],
+                                     strict=True)]
+        return {"model": model_info(slot), "predictions": rows,
+                "prediction": [[p] for p in out["probability"]]}  # the guide's shape
+
+    async def xray_sent(request: Request) -> list[tuple[str, Any, Any]]:
+        """What the request carries, still encoded: (how, value, how to name it)."""
+        kind = content_type(request)
         if kind == "multipart/form-data":
-            form = await request.form()
+            form = await request.form(max_files=settings.max_batch,
+                                      max_fields=settings.max_batch)
             files = [(k, v) for k, v in form.multi_items() if hasattr(v, "read")]
             if not files:
                 fields = ", ".join(f"`{k}`" for k in form) or "none"
                 raise PredictionInputError(f"the form has no file (fields sent: {fields}); "
                                            "send the image as a `file` field")
-            images = []
+            sent = []
             for key, upload in files:
                 data = await upload.read()
-                sent = Sent(f"file {upload.filename or '(no name)'!r} in field `{key}`",
-                            upload.content_type or "", len(data))
-                images.append(decoded(data, sent))
-            return images
+                sent.append(("bytes", data, Sent(f"file {upload.filename or '(no name)'!r} "
+                                                 f"in field `{key}`",
+                                                 upload.content_type or "", len(data))))
+            return sent
         if kind in IMAGE_TYPES:
             body = await body_bytes(request)
-            return [decoded(body, Sent("the request body", kind, len(body)))]
+            return [("bytes", body, Sent("the request body", kind, len(body)))]
         if kind == "application/json":
             body = await body_bytes(request)
-            try:
-                payload = XrayJson.model_validate_json(body)
-            except ValidationError as exc:
-                fields = ", ".join(f"`{f}`" for f in XrayJson.model_fields)
-                raise PredictionInputError(
-                    f"the JSON body ({len(body):,} bytes) is not accepted: "
-                    f"{describe_errors(exc.errors(), fields)}") from None
+            payload = await in_thread(parsed, XrayJson, body, "the JSON body")
             if payload.images is not None:
-                return [from_base64(t, f"`images[{i}]`") for i, t in enumerate(payload.images)]
+                return [("base64", t, f"`images[{i}]`") for i, t in enumerate(payload.images)]
             if payload.image is not None:
-                return [from_base64(payload.image, "`image`")]
+                return [("base64", payload.image, "`image`")]
             if payload.data is not None:
-                data = numeric_array(payload.data, "`data`",
-                                     "one image (height x width) or a list of images of "
-                                     "one size")
-                if data.ndim not in (2, 3):
-                    raise PredictionInputError(
-                        "`data` must be one image (2-D: height x width) or a list of images "
-                        f"of one size (3-D); got shape {data.shape}")
-                return [data] if data.ndim == 2 else list(data)
+                images = await in_thread(pixel_images, payload)
+                return [("array", image, f"`data[{i}]`") for i, image in enumerate(images)]
             raise PredictionInputError("the JSON needs `data` (pixel arrays), `image` or "
                                        "`images` (base64 PNG/JPEG)")
         size = request.headers.get("content-length", "")
         raise UnsupportedMediaType(f"{kind or 'no content type'}"
-                                   + (f", {int(size):,} bytes" if size.isdigit() else ""))
+                                   + (f", {int(size):,} bytes" if size.isdigit() else ""),
+                                   XRAY_ACCEPTED)
 
-    @app.exception_handler(UnsupportedMediaType)
-    async def unsupported(request: Request, exc: UnsupportedMediaType):
-        return error(415, f"the request body ({exc}) is not accepted at {request.url.path}; "
-                          f"send {XRAY_ACCEPTED}", request.url.path, "media_type")
-
-    @app.get("/health", summary="Liveness: the process answers")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/ready", summary="Readiness: every model this server was asked to serve is "
-                               "loaded")
-    async def ready():
-        missing = {k: store.problems.get(k, "loading") for k in settings.models
-                   if k not in store.slots}
-        body = {"ready": not missing, "alias": settings.alias,
-                "models": {k: s.deployable.version for k, s in store.slots.items()},
-                "problems": missing}
-        if missing:
-            body["waiting_for"] = {k: f"{settings.models[k]}@{settings.alias}"
-                                   for k in missing}
-        return JSONResponse(body, status_code=200 if not missing else 503)
-
-    @app.get("/models", summary="What is served: name, version, alias, variant, metrics")
-    async def models() -> dict[str, Any]:
-        return {"alias": settings.alias, "poll_seconds": settings.poll_seconds,
-                "models": {k: s.describe() for k, s in store.slots.items()},
-                "problems": store.problems}
-
-    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
-    async def prometheus():
-        return PlainTextResponse(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
-
-    upload_doc = {"requestBody": {"content": {
-        "multipart/form-data": {"schema": {"type": "object", "properties": {
-            "file": {"type": "string", "format": "binary"}}}},
-        "image/png": {"schema": {"type": "string", "format": "binary"}},
-        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
-        "application/json": {"schema": XrayJson.model_json_schema()}}}}
-
-    @app.post("/predict/xray", dependencies=[Depends(authorised)], openapi_extra=upload_doc,
-              summary="Pneumonia probability of one chest X-ray (any size, PNG or JPEG)")
-    async def predict_xray(request: Request) -> dict[str, Any]:
-        slot = store.get("xray")
-        images = await xray_images(request)
-        if len(images) != 1:
-            raise PredictionInputError(f"{len(images)} images sent to the single-image "
-                                       "endpoint; use /predict/xray/batch")
-        answer = xray_answer(slot, images)
-        return {**answer["predictions"][0], "model": answer["model"],
-                "prediction": answer["prediction"]}
-
-    @app.post("/predict/xray/batch", dependencies=[Depends(authorised)],
-              openapi_extra=upload_doc, summary="Several chest X-rays at once")
-    async def predict_xray_batch(request: Request) -> dict[str, Any]:
-        return xray_answer(store.get("xray"), await xray_images(request))
-
-    @app.post("/predict", dependencies=[Depends(authorised)], openapi_extra=upload_doc,
-              summary="The guide's endpoint: {\"data\": ...} in, {\"prediction\": ...} out")
-    async def predict_guide(request: Request) -> dict[str, Any]:
-        return xray_answer(store.get("xray"), await xray_images(request))
-
+    # ------------------------------------------------------------------ OHLCV
     def ohlcv_slot(series: str | None) -> Slot:
         keys = [k for k in settings.models if k.startswith("ohlcv/")]
         if not keys:
@@ -546,48 +738,181 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
                                  f"{names}")
         return store.get(f"ohlcv/{series}")
 
+    async def ohlcv_payload(request: Request) -> Any:
+        kind = content_type(request)
+        if kind != "application/json":
+            raise UnsupportedMediaType(f"sent as {kind}" if kind else "sent with no content "
+                                       "type", "application/json (a JSON object with "
+                                       "`bars`, `data` or `windows`)")
+        return await in_thread(parsed, OhlcvJson, await body_bytes(request),
+                               "invalid request: the JSON body")
+
     def ohlcv_answer(slot: Slot, windows: np.ndarray) -> dict[str, Any]:
-        out = slot.predictor.predict_windows(windows)
+        with slot.lock:
+            out = slot.predictor.predict_windows(windows)
+        if not np.isfinite(np.asarray([out["forecast"], out["price"]], dtype=float)).all():
+            raise PredictionInputError(
+                "the model's forecast for these bars is not a finite number: the values are "
+                "far outside what it was trained on; send real bars")
         rows = [{"forecast": f, "price": p, "target": t}
                 for f, p, t in zip(out["forecast"], out["price"], out["target"], strict=True)]
         return {"model": model_info(slot), "series": slot.predictor.spec.get("series"),
                 "predictions": rows}
 
-    @app.post("/predict/ohlcv", dependencies=[Depends(authorised)],
-              summary="Next-period forecast from the last look-back bars")
-    async def predict_ohlcv(payload: OhlcvJson, series: str | None = None) -> dict[str, Any]:
-        slot = ohlcv_slot(series)
+    def forecast(slot: Slot, payload: Any) -> dict[str, Any]:
         import pandas as pd
 
+        columns = ["Open", "High", "Low", "Close", "Volume"]
         if payload.bars is not None:
-            frame = pd.DataFrame(payload.bars)
+            frame = pd.DataFrame([b.model_dump() for b in payload.bars], columns=columns)
         elif payload.data is not None:
-            rows = numeric_array(payload.data, "`data`", "rows [Open, High, Low, Close, "
-                                 "Volume]")
-            if rows.ndim != 2 or rows.shape[1] != 5:
-                raise PredictionInputError("`data` rows must be [Open, High, Low, Close, "
-                                           f"Volume], got shape {rows.shape}")
-            frame = pd.DataFrame(rows, columns=["Open", "High", "Low", "Close", "Volume"])
+            frame = pd.DataFrame(np.asarray(payload.data, dtype=np.float64), columns=columns)
         else:
             raise PredictionInputError("send `bars` (rows with Open, High, Low, Close, "
                                        "Volume) or `data` (rows of those five numbers)")
+        check_bars(frame)
         answer = ohlcv_answer(slot, slot.predictor.windows_from_bars(frame))
         return {**answer["predictions"][0], "model": answer["model"],
                 "series": answer["series"]}
 
-    @app.post("/predict/ohlcv/batch", dependencies=[Depends(authorised)],
-              summary="Forecasts for several raw windows (n, look_back, features)")
-    async def predict_ohlcv_batch(payload: OhlcvJson, series: str | None = None,
-                                  ) -> dict[str, Any]:
-        slot = ohlcv_slot(series)
+    def forecast_windows(slot: Slot, payload: Any) -> dict[str, Any]:
         if payload.windows is None:
             raise PredictionInputError("send `windows`: a list of look-back windows of raw "
                                        "feature rows")
-        if len(payload.windows) > settings.max_batch:
-            raise PredictionInputError(f"{len(payload.windows)} windows is over the batch "
-                                       f"limit of {settings.max_batch}")
         return ohlcv_answer(slot, numeric_array(payload.windows, "`windows`",
                                                 "(n, look_back, features)"))
 
+    # ----------------------------------------------------------------- routes
+    key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="NNPIPE_API_KEY (or Authorization: Bearer)")
+    keyed = [Security(key_header)] if settings.api_key else []  # declared; Guard checks
+    described = {
+        400: "a malformed request (Content-Length, multipart form)",
+        401: "no valid API key (X-API-Key or Authorization: Bearer)",
+        404: "the model (domain or series) is not served here",
+        413: "the body is over the size limit",
+        415: "a content type the endpoint does not read",
+        422: "the input cannot be predicted on; `error` says why",
+        503: "the model is not loaded (yet); `error` says why"}
+
+    def answers(*codes: int, path: str = "") -> dict[int | str, dict[str, Any]]:
+        if settings.api_key and not settings.is_open(path):
+            codes = (*codes, 401)
+        # JSON whatever the route's own media type (/metrics is text): said explicitly
+        error_body = {"application/json": {"schema": {"$ref": ref.format(model="ErrorBody")}}}
+        return {c: {"description": described[c], "content": error_body} for c in sorted(codes)}
+
+    def protected(path: str) -> list[Any]:
+        return [] if settings.is_open(path) else keyed
+
+    posted = (400, 404, 413, 415, 422, 503)
+    ref = "#/components/schemas/{model}"
+    served_series = [k.split("/", 1)[1] for k in settings.models if k.startswith("ohlcv/")]
+    series_query = Query(None, min_length=1, max_length=100,
+                         pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                         description="the series, when several are served (another name "
+                                     "gets 404)",
+                         json_schema_extra={"enum": served_series} if served_series else None)
+
+    @app.get("/health", summary="Liveness: the process answers")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", summary="Readiness: every model this server was asked to serve is "
+                               "loaded", responses={503: {"description": "a model is not "
+                                                          "loaded; the body says which"}})
+    async def ready() -> JSONResponse:
+        missing = {k: store.problems.get(k, "loading") for k in settings.models
+                   if k not in store.slots}
+        body = {"ready": not missing, "alias": settings.alias,
+                "models": {k: s.deployable.version for k, s in store.slots.items()},
+                "problems": missing}
+        if store.refused:  # served on the previous version, or not at all
+            body["refused"] = dict(store.refused)
+        if missing:
+            body["waiting_for"] = {k: f"{settings.models[k]}@{settings.alias}"
+                                   for k in missing}
+        return JSONResponse(body, status_code=200 if not missing else 503)
+
+    @app.get("/models", summary="What is served: name, version, alias, variant, metrics",
+             dependencies=protected("/models"), responses=answers(path="/models"))
+    async def models() -> dict[str, Any]:
+        return {"alias": settings.alias, "poll_seconds": settings.poll_seconds,
+                "models": {k: s.describe() for k, s in store.slots.items()},
+                "problems": store.problems}
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse,
+             dependencies=protected("/metrics"), responses=answers(path="/metrics"))
+    async def prometheus():
+        return PlainTextResponse(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+
+    bodies = {m.__name__: m.model_json_schema(ref_template=ref)
+              for m in (XrayJson, OhlcvJson, ErrorBody)}
+    upload_doc = {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                           "properties": {"file": {"type": "string",
+                                                                   "format": "binary"}}}},
+        "image/png": {"schema": {"type": "string", "format": "binary"}},
+        "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+        "application/json": {"schema": {"$ref": ref.format(model="XrayJson")}}}}}
+    json_doc = {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": ref.format(model="OhlcvJson")}}}}}
+
+    @app.post("/predict/xray", dependencies=keyed, openapi_extra=upload_doc,
+              responses=answers(*posted, path="/predict"),
+              summary="Pneumonia probability of one chest X-ray (any size, PNG or JPEG)")
+    async def predict_xray(request: Request) -> dict[str, Any]:
+        slot = store.get("xray")
+        sent = await xray_sent(request)
+        if len(sent) != 1:
+            raise PredictionInputError(f"{len(sent)} images sent to the single-image "
+                                       "endpoint; use /predict/xray/batch")
+        answer = await xray_answer(slot, sent)
+        return {**answer["predictions"][0], "model": answer["model"],
+                "prediction": answer["prediction"]}
+
+    @app.post("/predict/xray/batch", dependencies=keyed, openapi_extra=upload_doc,
+              responses=answers(*posted, path="/predict"),
+              summary="Several chest X-rays at once")
+    async def predict_xray_batch(request: Request) -> dict[str, Any]:
+        slot = store.get("xray")
+        return await xray_answer(slot, await xray_sent(request))
+
+    @app.post("/predict", dependencies=keyed, openapi_extra=upload_doc,
+              responses=answers(*posted, path="/predict"),
+              summary="The guide's endpoint: {\"data\": ...} in, {\"prediction\": ...} out")
+    async def predict_guide(request: Request) -> dict[str, Any]:
+        slot = store.get("xray")
+        return await xray_answer(slot, await xray_sent(request))
+
+    @app.post("/predict/ohlcv", dependencies=keyed, openapi_extra=json_doc,
+              responses=answers(*posted, path="/predict"),
+              summary="Next-period forecast from the last look-back bars")
+    async def predict_ohlcv(request: Request, series: str | None = series_query,
+                            ) -> dict[str, Any]:
+        slot = ohlcv_slot(series)
+        return await in_thread(forecast, slot, await ohlcv_payload(request))
+
+    @app.post("/predict/ohlcv/batch", dependencies=keyed, openapi_extra=json_doc,
+              responses=answers(*posted, path="/predict"),
+              summary="Forecasts for several raw windows (n, look_back, features)")
+    async def predict_ohlcv_batch(request: Request, series: str | None = series_query,
+                                  ) -> dict[str, Any]:
+        slot = ohlcv_slot(series)
+        return await in_thread(forecast_windows, slot, await ohlcv_payload(request))
+
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, with the JSON bodies the handlers parse themselves (off the
+        event loop) added to its components."""
+        schema = base_openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, body in bodies.items():
+            components.update(body.get("$defs", {}))
+            components[name] = {k: v for k, v in body.items() if k != "$defs"}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.state.store = store
     return app

@@ -11,7 +11,7 @@ from typing import Any
 from nnpipe.compression.selection import Selection
 from nnpipe.compression.table import REFERENCE
 from nnpipe.io import atomic_write_json
-from nnpipe.serving.predictor import DEPLOY_FILE
+from nnpipe.serving.predictor import DEPLOY_FILE, file_sha256
 
 
 def variant_file(variants: Path, variant: str) -> Path:
@@ -24,7 +24,8 @@ def write_deploy_folder(dest: Path, variants: Path, selection: Selection, rows: 
     """Fill ``dest`` (a staging folder) and return its ``deploy.json`` record."""
     dest.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {**spec, **selection.as_dict(), "file": None, "format": None,
-                              "reference_file": None, "measured": None, "reference": None}
+                              "sha256": None, "reference_file": None, "measured": None,
+                              "reference": None}
     reference = variant_file(variants, REFERENCE)
     if reference.is_file():
         shutil.copy2(reference, dest / "reference.keras")
@@ -34,8 +35,9 @@ def write_deploy_folder(dest: Path, variants: Path, selection: Selection, rows: 
         source = variant_file(variants, selection.variant)
         name = "model.keras" if selection.variant == REFERENCE else "model.tflite"
         shutil.copy2(source, dest / name)
+        # the sha256 is the version's lineage: serving refuses a file that no longer has it
         record |= {"file": name, "format": "keras" if name.endswith(".keras") else "tflite",
-                   "measured": rows[selection.variant]}
+                   "sha256": file_sha256(dest / name), "measured": rows[selection.variant]}
     atomic_write_json(dest / "variants.json", rows)
     atomic_write_json(dest / DEPLOY_FILE, record)
     return record

@@ -5,14 +5,23 @@ A deploy folder holds ``deploy.json`` (the domain, the variant, its file and for
 what preprocessing needs: image size and resize mode, or look-back and feature names)
 and the model file. Each domain's predictor (``nnpipe.<domain>.predictor``) applies the
 preprocessing training used; TensorFlow is imported only to run a Keras variant.
+
+A deploy folder may come from a registry anyone with write access could have changed, so
+it is loaded as data only (:func:`check_deploy_spec`, :func:`read_model_file`): the model
+file must be a plain name inside the folder, of a format nnpipe writes (a TFLite
+flatbuffer, or a Keras zip loaded in safe mode with nnpipe's own layers only, see
+:func:`nnpipe.keras_env.load_served_keras`), with the sha256 promote recorded. Anything
+else raises :class:`~nnpipe.errors.RefusedModelError` before a byte of it is parsed.
 """
 
 from __future__ import annotations
 
 import abc
+import hashlib
 import importlib
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,33 +29,115 @@ from typing import Any
 
 import numpy as np
 
-from nnpipe.errors import NnpipeError
+from nnpipe.config import DOMAINS
+from nnpipe.errors import NnpipeError, RefusedModelError
 
 log = logging.getLogger(__name__)
 
 DEPLOY_FILE = "deploy.json"
+FORMATS = {"tflite": ".tflite", "keras": ".keras"}  # what promote writes, by suffix
+TFLITE_IDENTIFIER = b"TFL3"  # a TFLite flatbuffer's file identifier, at bytes 4..8
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+REPROMOTE = ("re-run promote and register on a project you trust (`nnpipe run`, or `dvc "
+             "repro -f <domain>-promote` then `nnpipe run`)")
 
 
 class PredictionInputError(NnpipeError, ValueError):
     """The input cannot be predicted on: the message says what is wrong with it."""
 
 
-def load_runner(path: Path, fmt: str, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from a float32 batch to the model's outputs, for either format."""
+def sha256_of(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file, as promote records it in ``deploy.json``."""
+    return sha256_of(path.read_bytes())
+
+
+def confined_path(directory: Path, name: Any, what: str) -> Path:
+    """``directory / name`` where ``name`` is a relative path that stays inside
+    ``directory`` (no absolute path, no ``..``, no symlink out); else RefusedModelError."""
+    if not isinstance(name, str) or not name or "\\" in name or "\0" in name:
+        raise RefusedModelError(f"{what} must be a file name inside {directory}, got "
+                                f"{name!r}; {REPROMOTE}")
+    parts = Path(name).parts
+    if Path(name).is_absolute() or ".." in parts or re.match(r"[A-Za-z]:", name):
+        raise RefusedModelError(f"{what} is {name!r}: it must be a path inside "
+                                f"{directory}, never absolute or with '..'; {REPROMOTE}")
+    root = directory.resolve()
+    target = (directory / name).resolve()
+    if not target.is_relative_to(root):
+        raise RefusedModelError(f"{what} {name!r} leads outside {directory} (to {target}, "
+                                f"through a symlink); {REPROMOTE}")
+    return target
+
+
+def check_deploy_spec(directory: Path, spec: Any) -> Path:
+    """Check a ``deploy.json`` record is one promote writes; the model file's path."""
+    where = directory / DEPLOY_FILE
+    if not isinstance(spec, dict):
+        raise RefusedModelError(f"{where} is not a JSON object; {REPROMOTE}")
+    if spec.get("domain") not in DOMAINS:
+        raise RefusedModelError(f"{where}: domain {spec.get('domain')!r} is not one of "
+                                f"{', '.join(DOMAINS)}; {REPROMOTE}")
+    fmt = spec.get("format")
+    if fmt not in FORMATS:
+        raise RefusedModelError(f"{where}: format {fmt!r} is not one nnpipe serves "
+                                f"({', '.join(FORMATS)}); {REPROMOTE}")
+    path = confined_path(directory, spec.get("file"), f"{where}: file")
+    if path.suffix != FORMATS[fmt]:
+        raise RefusedModelError(f"{where}: a {fmt} model is a {FORMATS[fmt]} file, not "
+                                f"{spec['file']!r}; {REPROMOTE}")
+    if not path.is_file():
+        raise RefusedModelError(f"{where} names {spec['file']!r}, which is not a file in "
+                                f"{directory}; {REPROMOTE}")
+    if not isinstance(spec.get("sha256"), str) or not _SHA256.fullmatch(spec["sha256"]):
+        raise RefusedModelError(f"{where} records no sha256 of {spec['file']} (a deploy "
+                                f"folder from before nnpipe recorded one, or edited); "
+                                f"{REPROMOTE}")
+    return path
+
+
+def read_model_file(path: Path, fmt: str, sha256: str) -> bytes:
+    """The model file's bytes, once: they must hash to ``sha256`` and be of ``fmt``."""
+    content = path.read_bytes()
+    if (found := sha256_of(content)) != sha256:
+        raise RefusedModelError(f"{path} has changed since promote wrote it (sha256 {found}, "
+                                f"recorded {sha256}); {REPROMOTE}")
+    if fmt == "tflite" and content[4:8] != TFLITE_IDENTIFIER:
+        raise RefusedModelError(f"{path} is not a TFLite flatbuffer (no {TFLITE_IDENTIFIER!r} "
+                                f"identifier); {REPROMOTE}")
+    return content
+
+
+def load_runner(path: Path, fmt: str, threads: int = 1, content: bytes | None = None,
+                ) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from a float32 batch to the model's outputs, for either format
+    (``content``: the file's bytes, already checked by :func:`read_model_file`)."""
+    content = path.read_bytes() if content is None else content
     if fmt == "tflite":
         from nnpipe.compression.litert import TfliteRunner
 
-        runner = TfliteRunner(path.read_bytes(), threads=threads)
+        if content[4:8] != TFLITE_IDENTIFIER:
+            raise RefusedModelError(f"{path} is not a TFLite flatbuffer; {REPROMOTE}")
+        runner = TfliteRunner(content, threads=threads)
         return runner.predict
+    if fmt != "keras":
+        raise RefusedModelError(f"{path}: format {fmt!r} is not one nnpipe serves "
+                                f"({', '.join(FORMATS)}); {REPROMOTE}")
     try:
-        from nnpipe.keras_env import load_model, tf
+        from nnpipe.keras_env import load_served_keras, tf
     except ImportError as exc:
         raise NnpipeError(
             f"{path.name} is a Keras model and TensorFlow is not installed here ({exc}): "
             "serve it from an install with nnpipe[pipeline] (the pipeline image), or "
             "promote a TFLite variant") from None
 
-    model = load_model(path, compile=False)
+    try:
+        model = load_served_keras(content, str(path))  # never tf-keras' format dispatcher
+    except RefusedModelError as exc:
+        raise RefusedModelError(f"{exc}; {REPROMOTE}") from None
     call = tf.function(lambda x: model(x, training=False))  # compiled once per input shape
 
     def predict(x: np.ndarray) -> np.ndarray:
@@ -79,18 +170,30 @@ def finite(x: np.ndarray, what: str) -> np.ndarray:
     return x
 
 
-def load_predictor(directory: str | Path, threads: int = 1) -> Predictor:
-    """The predictor of a deploy folder, for its domain."""
-    directory = Path(directory)
+def read_deploy_spec(directory: Path) -> dict[str, Any]:
+    """A deploy folder's ``deploy.json``, as written (not yet checked)."""
     spec_path = directory / DEPLOY_FILE
     if not spec_path.is_file():
         raise NnpipeError(f"{directory} is not a deploy folder (no {DEPLOY_FILE}); the "
                           "promote stage writes one")
-    spec = json.loads(spec_path.read_text())
-    if not spec.get("file"):
+    try:
+        return json.loads(spec_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise RefusedModelError(f"{spec_path} is not valid JSON ({exc}); {REPROMOTE}") \
+            from None
+
+
+def load_predictor(directory: str | Path, threads: int = 1) -> Predictor:
+    """The predictor of a deploy folder, for its domain: only after its ``deploy.json``
+    and model file pass :func:`check_deploy_spec` and :func:`read_model_file`."""
+    directory = Path(directory)
+    spec = read_deploy_spec(directory)
+    if isinstance(spec, dict) and not spec.get("file"):
         raise NnpipeError(f"{directory} deploys nothing: {spec.get('reason')}")
-    runner = load_runner(directory / spec["file"], spec["format"], threads)
-    # by name: a domain's predictor is loaded only where that domain is served
+    path = check_deploy_spec(directory, spec)
+    content = read_model_file(path, spec["format"], spec["sha256"])
+    runner = load_runner(path, spec["format"], threads, content)
+    # by name, from the fixed list: a domain's predictor is loaded only where it is served
     module = importlib.import_module(f"nnpipe.{spec['domain']}.predictor")
     return module.PREDICTOR(directory, spec, runner)
 

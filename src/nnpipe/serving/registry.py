@@ -14,10 +14,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from nnpipe.config import Params, series_names
-from nnpipe.errors import NnpipeError
+from nnpipe.errors import NnpipeError, RefusedModelError
 from nnpipe.layout import domain_layout
+from nnpipe.serving.predictor import REPROMOTE, confined_path, read_deploy_spec
 
 log = logging.getLogger(__name__)
+
+MODEL_SHA256_TAG = "model_sha256"  # the version's lineage: its model file's sha256
 
 
 class ModelNotFoundError(NnpipeError, LookupError):
@@ -73,13 +76,58 @@ def resolve(tracking_uri: str, name: str, alias: str) -> RegisteredDeployable:
     location = client.get_logged_model(model_id).artifact_location if model_id else mv.source
     root = Path(mlflow.artifacts.download_artifacts(artifact_uri=location,
                                                     tracking_uri=tracking_uri))
-    spec = yaml.safe_load((root / "MLmodel").read_text())
-    artifacts = spec.get("flavors", {}).get("python_function", {}).get("artifacts", {})
-    if ARTIFACT not in artifacts:
-        raise ModelNotFoundError(f"{name} v{version} is not a deployable nnpipe version (no "
-                                 f"'{ARTIFACT}' artifact); re-run promote and register")
-    return RegisteredDeployable(name, alias, version, mv.run_id, dict(mv.tags or {}),
-                                root / artifacts[ARTIFACT]["path"])
+    tags = dict(mv.tags or {})
+    deploy_dir = deploy_artifact_dir(root, f"{name} v{version}", ARTIFACT)
+    check_lineage(deploy_dir, tags, f"{name} v{version}")
+    return RegisteredDeployable(name, alias, version, mv.run_id, tags, deploy_dir)
+
+
+def resolve_here(name: str, alias: str) -> RegisteredDeployable:
+    """:func:`resolve` in the registry this process uses now (a stage's, which
+    :func:`nnpipe.tracking.start_run` configures)."""
+    import mlflow
+
+    return resolve(mlflow.get_registry_uri(), name, alias)
+
+
+def deploy_artifact_dir(root: Path, what: str, artifact: str = "deploy") -> Path:
+    """The deploy folder (the ``artifact``) a downloaded pyfunc's ``MLmodel`` names, which
+    must be a relative path inside ``root`` (the MLmodel is data from the registry)."""
+    try:
+        spec = yaml.safe_load((root / "MLmodel").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ModelNotFoundError(f"{what} has no readable MLmodel ({exc}); {REPROMOTE}") \
+            from None
+    flavors = spec.get("flavors") if isinstance(spec, dict) else None
+    pyfunc = flavors.get("python_function") if isinstance(flavors, dict) else None
+    artifacts = pyfunc.get("artifacts") if isinstance(pyfunc, dict) else None
+    if not isinstance(artifacts, dict) or artifact not in artifacts:
+        raise ModelNotFoundError(f"{what} is not a deployable nnpipe version (no "
+                                 f"'{artifact}' artifact); re-run promote and register")
+    entry = artifacts[artifact]
+    path = confined_path(root, entry.get("path") if isinstance(entry, dict) else None,
+                         f"{what}: the MLmodel's '{artifact}' artifact path")
+    if not path.is_dir():
+        raise RefusedModelError(f"{what}: the MLmodel's '{artifact}' artifact {path} is not a "
+                                f"folder; {REPROMOTE}")
+    return path
+
+
+def check_lineage(deploy_dir: Path, tags: dict[str, str], what: str) -> None:
+    """Refuse a version whose deploy folder's model sha256 is not the one register recorded
+    on the version (its ``model_sha256`` tag); the file itself is checked against the
+    same sha256 when it is loaded (:func:`nnpipe.serving.predictor.load_predictor`)."""
+    recorded = tags.get(MODEL_SHA256_TAG)
+    if not recorded:
+        raise RefusedModelError(f"{what} has no {MODEL_SHA256_TAG} tag (registered before "
+                                f"nnpipe recorded model hashes, or its tags were edited); "
+                                f"{REPROMOTE}")
+    spec = read_deploy_spec(deploy_dir)
+    found = spec.get("sha256") if isinstance(spec, dict) else None
+    if found != recorded:
+        raise RefusedModelError(f"{what}: its deploy.json records the model sha256 {found}, "
+                                f"but register recorded {recorded} on the version: the "
+                                f"artifacts were changed after registration; {REPROMOTE}")
 
 
 # What `nnpipe serve` is asked to serve, and what it can serve now -----------------------

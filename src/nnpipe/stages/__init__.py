@@ -15,9 +15,11 @@ for.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +27,7 @@ from types import ModuleType
 from nnpipe.config import DOMAINS, PARAMS_FILE, Params, load_params
 from nnpipe.errors import NnpipeError, configure_logging, report_errors
 from nnpipe.prefect_env import prefect_defaults
+from nnpipe.project_lock import clean_after_killed_runs, hold_project
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +241,22 @@ def require(path: Path, producer: str, domain: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def tracking_errors_reported() -> Iterator[None]:
+    """A tracking server that does not answer is an outage, not a bug: its one plain
+    line (naming the server and what to do), not MLflow's traceback."""
+    try:
+        yield
+    except Exception as exc:
+        if "nnpipe.tracking" in sys.modules:  # only a stage that tracks can meet one
+            from nnpipe.tracking import unavailable_error
+
+            found = unavailable_error(exc)
+            if found is not None:
+                raise found from None
+        raise
+
+
 def cli_main(module_name: str, run: Callable[[Params, str], dict],
              argv: list[str] | None) -> int:
     """The ``main()`` of every stage module: parse --params/-S, run, report errors plainly.
@@ -253,8 +272,10 @@ def cli_main(module_name: str, run: Callable[[Params, str], dict],
     args = parser.parse_args(argv)
     configure_logging()
     prefect_defaults()  # a stage may run a flow of its own (tuning trials on Dask)
-    with report_errors():
+    with report_errors(), hold_project(f"stage {stage.name}"):
         params = load_params(args.params, args.overrides)
+        clean_after_killed_runs([params.paths.data, params.paths.models, params.paths.reports])
         log.info("stage %s", stage.name)
-        run(params, stage.domain)
+        with tracking_errors_reported():
+            run(params, stage.domain)
     return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import warnings
 from pathlib import Path
 
@@ -23,6 +24,23 @@ class ImageDecodeError(NnpipeError, ValueError):
     """A file that should be an image could not be decoded (truncated, corrupt, not an image)."""
 
 
+class ImageTooLargeError(ImageDecodeError):
+    """An image whose header declares more pixels, or a longer side, than allowed."""
+
+
+def check_image_size(width: int, height: int, name: str, max_pixels: int | None,
+                     max_side: int | None) -> None:
+    """Refuse an image by its declared size, before its pixels are allocated: a 138-byte
+    PNG can declare 40000 x 1 pixels, and padding that to a square would allocate 1.6 G."""
+    if (max_side is not None and max(width, height) > max_side) or \
+            (max_pixels is not None and width * height > max_pixels):
+        limits = [f"{max_side:,} pixels per side" if max_side is not None else "",
+                  f"{max_pixels:,} pixels in all" if max_pixels is not None else ""]
+        raise ImageTooLargeError(
+            f"{name}: {width:,} x {height:,} pixels is over the limit of "
+            f"{' and '.join(x for x in limits if x)}: downscale it before sending")
+
+
 def to_grayscale_uint8(image: Image.Image) -> np.ndarray:
     """Convert a PIL image of any mode to a 2-D uint8 array.
 
@@ -32,11 +50,14 @@ def to_grayscale_uint8(image: Image.Image) -> np.ndarray:
     """
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(image, dtype=np.float64)
+        arr = np.array(image, dtype=np.float64)
         lo, hi = float(arr.min()), float(arr.max())
         if hi <= lo:
             return np.zeros(arr.shape, dtype=np.uint8)
-        return np.round((arr - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+        # in place: the same arithmetic without two more float64 copies of a large image
+        arr -= lo
+        arr *= 255.0 / (hi - lo)
+        return np.round(arr, out=arr).astype(np.uint8)
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
@@ -46,12 +67,28 @@ def to_grayscale_uint8(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8).copy()
 
 
-def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode PNG/JPEG bytes to a 2-D uint8 array, or raise :class:`ImageDecodeError`."""
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from an image's header, without decoding it; None if unreadable."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except Exception:  # whatever it is, decode_image will say it
+        return None
+
+
+def decode_image(data: bytes, name: str = "<bytes>", *, max_pixels: int | None = None,
+                 max_side: int | None = None) -> np.ndarray:
+    """Decode PNG/JPEG bytes to a 2-D uint8 array, or raise :class:`ImageDecodeError`.
+
+    ``max_pixels``/``max_side`` refuse an image by the size its header declares, before
+    decoding (serving sets them; PIL's decompression-bomb limit applies in any case)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
+                check_image_size(*image.size, name, max_pixels, max_side)
                 image.load()  # forces a full decode: truncated files fail here, not later
                 if image.format not in ("PNG", "JPEG", "MPO"):
                     raise ImageDecodeError(f"{name}: {image.format} is not PNG or JPEG")
@@ -62,9 +99,15 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
         # PIL's own message names its BytesIO object, which means nothing to the sender
         raise ImageDecodeError(f"{name}: not a readable PNG/JPEG image (its bytes are no "
                                "image format PIL knows)") from None
-    except (OSError, SyntaxError, ValueError,
-            Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
-        raise ImageDecodeError(f"{name}: not a readable PNG/JPEG image ({exc})") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise ImageTooLargeError(f"{name}: declares more pixels than PIL's decompression-"
+                                 f"bomb limit ({Image.MAX_IMAGE_PIXELS:,}): downscale it "
+                                 "before sending") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        # PIL's messages can name its BytesIO object (`<_io.BytesIO object at 0x...>`)
+        why = re.sub(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>", "", str(exc)).strip() or \
+            type(exc).__name__
+        raise ImageDecodeError(f"{name}: not a readable PNG/JPEG image ({why})") from None
     if array.ndim != 2 or min(array.shape) < 1:
         raise ImageDecodeError(f"{name}: decoded to an empty image")
     return array

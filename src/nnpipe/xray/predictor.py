@@ -33,6 +33,9 @@ class XrayPredictor(Predictor):
                                            f"JPEG bytes: {exc}") from None
         if isinstance(image, (bytes, bytearray)):
             array = decode_image(bytes(image))  # raises ImageDecodeError, saying why
+        elif isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 2 \
+                and min(image.shape) >= 1:
+            array = image  # decoded already: in range by its type (no float copy of it)
         else:
             array = np.asarray(image)
             if array.ndim == 3 and array.shape[-1] == 1:

@@ -19,7 +19,7 @@ from nnpipe.errors import NnpipeError
 from nnpipe.keras_env import make_deterministic
 from nnpipe.ohlcv.models import build_forecaster, export_forecaster
 from nnpipe.ohlcv.windows import TrainOnlyScaler
-from nnpipe.serving.predictor import PredictionInputError, load_predictor
+from nnpipe.serving.predictor import PredictionInputError, file_sha256, load_predictor
 from nnpipe.xray.images import resize_square
 from nnpipe.xray.models import build_model
 
@@ -36,7 +36,8 @@ def xray_deploy(tmp_path_factory):
     model.save(folder / "model.keras")
     spec = {"domain": "xray", "variant": "tflite_float32", "format": "tflite",
             "file": "model.tflite", "classes": ["normal", "pneumonia"], "threshold": 0.5,
-            "image_size": SIZE, "resize": "pad", "max_side": None}
+            "image_size": SIZE, "resize": "pad", "max_side": None,
+            "sha256": file_sha256(folder / "model.tflite")}
     (folder / "deploy.json").write_text(json.dumps(spec))
     return folder
 
@@ -66,8 +67,9 @@ def test_the_keras_format_serves_the_same_model(xray_deploy, tmp_path):
     spec = json.loads((xray_deploy / "deploy.json").read_text())
     for name in ("model.keras", "model.tflite"):
         (tmp_path / name).write_bytes((xray_deploy / name).read_bytes())
-    (tmp_path / "deploy.json").write_text(json.dumps({**spec, "format": "keras",
-                                                      "file": "model.keras"}))
+    (tmp_path / "deploy.json").write_text(json.dumps({
+        **spec, "format": "keras", "file": "model.keras",
+        "sha256": file_sha256(tmp_path / "model.keras")}))
     x = np.random.default_rng(1).integers(0, 256, (5, SIZE, SIZE)).astype(np.float64)
     keras_out = load_predictor(tmp_path).predict(x)["probability"]
     tflite_out = load_predictor(xray_deploy).predict(x)["probability"]
@@ -117,7 +119,8 @@ def ohlcv_deploy(request, tmp_path_factory):
     (folder / "deploy.json").write_text(json.dumps({
         "domain": "ohlcv", "variant": "tflite_float32", "format": "tflite",
         "file": "model.tflite", "look_back": LOOK_BACK, "horizon": 1,
-        "target": request.param, "features": COLUMNS, "derived": []}))
+        "target": request.param, "features": COLUMNS, "derived": [],
+        "sha256": file_sha256(folder / "model.tflite")}))
     return folder
 
 

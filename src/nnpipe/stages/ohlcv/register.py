@@ -17,7 +17,6 @@ import logging
 
 import numpy as np
 
-from nnpipe import tracking
 from nnpipe.config import Params
 from nnpipe.io import atomic_write_json, read_json
 from nnpipe.layout import domain_layout
@@ -28,6 +27,7 @@ from nnpipe.registration import (
     GateRule,
     champion_text,
     check_same_run,
+    load_champion,
     not_registered,
     register_and_gate,
     variant_lines,
@@ -66,9 +66,9 @@ def score_champion(model_name: str, prep: Prepared, metric: str, ma_window: int,
                    ) -> tuple[float | None, str]:
     """The champion's gate metric on today's test period, from ITS deployed variant, or
     None with the reason."""
-    predictor = tracking.load_deployed(model_name, "champion")
+    predictor, why = load_champion(model_name)  # its deploy folder, never its pyfunc's code
     if not isinstance(predictor, OhlcvPredictor):
-        return None, "the champion is not a deployable (pyfunc) version nnpipe can re-score"
+        return None, why or "the champion is not a deployable version nnpipe can re-score"
     try:
         scored = score_model(lambda x: predictor.run(x.astype(np.float32)),
                              predictor.window_shape, prep, ma_window)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from nnpipe import tracking
 from nnpipe.config import Params
 from nnpipe.io import atomic_write_json, read_json
 from nnpipe.layout import domain_layout
@@ -24,6 +23,7 @@ from nnpipe.registration import (
     GateRule,
     check_same_run,
     deployed_lines,
+    load_champion,
     not_registered,
     register_and_gate,
     variant_lines,
@@ -60,9 +60,9 @@ def score_champion(name: str, features_dir: Path, image_size: int, classes: list
     """The champion's gate metric on the current test split, from ITS deployed variant
     (thresholds from the current validation split, as for the candidate), or None with
     the reason it is not comparable."""
-    predictor = tracking.load_deployed(name, "champion")
+    predictor, why = load_champion(name)  # its deploy folder, never its pyfunc's code
     if not isinstance(predictor, XrayPredictor):
-        return None, "the champion is not a deployable (pyfunc) version nnpipe can re-score"
+        return None, why or "the champion is not a deployable version nnpipe can re-score"
     if predictor.image_size != image_size:
         return None, (f"the champion takes {predictor.image_size}px images, today's test "
                       f"split is {image_size}px")
