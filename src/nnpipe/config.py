@@ -46,6 +46,14 @@ def _takes_bool(annotation: Any) -> bool:
     return any(_takes_bool(arg) for arg in get_args(annotation))
 
 
+def _has_bool(value: Any) -> bool:
+    """Whether ``value`` is a boolean or a list holding one (a nested section is a mapping,
+    checked by its own model)."""
+    if isinstance(value, bool):
+        return True
+    return isinstance(value, (list, tuple)) and any(_has_bool(v) for v in value)
+
+
 class Strict(BaseModel):
     """Base for every section: unknown keys are errors; loaded params are immutable."""
 
@@ -56,7 +64,7 @@ class Strict(BaseModel):
     def _no_bool_as_number(cls, value: Any, info: ValidationInfo) -> Any:
         """pydantic reads ``true`` as 1 for an int or float field: ``epochs: true`` would
         train one epoch. A boolean is accepted only where the field is a switch."""
-        if isinstance(value, bool) and info.field_name is not None:
+        if info.field_name is not None and _has_bool(value):  # also inside lists: [true, 8]
             if not _takes_bool(cls.model_fields[info.field_name].annotation):
                 raise ValueError(f"a boolean ({str(value).lower()}) is not accepted here: "
                                  "give a number or a value of the field's type")
@@ -632,7 +640,7 @@ class Serve(Strict):
     max_batch: Annotated[int, Field(ge=1, le=10_000)] = 256
     max_pixels: Annotated[int, Field(ge=1)] = 4096 * 4096  # per image, from its header
     max_side: Annotated[int, Field(ge=1)] = 4096
-    max_batch_pixels: Annotated[int, Field(ge=1)] = 4 * 4096 * 4096  # decoded, per request
+    max_batch_pixels: Annotated[int, Field(ge=1)] = 4 * 4096 * 4096  # allocated, padded too
     max_bars: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000  # rows of `bars`/`data`
     decode_threads: Annotated[int, Field(ge=1, le=64)] = 2  # image decoding off the loop
 

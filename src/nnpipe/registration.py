@@ -56,9 +56,21 @@ class GateRule:
     allow_incomparable_key: str  # the params key, for the message
 
 
+# How load_champion says the champion was refused: serving refuses it as well (a version
+# registered before sha256 lineage, or tampered), so it cannot hold its place against a
+# candidate; the candidate is judged by the bound alone.
+REFUSED_CHAMPION = "the champion was refused by the safe loader"
+
+
 def judge(rule: GateRule, candidate: float, champion: tracking.ModelVersionInfo | None,
           champion_value: float | None, how: str) -> GateDecision:
     if champion is not None and champion_value is None:
+        if how.startswith(REFUSED_CHAMPION):
+            bound_only = decide_promotion(rule.metric, candidate, rule.bound, None,
+                                          rule.tolerance, higher_is_better=rule.higher_is_better)
+            return GateDecision(bound_only.promote,
+                                f"{bound_only.reason}; not compared with v{champion.version}: "
+                                f"{how}, and serving refuses it too")
         if not rule.allow_incomparable:
             return GateDecision(False, f"the current champion v{champion.version} cannot be "
                                 f"compared on the same test data ({how}); set "
@@ -114,7 +126,7 @@ def load_champion(model_name: str) -> tuple[Any | None, str]:
         return None, f"the champion is not a deployable version nnpipe can re-score ({exc})"
     except RefusedModelError as exc:
         log.warning("register: %s@champion refused, not re-scored: %s", model_name, exc)
-        return None, f"the champion was refused by the safe loader ({exc})"
+        return None, f"{REFUSED_CHAMPION} ({exc})"
 
 
 def not_registered(model_name: str, run_id: str, reason: str) -> dict:

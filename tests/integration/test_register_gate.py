@@ -120,6 +120,20 @@ def test_worse_than_champion_is_refused(retrained):
     assert aliases(project) == {"champion": "1", "challenger": "2"}
 
 
+def test_a_champion_serving_refuses_does_not_block_a_new_version(retrained):
+    """A champion registered before sha256 lineage (no `model_sha256` tag) is refused by
+    serving and by register's re-scoring: the candidate is judged by the bound alone, and
+    the reason says why v1 was not compared."""
+    project = retrained
+    registry(project).delete_model_version_tag("xray-classifier", "1", "model_sha256")
+    with working_directory(project):
+        record = register.run(load_params("params.yaml", ["xray.register.min_value=0.0"]),
+                              "xray")
+    assert record["promoted"] is True, record["reason"]
+    assert "not compared with v1" in record["reason"] and "sha256" in record["reason"]
+    assert aliases(project) == {"champion": "2", "challenger": "2"}
+
+
 def test_champion_of_another_input_size_blocks_promotion_unless_allowed(project):
     with working_directory(project):
         from nnpipe.stages.xray import featurize

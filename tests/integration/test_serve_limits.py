@@ -26,6 +26,7 @@ from PIL import Image
 pytestmark = pytest.mark.integration
 
 KEY = "test-key-0123"
+BAR = [1, 2, 0.5, 1.5, 100]  # Open, High, Low, Close, Volume: a consistent bar
 LIMIT_MB = 10
 
 
@@ -194,7 +195,8 @@ def test_a_client_that_leaves_mid_upload_is_no_500_and_no_traceback(server):
 
 
 @pytest.mark.parametrize("path, body, message", [
-    ("/predict/xray", {"image": "png40000x1"}, "40,000 x 1 pixels is over the limit"),
+    ("/predict/xray", {"image": "png40000x1"},
+     "40,000 x 1 pixels (padded to a square: 1,600,000,000 pixels) is over the limit"),
     ("/predict/xray", {"image": "png5000x5000"}, "5,000 x 5,000 pixels is over the limit"),
     ("/predict", {"data": [[0] * 30000]}, "List should have at most 4096 items"),
     ("/predict/ohlcv/batch", {"windows": [[[1.0] * 5] * 10] * 257},
@@ -209,6 +211,13 @@ def test_a_client_that_leaves_mid_upload_is_no_500_and_no_traceback(server):
                                   "Volume": 1}] * 20}, "High 0.5 < Low 2"),
     ("/predict/ohlcv/batch", {"windows": [[[1.0] * 5] * 10, [[1.0] * 5]]},
      "rows of one length"),
+    ("/predict/ohlcv/batch", {"windows": [[BAR] * 10, [BAR] * 3 + [[1, 0.5, 2, 1.5, 100]]
+                                          + [BAR] * 6]},
+     "`windows[1]` (10 rows) has 1 violation(s) of rule(s) ['ohlc_inconsistent']"),
+    ("/predict/ohlcv/batch", {"windows": [[BAR] * 9 + [[1, 2, -0.5, 1.5, 100]]]},
+     "row 9: price_not_positive: prices must be > 0: Low=-0.5"),
+    ("/predict/ohlcv/batch", {"windows": [[[2e9, 3e9, 1e9, 2e9, 100]] * 10]},
+     "`windows[0]` row 0: Open must be a price > 0 and at most 1e+09"),
     ("/predict/ohlcv?series=", {"data": [[1, 2, 0.5, 1.5, 100]] * 20},
      "`query.series`: String should have at least 1 character"),
     ("/predict/ohlcv?series=NOPE", {"data": [[1, 2, 0.5, 1.5, 100]] * 20},
@@ -227,6 +236,26 @@ def test_oversized_and_absurd_inputs_get_a_4xx_that_says_why(server, path, body,
     assert status in (404, 413, 422), text
     assert message in json.loads(text)["error"], text
     assert time.perf_counter() - start < 30
+
+
+def test_a_requests_pixel_budget_counts_the_padded_squares(server):
+    """Five PNGs of 4096 x 1 (a few hundred bytes each) decode to 20 k pixels, but pad mode
+    makes each a 4096 x 4096 canvas: 84 M pixels, over serve.max_batch_pixels (four such
+    canvases), refused from their headers; four are served."""
+    port, _ = server
+    import base64
+
+    image = base64.b64encode(png(np.zeros((1, 4096), np.uint8))).decode()
+    answers = {count: call(port, "POST", "/predict/xray/batch",
+                           json.dumps({"images": [image] * count}).encode(),
+                           {"Content-Type": "application/json", "X-API-Key": KEY})
+               for count in (4, 5)}
+    assert answers[4][0] == 200, answers[4][2]
+    assert len(json.loads(answers[4][2])["predictions"]) == 4
+    assert answers[5][0] == 422, answers[5][2]
+    error = json.loads(answers[5][2])["error"]
+    assert "over 67,108,864 pixels in all" in error and "padded to 16,777,216" in error, \
+        error
 
 
 def test_health_answers_while_the_worst_allowed_request_is_decoded(server):

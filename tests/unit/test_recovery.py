@@ -27,7 +27,8 @@ def dead_pid() -> int:
 
 @pytest.mark.parametrize("override", ["xray.train.epochs=true", "seed=false",
                                       "xray.train.learning_rate=true",
-                                      "ohlcv.train.epochs=true"])
+                                      "ohlcv.train.epochs=true",
+                                      "xray.train.filters=[true,8]"])
 def test_a_boolean_is_not_a_number(override):
     with pytest.raises(ParamsError) as err:
         load_params(PARAMS, [override])

@@ -101,7 +101,7 @@ def test_core_does_not_import_orchestration_or_tracking():
              # adapters: trials on Prefect-on-Dask, the MLflow pyfunc of a deploy folder,
              # the MLflow UI's server, Prefect's settings and temporary server
              "cluster.py", "pyfunc.py", "mlflow_model.py", "registry.py", "mlflow_ui.py",
-             "prefect_env.py"}]
+             "prefect_env.py", "tracking_http.py"}]
     offenders = {p.name: imports_of(p) & edge for p in core if imports_of(p) & edge}
     assert offenders == {}
 
@@ -174,3 +174,10 @@ def test_dvc_yaml_has_one_stage_per_domain_and_step():
     for name, stage in spec["stages"].items():
         domain, step = name.split("-", 1)
         assert stage["cmd"] == f"python -m nnpipe stage {step} --domain {domain}"
+
+
+def test_test_files_have_unique_names():
+    """pytest imports test files by their base name (no packages): two files of one name
+    in different folders stop the whole suite with "import file mismatch"."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []

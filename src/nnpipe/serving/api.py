@@ -7,11 +7,13 @@ The event loop does no work whose cost a client chooses: decoding and resizing i
 parsing a JSON body and running a model happen in worker threads (at most
 ``decode_threads`` at once; one model run at a time per model, since a LiteRT interpreter
 is not thread-safe), so a slow request never holds up ``/health`` or another client. Only
-a request of a few small images (by their headers) is decoded and run on the loop, where
-a thread hop would cost more than the work. Every request is bounded before the
-work it would cost is done: the API key is checked before the body is read, the body is
-counted as it streams in (chunked or not) and cut off at the limit with 413, an image is
-refused by the size its header declares, and arrays by their lengths (schema limits).
+a request of a few small images (by their headers, and by their encoded bytes) is decoded
+and run on the loop, where a thread hop would cost more than the work. Every request is
+bounded before the work it would cost is done: the API key is checked before the body is
+read, the body is counted as it streams in (chunked or not) and cut off at the limit with
+413, an image is refused by the size its header declares (a request by the pixels
+preprocessing will allocate for its images: a non-square one is padded to a square),
+arrays by their lengths (schema limits), and OHLCV windows by ingest's bar rules.
 
 Each served model is a registered version found by alias in the configured registry
 (:mod:`nnpipe.serving.registry`) and run by the same predictor code as the MLflow pyfunc
@@ -31,7 +33,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -77,6 +79,7 @@ DISCONNECTED = 499  # the status recorded for a client that left (nginx's conven
 # Small X-ray work stays on the event loop: a thread hop and the GIL hand-offs it brings
 # cost more than decoding a radiograph this small, or a LiteRT run on a few images.
 INLINE_SIDE, INLINE_IMAGES = 512, 4  # longest side of each image (padded to a square)
+INLINE_BYTES = 2**16  # encoded size of each image (base64: its text): inflating costs too
 INLINE_MODEL_PIXELS = 4 * 128 * 128  # model-input pixels of a batch (LiteRT only)
 _REPR = re.compile(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>")
 _TAG = re.compile(r"[\[\]]|^constrained-|^function-")  # pydantic's union branch names
@@ -377,6 +380,131 @@ def check_bars(frame: Any) -> None:
         raise PredictionInputError(f"{message}; send real bars (oldest first)") from None
 
 
+def check_windows(windows: np.ndarray, features: Sequence[str]) -> None:
+    """Raw windows (n, look_back, features) checked as ``/predict/ohlcv`` checks bars, or a
+    422 naming the window and its row.
+
+    A window's rows are training's feature rows (:func:`nnpipe.ohlcv.windows.add_features`):
+    the five bar columns as they are (the model scales them itself), so ingest's bar rules
+    and the bars' bounds apply to them, then derived features, which are no prices: each
+    must agree with the bar it is derived from (``hl_range`` = (High - Low) / Close;
+    ``log_return`` = log(Close / the row before's Close), from a window's second row on) or
+    be within the range it can take (``volume_z``, a z-score over 20 volumes, is at most
+    19 / sqrt(20) in size). A window of another width is left to the predictor to refuse."""
+    from nnpipe.ohlcv.sources import COLUMNS, PRICE_COLUMNS
+
+    names = list(features)
+    if windows.ndim != 3 or windows.shape[2] != len(names) or windows.size == 0:
+        return
+    col = {name: windows[..., names.index(name)] for name in names}
+
+    def refuse(bad: np.ndarray, what: str) -> None:
+        if bad.any():
+            i, r = (int(x) for x in np.argwhere(bad)[0])
+            row = ", ".join(f"{n}={windows[i, r, k]:g}" for k, n in enumerate(names))
+            raise PredictionInputError(
+                f"`windows[{i}]` row {r}: {what} ({row}; {int(bad.sum())} row(s) in all "
+                f"break this); send windows of real bars, rows of {', '.join(names)}")
+
+    if all(c in col for c in COLUMNS):  # ingest's rules, said by ingest's own check
+        o, h, lo, c = (col[n] for n in PRICE_COLUMNS)
+        bad = (o <= 0) | (h <= 0) | (lo <= 0) | (c <= 0) | (col["Volume"] < 0) | \
+            (h < np.maximum(o, c)) | (lo > np.minimum(o, c)) | (h < lo)
+        if bad.any():
+            import pandas as pd
+
+            i, windows_bad = int(np.argwhere(bad)[0][0]), int(bad.any(axis=1).sum())
+            others = f" ({windows_bad} windows break them)" if windows_bad > 1 else ""
+            try:
+                check_bars(pd.DataFrame(windows[i][:, [names.index(n) for n in COLUMNS]],
+                                        columns=list(COLUMNS)))
+            except PredictionInputError as exc:
+                raise PredictionInputError(
+                    str(exc).replace("the bars", f"`windows[{i}]`", 1).replace(
+                        "; send real bars (oldest first)",
+                        f"{others}; send windows of real bars (oldest first)")) from None
+            refuse(bad, "a bar must have prices > 0, High >= Open, Close and Low, "
+                        "Low <= Open and Close, and Volume >= 0")
+    for name in (c for c in PRICE_COLUMNS if c in col):
+        refuse((col[name] <= 0) | (col[name] > MAX_PRICE),
+               f"{name} must be a price > 0 and at most {MAX_PRICE:g}")
+    if "Volume" in col:
+        refuse((col["Volume"] < 0) | (col["Volume"] > MAX_VOLUME),
+               f"Volume must be >= 0 and at most {MAX_VOLUME:g}")
+    if "hl_range" in col and all(n in col for n in ("High", "Low", "Close")):
+        expected = (col["High"] - col["Low"]) / col["Close"]
+        refuse(~np.isclose(col["hl_range"], expected, rtol=1e-3, atol=1e-6),
+               "hl_range must be (High - Low) / Close of its row")
+    elif "hl_range" in col:
+        refuse(col["hl_range"] < 0, "hl_range, (High - Low) / Close, must be >= 0")
+    if "log_return" in col and "Close" in col and windows.shape[1] > 1:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            expected = np.log(col["Close"][:, 1:] / col["Close"][:, :-1])
+        bad = np.zeros(col["Close"].shape, dtype=bool)
+        bad[:, 1:] = ~np.isclose(col["log_return"][:, 1:], expected, rtol=1e-3, atol=1e-6)
+        refuse(bad, "log_return must be log(Close / the previous row's Close)")
+    if "volume_z" in col:
+        from nnpipe.ohlcv.windows import VOLUME_Z_WINDOW
+
+        most = (VOLUME_Z_WINDOW - 1) / VOLUME_Z_WINDOW ** 0.5  # one volume apart from 19
+        refuse(np.abs(col["volume_z"]) > most + 1e-6, f"volume_z, a z-score over "
+               f"{VOLUME_Z_WINDOW} volumes, cannot be over {most:.4f} in size")
+
+
+def check_pixel_budget(sizes: Sequence[tuple[Any, tuple[int, int]]],
+                       settings: ServeSettings, mode: str, max_side: int | None) -> int:
+    """Refuse a request by the sizes its images' headers declare, before any is decoded:
+    each image against serve.max_side and serve.max_pixels, and all of them against
+    serve.max_batch_pixels, counting the pixels preprocessing will allocate (in ``pad``
+    mode the padded square, side = max(width, height), after the deployment's own
+    ``max_side``). The pixels counted."""
+    from nnpipe.xray.images import ImageTooLargeError, allocated_pixels, check_image_size
+
+    total = 0
+    for label, (width, height) in sizes:
+        cost = allocated_pixels(width, height, mode, max_side)
+        try:
+            check_image_size(width, height, str(label), settings.max_pixels,
+                             settings.max_side, cost)
+        except ImageTooLargeError as exc:
+            raise PredictionInputError(str(exc)) from None
+        total += cost
+        if total > settings.max_batch_pixels:
+            shape = f"{width:,} x {height:,}" + (f", padded to {cost:,} pixels"
+                                                 if cost > width * height else "")
+            raise PredictionInputError(
+                f"the images hold over {settings.max_batch_pixels:,} pixels in all (the "
+                f"limit per request), counted as preprocessing allocates them: a non-square "
+                f"image is padded to a square ({label} is {shape}); send fewer or smaller "
+                "images per request")
+    return total
+
+
+def decodes_inline(sent: Sequence[tuple[str, Any, Any]]) -> bool:
+    """Whether the sent images are few and small, by their headers and by their encoded
+    bytes (a small header can front megabytes to inflate), so cheap to decode on the
+    loop; an unreadable one is not (its decoder says why, in a thread)."""
+    from nnpipe.xray.images import declared_size
+
+    if len(sent) > INLINE_IMAGES:
+        return False
+    for how, value, _ in sent:
+        if how == "array":
+            size = value.shape
+        else:
+            if len(value) > INLINE_BYTES:  # the file's bytes, or the base64 text
+                return False
+            if how == "base64":
+                try:
+                    value = base64.b64decode(value, validate=True)
+                except ValueError:
+                    return False
+            size = declared_size(value)
+        if size is None or max(size) > INLINE_SIDE:
+            return False
+    return True
+
+
 class Guard:
     """A plain ASGI middleware: the API key checked from the headers before any of the
     body is read, the body counted as it streams in and cut off at the limit, a JSON 500
@@ -594,14 +722,14 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
         except ImageDecodeError as exc:
             raise PredictionInputError(f"{exc}; send {XRAY_ACCEPTED}") from None
 
-    def from_base64(text: str, what: str) -> np.ndarray:
+    def from_base64(text: str, what: str) -> tuple[bytes, Sent]:
         try:
             data = base64.b64decode(text, validate=True)
         except ValueError:
             raise PredictionInputError(
                 f"{what} ({len(text):,} characters) is not base64 text: send the PNG/JPEG "
                 "file's bytes base64-encoded (base64 -w0 image.png)") from None
-        return decoded(data, Sent(what, "base64", len(data)))
+        return data, Sent(what, "base64", len(data))
 
     def pixel_images(payload: Any) -> list[np.ndarray]:
         data = numeric_array(payload.data, "`data`", "one image (height x width) or a list "
@@ -620,51 +748,34 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
         if len(sent) > settings.max_batch:
             raise PredictionInputError(f"{len(sent)} images is over the batch limit of "
                                        f"{settings.max_batch}: send them in several requests")
-        batch, pixels = [], 0
-        for how, value, label in sent:
-            if how == "bytes":
-                image = decoded(value, label)
-            elif how == "base64":
-                image = from_base64(value, label)
-            else:
-                image = value
-            pixels += int(np.prod(image.shape))
-            if pixels > settings.max_batch_pixels:
-                raise PredictionInputError(
-                    f"the images hold over {settings.max_batch_pixels:,} pixels in all (the "
-                    "limit per request): send fewer or smaller images per request")
-            batch.append(slot.predictor.to_pixels(image))
-        return np.stack(batch).astype(np.float32)[..., None]
-
-    def small(sent: list[tuple[str, Any, Any]]) -> bool:
-        """Whether the sent images are few and small by their headers (cheap to decode on
-        the loop); an unreadable one is not (its decoder says why, in a thread)."""
         from nnpipe.xray.images import declared_size
 
-        if len(sent) > INLINE_IMAGES:
-            return False
-        for how, value, _ in sent:
-            if how == "array":
-                size = value.shape
+        items, sizes = [], []  # (bytes or array, its name); (name, (width, height))
+        for how, value, label in sent:
+            if how == "base64":
+                value, label = from_base64(value, label)
+            if isinstance(value, bytes):
+                if not value:
+                    raise PredictionInputError(f"{label} is empty; send {XRAY_ACCEPTED}")
+                size = declared_size(value)  # None: unreadable, its decoder says why
             else:
-                if how == "base64":
-                    if len(value) > 2**16:
-                        return False
-                    try:
-                        value = base64.b64decode(value, validate=True)
-                    except ValueError:
-                        return False
-                size = declared_size(value)
-            if size is None or max(size) > INLINE_SIDE:
-                return False
-        return True
+                size = (value.shape[1], value.shape[0])
+            items.append((value, label))
+            if size is not None:
+                sizes.append((label, size))
+        spec = slot.predictor.spec
+        # every header read and the allocations counted before any image is decoded
+        check_pixel_budget(sizes, settings, spec.get("resize", "pad"), spec.get("max_side"))
+        batch = [slot.predictor.to_pixels(decoded(value, label) if isinstance(value, bytes)
+                                          else value) for value, label in items]
+        return np.stack(batch).astype(np.float32)[..., None]
 
     def locked_predict(slot: Slot, batch: np.ndarray) -> dict[str, list]:
         with slot.lock:
             return slot.predictor.predict(batch)
 
     async def xray_answer(slot: Slot, sent: list[tuple[str, Any, Any]]) -> dict[str, Any]:
-        if small(sent):
+        if decodes_inline(sent):
             batch = xray_batch(slot, sent)
         else:
             batch = await in_thread(xray_batch, slot, sent)
@@ -779,8 +890,9 @@ def create_app(settings: ServeSettings, store: ModelStore | None = None,
         if payload.windows is None:
             raise PredictionInputError("send `windows`: a list of look-back windows of raw "
                                        "feature rows")
-        return ohlcv_answer(slot, numeric_array(payload.windows, "`windows`",
-                                                "(n, look_back, features)"))
+        windows = numeric_array(payload.windows, "`windows`", "(n, look_back, features)")
+        check_windows(windows, slot.predictor.spec["features"])
+        return ohlcv_answer(slot, windows)
 
     # ----------------------------------------------------------------- routes
     key_header = APIKeyHeader(name="X-API-Key", auto_error=False,

@@ -248,8 +248,8 @@ def tracking_errors_reported() -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        if "nnpipe.tracking" in sys.modules:  # only a stage that tracks can meet one
-            from nnpipe.tracking import unavailable_error
+        if "mlflow" in sys.modules:  # only a stage that tracks can meet one
+            from nnpipe.tracking_http import unavailable_error
 
             found = unavailable_error(exc)
             if found is not None:

@@ -28,16 +28,32 @@ class ImageTooLargeError(ImageDecodeError):
     """An image whose header declares more pixels, or a longer side, than allowed."""
 
 
+def allocated_pixels(width: int, height: int, mode: str = "pad",
+                     max_side: int | None = None) -> int:
+    """The most pixels preprocessing holds for an image of this size at once: the decoded
+    image, and in ``pad`` mode the square canvas it is letterboxed into (its side after
+    :func:`limit_size` to ``max_side``), which for a 4096 x 1 image is 4096 x 4096."""
+    side = max(width, height)
+    if max_side:
+        side = min(side, max_side)
+    return max(width * height, side * side if mode == "pad" else 0)
+
+
 def check_image_size(width: int, height: int, name: str, max_pixels: int | None,
-                     max_side: int | None) -> None:
+                     max_side: int | None, allocated: int | None = None) -> None:
     """Refuse an image by its declared size, before its pixels are allocated: a 138-byte
-    PNG can declare 40000 x 1 pixels, and padding that to a square would allocate 1.6 G."""
+    PNG can declare 40000 x 1 pixels, and padding that to a square would allocate 1.6 G.
+    ``allocated`` (see :func:`allocated_pixels`) is what counts against ``max_pixels``
+    when preprocessing will hold more than the decoded width x height."""
+    pixels = max(width * height, allocated or 0)
     if (max_side is not None and max(width, height) > max_side) or \
-            (max_pixels is not None and width * height > max_pixels):
+            (max_pixels is not None and pixels > max_pixels):
         limits = [f"{max_side:,} pixels per side" if max_side is not None else "",
                   f"{max_pixels:,} pixels in all" if max_pixels is not None else ""]
+        padded = f" (padded to a square: {pixels:,} pixels)" if pixels > width * height \
+            else ""
         raise ImageTooLargeError(
-            f"{name}: {width:,} x {height:,} pixels is over the limit of "
+            f"{name}: {width:,} x {height:,} pixels{padded} is over the limit of "
             f"{' and '.join(x for x in limits if x)}: downscale it before sending")
 
 
