@@ -13,18 +13,24 @@ import socket
 from dataclasses import dataclass
 
 
-def process_start(pid: int) -> int | None:
-    """The start time of process ``pid`` (clock ticks since boot), or None if it is gone
-    or the system has no ``/proc``."""
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state, ppid, ...), or
+    None if the process is gone or the system has no ``/proc``."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
             stat = fh.read()
     except OSError:
         return None
     # the command name (field 2) is in parentheses and may hold spaces
-    fields = stat.rsplit(")", 1)[-1].split()
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def process_start(pid: int) -> int | None:
+    """The start time of process ``pid`` (clock ticks since boot), or None if it is gone
+    or the system has no ``/proc``."""
+    fields = stat_fields(pid)
     try:
-        return int(fields[19])  # field 22 of proc(5), the 20th after the name
+        return int(fields[19]) if fields is not None else None  # field 22 of proc(5)
     except (IndexError, ValueError):
         return None
 

@@ -16,24 +16,16 @@ import signal
 import sys
 import time
 
+from nnpipe.liveness import stat_fields
+
 POLL_SECONDS = 0.2
 GRACE_SECONDS = 5.0
 
 
 def children_of(pid: int) -> list[int]:
     """The processes whose parent is ``pid``, from /proc."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[-1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == pid:
-            found.append(int(entry))
-    return found
+    return [int(entry) for entry in os.listdir("/proc")
+            if entry.isdigit() and (stat_fields(int(entry)) or [])[1:2] == [str(pid)]]
 
 
 def process_tree(pid: int) -> list[int]:
@@ -53,11 +45,8 @@ def alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:  # a zombie has exited
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    fields = stat_fields(pid)
+    return bool(fields) and fields[0] != "Z"  # a zombie has exited
 
 
 def stop_tree(pid: int) -> None:
