@@ -37,17 +37,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from nnpipe.ports import free_port
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "results"
 MODEL = "xray-classifier"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tree_rss_bytes(pid: int) -> int:

@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 
+from nnpipe.ports import free_port
+
 log = logging.getLogger(__name__)
 
 
@@ -37,6 +39,11 @@ def start_temporary_server() -> int | None:
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()  # the instance Prefect's clients use
+    if server.port is None:
+        # Prefect draws the port from 8000-8999 and checks it seconds before uvicorn
+        # binds it; two runs (or tests) drawing the same port make the loser's server
+        # fail its start-up with a traceback on the console before Prefect retries
+        server.port = free_port()
     server.start()
     if server.server_process is None:
         return None
