@@ -41,8 +41,10 @@ ARCHITECTURES = {
     ],
     "ohlcv": [
         ("lstm", ["ohlcv.train.model=lstm"]),
-        ("lstm (create_rnn: 64, 32)", ["ohlcv.train.model=lstm", "ohlcv.train.units=[64, 32]",
-                                       "ohlcv.train.dropout=0.0"]),
+        (
+            "lstm (create_rnn: 64, 32)",
+            ["ohlcv.train.model=lstm", "ohlcv.train.units=[64, 32]", "ohlcv.train.dropout=0.0"],
+        ),
         ("gru", ["ohlcv.train.model=gru"]),
         ("simple_rnn", ["ohlcv.train.model=simple_rnn"]),
         ("transformer", ["ohlcv.train.model=transformer"]),
@@ -57,8 +59,12 @@ def domain_overrides(domain: str, xray_npz: Path, ohlcv_csv: Path) -> list[str]:
     profile = read_profile(PROFILES[domain], ROOT / "profiles")
     if domain == "xray":
         return [*profile, f"xray.ingest.medmnist.path={xray_npz}", "xray.tune.enabled=false"]
-    return [*profile, f"ohlcv.ingest.csv.files={{GOOG: {ohlcv_csv}}}",
-            "ohlcv.tune.enabled=false", "ohlcv.evaluate.walk_forward_folds=0"]
+    return [
+        *profile,
+        f"ohlcv.ingest.csv.files={{GOOG: {ohlcv_csv}}}",
+        "ohlcv.tune.enabled=false",
+        "ohlcv.evaluate.walk_forward_folds=0",
+    ]
 
 
 def stage(project: Path, name: str, domain: str, overrides: list[str]) -> float:
@@ -83,20 +89,27 @@ def count_params(path: Path) -> int:
 def headline(project: Path, domain: str) -> dict:
     metrics = json.loads((project / "reports" / domain / "metrics.json").read_text())
     if domain == "xray":
-        return {"metric": "test ROC-AUC", "value": metrics["roc_auc"],
-                "accuracy": metrics["accuracy"]}
+        return {
+            "metric": "test ROC-AUC",
+            "value": metrics["roc_auc"],
+            "accuracy": metrics["accuracy"],
+        }
     series = metrics["series"]["GOOG"]
-    return {"metric": "test MAE / persistence's", "value": series["relative_mae"],
-            "rmse": series["model"]["rmse"], "mae": series["model"]["mae"]}
+    return {
+        "metric": "test MAE / persistence's",
+        "value": series["relative_mae"],
+        "rmse": series["model"]["rmse"],
+        "mae": series["model"]["mae"],
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--domain", choices=sorted(ARCHITECTURES), action="append")
     parser.add_argument("--only", nargs="*", help="row labels to run (default: all)")
-    parser.add_argument("--xray-npz", type=Path,
-                        default=SHARED / "xray" / "pneumoniamnist_dev.npz")
+    parser.add_argument("--xray-npz", type=Path, default=SHARED / "xray" / "pneumoniamnist_dev.npz")
     parser.add_argument("--ohlcv-csv", type=Path, default=SHARED / "ohlcv" / "GOOG.csv")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "architectures.json")
     args = parser.parse_args()
@@ -124,19 +137,32 @@ def main() -> int:
                 model_dir = project / "models" / domain
                 model = next(model_dir.rglob("model.keras"))
                 history = json.loads(next(model_dir.rglob("history.json")).read_text())
-                rows.append({"domain": domain, "architecture": label, "overrides": overrides,
-                             "parameters": count_params(model), "epochs": len(history),
-                             "train_seconds": seconds, **headline(project, domain)})
+                rows.append(
+                    {
+                        "domain": domain,
+                        "architecture": label,
+                        "overrides": overrides,
+                        "parameters": count_params(model),
+                        "epochs": len(history),
+                        "train_seconds": seconds,
+                        **headline(project, domain),
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
-    results = {"rows": rows, "cpu_count": os.cpu_count(),
-               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    results = {
+        "rows": rows,
+        "cpu_count": os.cpu_count(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print("| domain | architecture | parameters | test metric | epochs | training time |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['domain']} | {r['architecture']} | {r['parameters']:,} | "
-              f"{r['metric']} {r['value']:.3f} | {r['epochs']} | {r['train_seconds']:.0f} s |")
+        print(
+            f"| {r['domain']} | {r['architecture']} | {r['parameters']:,} | "
+            f"{r['metric']} {r['value']:.3f} | {r['epochs']} | {r['train_seconds']:.0f} s |"
+        )
     return 0
 
 

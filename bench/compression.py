@@ -17,8 +17,9 @@ from pathlib import Path
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--domain", choices=["xray", "ohlcv"], required=True)
     parser.add_argument("-S", dest="overrides", action="append", default=[])
     args = parser.parse_args()

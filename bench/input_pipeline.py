@@ -47,10 +47,21 @@ def write_folder(root: Path, n: int, size: int, seed: int) -> list[tuple[Path, i
 def time_generator(root: Path, size: int, batch: int, epochs: int) -> float:
     """The guide's way: ImageDataGenerator.flow_from_directory with its augmentations."""
     gen = keras.preprocessing.image.ImageDataGenerator(
-        rotation_range=AUGMENT.rotation * 360, width_shift_range=AUGMENT.shift,
-        height_shift_range=AUGMENT.shift, zoom_range=AUGMENT.zoom, fill_mode="constant")
-    flow = gen.flow_from_directory(str(root), target_size=(size, size), color_mode="grayscale",
-                                   class_mode="binary", batch_size=batch, shuffle=True, seed=0)
+        rotation_range=AUGMENT.rotation * 360,
+        width_shift_range=AUGMENT.shift,
+        height_shift_range=AUGMENT.shift,
+        zoom_range=AUGMENT.zoom,
+        fill_mode="constant",
+    )
+    flow = gen.flow_from_directory(
+        str(root),
+        target_size=(size, size),
+        color_mode="grayscale",
+        class_mode="binary",
+        batch_size=batch,
+        shuffle=True,
+        seed=0,
+    )
     steps = len(flow)
     start = time.perf_counter()
     for _ in range(epochs):
@@ -91,8 +102,11 @@ def main() -> None:
         tfd_s = time_tf_data(Path(tmp) / "train.tfrecord", args.size, args.batch, args.epochs)
     seen = args.images * args.epochs
     result = {
-        "images": args.images, "source_size": args.source_size, "size": args.size,
-        "batch": args.batch, "epochs": args.epochs,
+        "images": args.images,
+        "source_size": args.source_size,
+        "size": args.size,
+        "batch": args.batch,
+        "epochs": args.epochs,
         "image_data_generator_s": round(gen_s, 3),
         "nnpipe_featurize_once_s": round(feat_s, 3),
         "nnpipe_tf_data_s": round(tfd_s, 3),

@@ -63,18 +63,22 @@ def write_records(folder: Path, n: int, size: int, chunk: int = 1000) -> list[st
 
 
 def measure(files: list[str], size: int, stream: bool, buffer: int) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, json.dumps([files, size, stream,
-                                                                     buffer])],
-                          capture_output=True, text=True, check=True,
-                          env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps([files, size, stream, buffer])],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"},
+    )
     row = json.loads(done.stdout.strip().splitlines()[-1])
     row["growth_mb"] = row["peak_mb"] - row["before_mb"]
     return row
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=3000, help="the smaller dataset")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--shuffle-buffer", type=int, default=1024)
@@ -90,26 +94,40 @@ def main() -> int:
             for stream in (True, False):
                 t0 = time.perf_counter()
                 row = measure(files, args.size, stream, args.shuffle_buffer)
-                rows.append({"images": n, "on_disk_mb": on_disk,
-                             "mode": "stream_from_disk" if stream else "cache_in_memory",
-                             "seconds": time.perf_counter() - t0, **row})
+                rows.append(
+                    {
+                        "images": n,
+                        "on_disk_mb": on_disk,
+                        "mode": "stream_from_disk" if stream else "cache_in_memory",
+                        "seconds": time.perf_counter() - t0,
+                        **row,
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
     ratio = {}
     for mode in ("stream_from_disk", "cache_in_memory"):
         small, large = (r for r in rows if r["mode"] == mode)
         ratio[mode] = large["peak_mb"] / small["peak_mb"]
-    results = {"size": args.size, "shuffle_buffer": args.shuffle_buffer, "rows": rows,
-               "peak_ratio_4x_data": ratio,
-               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    results = {
+        "size": args.size,
+        "shuffle_buffer": args.shuffle_buffer,
+        "rows": rows,
+        "peak_ratio_4x_data": ratio,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print("| images | on disk MB | mode | peak RSS MB | growth during fit MB | seconds |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['images']} | {r['on_disk_mb']:.0f} | {r['mode']} | {r['peak_mb']:.0f} | "
-              f"{r['growth_mb']:.0f} | {r['seconds']:.1f} |")
-    print(f"peak with 4x the data: streaming {ratio['stream_from_disk']:.2f}x, "
-          f"cache {ratio['cache_in_memory']:.2f}x")
+        print(
+            f"| {r['images']} | {r['on_disk_mb']:.0f} | {r['mode']} | {r['peak_mb']:.0f} | "
+            f"{r['growth_mb']:.0f} | {r['seconds']:.1f} |"
+        )
+    print(
+        f"peak with 4x the data: streaming {ratio['stream_from_disk']:.2f}x, "
+        f"cache {ratio['cache_in_memory']:.2f}x"
+    )
     return 0
 
 

@@ -38,8 +38,9 @@ def time_start(cmd: list[str], port: int, limit: float = 300) -> float:
     started = time.monotonic()
     # its own process group: `mlflow ui`'s web workers outlive a terminated launcher, and
     # would load the machine during the next start
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     try:
         while not answers(f"http://127.0.0.1:{port}"):
             if proc.poll() is not None or time.monotonic() - started > limit:
@@ -56,8 +57,9 @@ def time_start(cmd: list[str], port: int, limit: float = 300) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if not Path("mlflow.db").is_file():
@@ -66,10 +68,20 @@ def main() -> int:
     store = Path("mlflow.db").resolve()
     candidates = {
         "nnpipe ui": lambda port: [str(bin_dir / "nnpipe"), "ui", "--port", str(port)],
-        "mlflow ui": lambda port: [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
-                                   f"sqlite:///{store}", "--default-artifact-root",
-                                   Path("mlartifacts").resolve().as_uri(), "--host",
-                                   "127.0.0.1", "--port", str(port)],
+        "mlflow ui": lambda port: [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            f"sqlite:///{store}",
+            "--default-artifact-root",
+            Path("mlartifacts").resolve().as_uri(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
     }
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for i in range(args.repeats):

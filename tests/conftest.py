@@ -25,32 +25,61 @@ TINY_PARAMS = {
     "xray": {
         "ingest": {"synthetic": {"n_images": 320, "image_size": 48}},
         "featurize": {"image_size": 32},
-        "train": {"model": "medical_cnn", "filters": [8, 16, 32], "dense_units": 16,
-                  "epochs": 4, "batch_size": 16, "learning_rate": 0.003},
-        "tune": {"max_trials": 2, "epochs": 1, "search_space": {
-            "dropout": {"range": [0.1, 0.4]},
-            "learning_rate": {"range": [0.001, 0.01], "sampling": "log"}}},
-        "compress": {"latency_runs": 5, "representative_samples": 16,
-                     "prune": {"epochs": 1}},
+        "train": {
+            "model": "medical_cnn",
+            "filters": [8, 16, 32],
+            "dense_units": 16,
+            "epochs": 4,
+            "batch_size": 16,
+            "learning_rate": 0.003,
+        },
+        "tune": {
+            "max_trials": 2,
+            "epochs": 1,
+            "search_space": {
+                "dropout": {"range": [0.1, 0.4]},
+                "learning_rate": {"range": [0.001, 0.01], "sampling": "log"},
+            },
+        },
+        "compress": {"latency_runs": 5, "representative_samples": 16, "prune": {"epochs": 1}},
         "register": {"min_value": 0.0},
     },
     "ohlcv": {
         "ingest": {"synthetic": {"n_days": 320}},
         "featurize": {"look_back": 10},
-        "tune": {"max_trials": 2, "epochs": 1, "search_space": {
-            "units": {"choice": [[8], [12]]}, "dropout": {"range": [0.0, 0.3]}}},
+        "tune": {
+            "max_trials": 2,
+            "epochs": 1,
+            "search_space": {"units": {"choice": [[8], [12]]}, "dropout": {"range": [0.0, 0.3]}},
+        },
         "train": {"units": [12], "epochs": 3, "batch_size": 32},
-        "evaluate": {"walk_forward_folds": 2, "walk_forward_min_train": 120,
-                     "walk_forward_epochs": 1},
+        "evaluate": {
+            "walk_forward_folds": 2,
+            "walk_forward_min_train": 120,
+            "walk_forward_epochs": 1,
+        },
         # every LSTM conversion takes seconds: the other variants' paths are the X-ray's
         # (LSTM pruning has its unit test)
-        "compress": {"latency_runs": 5, "representative_samples": 16,
-                     "variants": ["keras_float32", "tflite_float32", "tflite_int8"],
-                     "prune": {"epochs": 1}},
+        "compress": {
+            "latency_runs": 5,
+            "representative_samples": 16,
+            "variants": ["keras_float32", "tflite_float32", "tflite_int8"],
+            "prune": {"epochs": 1},
+        },
     },
 }
-PROJECT_FILES = ("params.yaml", "dvc.yaml", "prefect.yaml", "pyproject.toml", "flows",
-                 "profiles", ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore")
+PROJECT_FILES = (
+    "params.yaml",
+    "dvc.yaml",
+    "prefect.yaml",
+    "pyproject.toml",
+    "flows",
+    "profiles",
+    ".dvc/config",
+    ".dvc/plots",
+    ".dvcignore",
+    ".gitignore",
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -68,8 +97,10 @@ def shared_data(*parts: str) -> Path:
     """A path under ../shared/data, or skip the test saying why."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real data {path} is absent (it lives beside the project in this "
-                    "workplace, not in a fresh clone elsewhere)")
+        pytest.skip(
+            f"real data {path} is absent (it lives beside the project in this "
+            "workplace, not in a fresh clone elsewhere)"
+        )
     return path
 
 
@@ -100,8 +131,9 @@ def make_project(dest: Path, params: dict | None = None) -> Path:
         elif src.exists():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / name)
-    shutil.copytree(ROOT / "src", dest / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     deep_update(raw, yaml.safe_load(yaml.safe_dump(TINY_PARAMS)))
     deep_update(raw, params or {})
@@ -162,8 +194,9 @@ def working_directory(path: Path):
 
 
 @contextlib.contextmanager
-def started_process(cmd: list[str], log_path: Path, env: dict[str, str] | None = None,
-                    cwd: Path | None = None):
+def started_process(
+    cmd: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+):
     """A server process, stopped (terminate, then kill) on exit; see :func:`wait_http`."""
     log = log_path.open("w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
@@ -195,9 +228,14 @@ def wait_http(proc: subprocess.Popen, url: str, log_path: Path, timeout: float =
 
 
 @contextlib.contextmanager
-def server_process(cmd: list[str], health_url: str, log_path: Path,
-                   env: dict[str, str] | None = None, timeout: float = 180,
-                   cwd: Path | None = None):
+def server_process(
+    cmd: list[str],
+    health_url: str,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 180,
+    cwd: Path | None = None,
+):
     """Start a real server on loopback, wait until ``health_url`` answers 200, stop it after."""
     with started_process(cmd, log_path, env, cwd) as proc:
         wait_http(proc, health_url, log_path, timeout)
@@ -206,11 +244,14 @@ def server_process(cmd: list[str], health_url: str, log_path: Path,
 
 def nnpipe(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Run the ``nnpipe`` command in ``project``, as a user would (a fresh process)."""
-    done = subprocess.run([str(BIN / "nnpipe"), *args], cwd=project, capture_output=True,
-                          text=True, timeout=1200)
+    done = subprocess.run(
+        [str(BIN / "nnpipe"), *args], cwd=project, capture_output=True, text=True, timeout=1200
+    )
     if check and done.returncode != 0:
-        raise AssertionError(f"nnpipe {' '.join(args)} failed ({done.returncode}):\n"
-                             f"{done.stdout[-4000:]}\n{done.stderr[-8000:]}")
+        raise AssertionError(
+            f"nnpipe {' '.join(args)} failed ({done.returncode}):\n"
+            f"{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+        )
     return done
 
 
@@ -222,8 +263,10 @@ def _flow_paths(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> tup
 
 def _needs_flow_project(item: pytest.Item) -> bool:
     """A test uses the flow project as a fixture, or asks for it later (marked so)."""
-    return bool({"flow_project", "flow_copy"} & set(getattr(item, "fixturenames", ()))
-                or item.get_closest_marker("flow_project"))
+    return bool(
+        {"flow_project", "flow_copy"} & set(getattr(item, "fixturenames", ()))
+        or item.get_closest_marker("flow_project")
+    )
 
 
 def _start_flow_build(shared: Path, project: Path) -> None:
@@ -236,14 +279,25 @@ def _start_flow_build(shared: Path, project: Path) -> None:
         shutil.rmtree(project.parent, ignore_errors=True)
         make_project(project)
         (project.parent / "build.started").touch()
-        subprocess.Popen(["sh", "-c", "nnpipe run > run.log 2>&1; echo $? > run.exit.tmp; "
-                          "mv run.exit.tmp run.exit"],
-                         cwd=project, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [
+                "sh",
+                "-c",
+                "nnpipe run > run.log 2>&1; echo $? > run.exit.tmp; mv run.exit.tmp run.exit",
+            ],
+            cwd=project,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _flow_project_build(request: pytest.FixtureRequest, _isolated_env,
-                        tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> None:
+def _flow_project_build(
+    request: pytest.FixtureRequest,
+    _isolated_env,
+    tmp_path_factory: pytest.TempPathFactory,
+    worker_id: str,
+) -> None:
     """Start building the flow project when the session starts, as a process of its own,
     when any selected test needs it: the workers run other tests meanwhile instead of
     waiting idle for it (tests that need it wait in ``flow_project``)."""
@@ -252,8 +306,9 @@ def _flow_project_build(request: pytest.FixtureRequest, _isolated_env,
 
 
 @pytest.fixture(scope="session")
-def flow_project(tmp_path_factory: pytest.TempPathFactory, worker_id: str,
-                 _flow_project_build) -> Path:
+def flow_project(
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str, _flow_project_build
+) -> Path:
     """A tiny project on which `nnpipe run` (the Prefect flow) has run once, end to end.
 
     Built once per test run, also under pytest-xdist (see ``_flow_project_build``); this
@@ -263,13 +318,17 @@ def flow_project(tmp_path_factory: pytest.TempPathFactory, worker_id: str,
     deadline = time.monotonic() + 1500
     while not (project / "run.exit").is_file():
         if time.monotonic() > deadline:
-            pytest.fail(f"the flow project was not built in time:\n"
-                        f"{(project / 'run.log').read_text()[-4000:]}")
+            pytest.fail(
+                f"the flow project was not built in time:\n"
+                f"{(project / 'run.log').read_text()[-4000:]}"
+            )
         time.sleep(1)
     code = (project / "run.exit").read_text().strip()
     if code != "0":
-        pytest.fail(f"nnpipe run failed ({code}) building the flow project:\n"
-                    f"{(project / 'run.log').read_text()[-8000:]}")
+        pytest.fail(
+            f"nnpipe run failed ({code}) building the flow project:\n"
+            f"{(project / 'run.log').read_text()[-8000:]}"
+        )
     return project
 
 
@@ -282,13 +341,18 @@ def flow_copy(flow_project: Path, tmp_path: Path) -> Path:
     return dest
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
-                                  items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     """The order pytest-xdist hands out whole files in (``--no-loadscope-reorder`` keeps
     it): files that need the flow project last, since it builds in the background from
     the session's start (``_flow_project_build``) and the workers get through everything
     else meanwhile instead of waiting for it; in each part integration tests (few, long)
     before unit tests (many, short), so the short ones even out the workers' ends."""
     needs = {str(item.path) for item in items if _needs_flow_project(item)}
-    items.sort(key=lambda item: (str(item.path) in needs,  # stable: order kept otherwise
-                                 item.get_closest_marker("integration") is None))
+    items.sort(
+        key=lambda item: (
+            str(item.path) in needs,  # stable: order kept otherwise
+            item.get_closest_marker("integration") is None,
+        )
+    )

@@ -25,8 +25,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", required=True)
     parser.add_argument("--content-type", required=True)
     parser.add_argument("--body-file", type=Path, required=True)
@@ -38,13 +39,18 @@ def main() -> int:
 
     url = urllib.parse.urlsplit(args.url)
     body = args.body_file.read_bytes()
-    headers = {"Content-Type": args.content_type, "Connection": "keep-alive",
-               **dict(h.split(": ", 1) for h in args.header)}
+    headers = {
+        "Content-Type": args.content_type,
+        "Connection": "keep-alive",
+        **dict(h.split(": ", 1) for h in args.header),
+    }
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
-    share = [args.requests // args.clients + (i < args.requests % args.clients)
-             for i in range(args.clients)]
+    share = [
+        args.requests // args.clients + (i < args.requests % args.clients)
+        for i in range(args.clients)
+    ]
     start_gate = threading.Barrier(args.clients + 1)
 
     def client(n: int) -> None:
@@ -85,13 +91,23 @@ def main() -> int:
         t.join()
     wall = time.perf_counter() - t0
     ms = [s * 1000 for s in latencies]
-    print(json.dumps({
-        "clients": args.clients, "requests": args.requests, "errors": len(errors),
-        "error_examples": sorted(set(errors))[:3], "seconds": wall,
-        "throughput_rps": len(ms) / wall if wall else 0.0,
-        "p50_ms": percentile(ms, 50) if ms else None, "p90_ms": percentile(ms, 90) if ms else None,
-        "p99_ms": percentile(ms, 99) if ms else None, "max_ms": max(ms) if ms else None,
-        "mean_ms": statistics.fmean(ms) if ms else None}))
+    print(
+        json.dumps(
+            {
+                "clients": args.clients,
+                "requests": args.requests,
+                "errors": len(errors),
+                "error_examples": sorted(set(errors))[:3],
+                "seconds": wall,
+                "throughput_rps": len(ms) / wall if wall else 0.0,
+                "p50_ms": percentile(ms, 50) if ms else None,
+                "p90_ms": percentile(ms, 90) if ms else None,
+                "p99_ms": percentile(ms, 99) if ms else None,
+                "max_ms": max(ms) if ms else None,
+                "mean_ms": statistics.fmean(ms) if ms else None,
+            }
+        )
+    )
     return 0
 
 

@@ -51,8 +51,11 @@ def tree_rss_bytes(pid: int) -> int:
         p = todo.pop()
         try:
             status = Path(f"/proc/{p}/status").read_text()
-            total += next(int(line.split()[1]) * 1024 for line in status.splitlines()
-                          if line.startswith("VmRSS:"))
+            total += next(
+                int(line.split()[1]) * 1024
+                for line in status.splitlines()
+                if line.startswith("VmRSS:")
+            )
             for task in Path(f"/proc/{p}/task").iterdir():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, StopIteration):
@@ -83,8 +86,9 @@ class PeakMemory:
 @contextlib.contextmanager
 def server(cmd: list[str], ready_url: str, log: Path, env: dict[str, str], timeout=300):
     with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
         try:
             deadline = time.monotonic() + timeout
             while True:
@@ -95,8 +99,9 @@ def server(cmd: list[str], ready_url: str, log: Path, env: dict[str, str], timeo
                 except (OSError, urllib.error.HTTPError):
                     pass
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{cmd[:3]} did not start; its log:\n"
-                                     f"{log.read_text()[-3000:]}")
+                    raise SystemExit(
+                        f"{cmd[:3]} did not start; its log:\n{log.read_text()[-3000:]}"
+                    )
                 time.sleep(1)
             yield proc
         finally:
@@ -112,8 +117,10 @@ def default_image(project: Path) -> Path:
     """The first image the project's ingest stored (what the pipeline trains on)."""
     images = sorted((project / "data" / "xray" / "raw" / "images").glob("*.png"))
     if not images:
-        raise SystemExit("no ingested X-ray images in data/xray/raw/images: run `make run` "
-                         "(or `nnpipe run --domain xray`) first, or pass --image")
+        raise SystemExit(
+            "no ingested X-ray images in data/xray/raw/images: run `make run` "
+            "(or `nnpipe run --domain xray`) first, or pass --image"
+        )
     return images[0]
 
 
@@ -123,40 +130,64 @@ def post(url: str, body: bytes, content_type: str) -> dict:
         return json.load(resp)
 
 
-def load(url: str, body_file: Path, content_type: str, clients: int, requests: int,
-         warmup: int, pid: int) -> dict:
-    cmd = [sys.executable, str(HERE / "loadgen.py"), "--url", url, "--content-type",
-           content_type, "--body-file", str(body_file), "--clients", str(clients),
-           "--requests", str(requests), "--warmup", str(warmup)]
+def load(
+    url: str, body_file: Path, content_type: str, clients: int, requests: int, warmup: int, pid: int
+) -> dict:
+    cmd = [
+        sys.executable,
+        str(HERE / "loadgen.py"),
+        "--url",
+        url,
+        "--content-type",
+        content_type,
+        "--body-file",
+        str(body_file),
+        "--clients",
+        str(clients),
+        "--requests",
+        str(requests),
+        "--warmup",
+        str(warmup),
+    ]
     with PeakMemory(pid) as memory:
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return {**json.loads(done.stdout), "server_peak_rss_mb": memory.peak / 2**20}
 
 
 def table(results: dict) -> str:
-    lines = ["| clients | server | p50 ms | p99 ms | throughput req/s | errors | peak RSS MB |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| clients | server | p50 ms | p99 ms | throughput req/s | errors | peak RSS MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for level in results["levels"]:
         for name in ("nnpipe serve", "mlflow models serve"):
             r = level[name]
-            lines.append(f"| {level['clients']} | {name} | {r['p50_ms']:.2f} | "
-                         f"{r['p99_ms']:.2f} | {r['throughput_rps']:.1f} | {r['errors']} | "
-                         f"{r['server_peak_rss_mb']:.0f} |")
-        lines.append(f"| {level['clients']} | ratio | | | "
-                     f"**{level['throughput_ratio']:.2f}x** | | |")
+            lines.append(
+                f"| {level['clients']} | {name} | {r['p50_ms']:.2f} | "
+                f"{r['p99_ms']:.2f} | {r['throughput_rps']:.1f} | {r['errors']} | "
+                f"{r['server_peak_rss_mb']:.0f} |"
+            )
+        lines.append(
+            f"| {level['clients']} | ratio | | | **{level['throughput_ratio']:.2f}x** | | |"
+        )
     return "\n".join(lines)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--project", type=Path, default=Path.cwd())
     parser.add_argument("--alias", default="champion")
     parser.add_argument("--image", type=Path, help="default: the project's first ingested image")
     parser.add_argument("--requests", type=int, default=600, help="per server and level")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="alternations per level (requests are split between them)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="alternations per level (requests are split between them)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "serving.json")
     args = parser.parse_args()
 
@@ -173,26 +204,57 @@ def main() -> int:
     image = (args.image or default_image(project)).resolve()
     bin_dir = Path(sys.executable).parent
     # mlflow models serve starts `uvicorn` from PATH
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     env.pop("NNPIPE_API_KEY", None)
     work = Path(tempfile.mkdtemp(prefix="nnpipe-bench-serving-"))
     mlflow_body = work / "mlflow.json"
-    mlflow_body.write_text(json.dumps(
-        {"dataframe_records": [{"image": base64.b64encode(image.read_bytes()).decode()}]}))
+    mlflow_body.write_text(
+        json.dumps(
+            {"dataframe_records": [{"image": base64.b64encode(image.read_bytes()).decode()}]}
+        )
+    )
 
     ours_port, theirs_port = free_port(), free_port()
-    ours_cmd = [sys.executable, "-m", "nnpipe", "serve", "--domain", "xray", "--alias",
-                args.alias, "--port", str(ours_port)]
-    theirs_cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m",
-                  f"models:/{MODEL}@{args.alias}", "--env-manager", "local", "--host",
-                  "127.0.0.1", "--port", str(theirs_port), "--workers", "1"]
+    ours_cmd = [
+        sys.executable,
+        "-m",
+        "nnpipe",
+        "serve",
+        "--domain",
+        "xray",
+        "--alias",
+        args.alias,
+        "--port",
+        str(ours_port),
+    ]
+    theirs_cmd = [
+        str(bin_dir / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        f"models:/{MODEL}@{args.alias}",
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(theirs_port),
+        "--workers",
+        "1",
+    ]
     ours_url = f"http://127.0.0.1:{ours_port}/predict/xray"
     theirs_url = f"http://127.0.0.1:{theirs_port}/invocations"
-    with server(ours_cmd, f"http://127.0.0.1:{ours_port}/ready", work / "nnpipe.log",
-                env) as ours, \
-            server(theirs_cmd, f"http://127.0.0.1:{theirs_port}/ping", work / "mlflow.log",
-                   env) as theirs:
+    with (
+        server(ours_cmd, f"http://127.0.0.1:{ours_port}/ready", work / "nnpipe.log", env) as ours,
+        server(
+            theirs_cmd, f"http://127.0.0.1:{theirs_port}/ping", work / "mlflow.log", env
+        ) as theirs,
+    ):
         a = post(ours_url, image.read_bytes(), "image/png")
         b = post(theirs_url, mlflow_body.read_bytes(), "application/json")["predictions"][0]
         if abs(a["probability"] - b["probability"]) > 1e-6:
@@ -203,39 +265,55 @@ def main() -> int:
             runs: dict[str, list[dict]] = {"nnpipe serve": [], "mlflow models serve": []}
             for _ in range(args.rounds):
                 n = max(clients, args.requests // args.rounds)
-                runs["nnpipe serve"].append(load(ours_url, image, "image/png", clients, n,
-                                                 20, ours.pid))
-                runs["mlflow models serve"].append(load(theirs_url, mlflow_body,
-                                                        "application/json", clients, n, 20,
-                                                        theirs.pid))
+                runs["nnpipe serve"].append(
+                    load(ours_url, image, "image/png", clients, n, 20, ours.pid)
+                )
+                runs["mlflow models serve"].append(
+                    load(theirs_url, mlflow_body, "application/json", clients, n, 20, theirs.pid)
+                )
             level: dict = {"clients": clients}
             for name, rs in runs.items():
                 # the worse round of each statistic: a target is met in every round or not
                 level[name] = {
-                    "p50_ms": max(r["p50_ms"] for r in rs), "p99_ms": max(r["p99_ms"] for r in rs),
+                    "p50_ms": max(r["p50_ms"] for r in rs),
+                    "p99_ms": max(r["p99_ms"] for r in rs),
                     "throughput_rps": min(r["throughput_rps"] for r in rs),
                     "errors": sum(r["errors"] for r in rs),
                     "error_examples": [e for r in rs for e in r["error_examples"]][:3],
                     "server_peak_rss_mb": max(r["server_peak_rss_mb"] for r in rs),
-                    "rounds": rs}
-            level["throughput_ratio"] = (level["nnpipe serve"]["throughput_rps"]
-                                         / level["mlflow models serve"]["throughput_rps"])
+                    "rounds": rs,
+                }
+            level["throughput_ratio"] = (
+                level["nnpipe serve"]["throughput_rps"]
+                / level["mlflow models serve"]["throughput_rps"]
+            )
             levels.append(level)
-            print(f"{clients} client(s): nnpipe p99 {level['nnpipe serve']['p99_ms']:.2f} ms, "
-                  f"{level['throughput_ratio']:.2f}x mlflow's throughput", flush=True)
+            print(
+                f"{clients} client(s): nnpipe p99 {level['nnpipe serve']['p99_ms']:.2f} ms, "
+                f"{level['throughput_ratio']:.2f}x mlflow's throughput",
+                flush=True,
+            )
 
     one = next((lv for lv in levels if lv["clients"] == 1), None)
     targets = {
-        "no_errors": all(lv[n]["errors"] == 0 for lv in levels
-                         for n in ("nnpipe serve", "mlflow models serve")),
+        "no_errors": all(
+            lv[n]["errors"] == 0 for lv in levels for n in ("nnpipe serve", "mlflow models serve")
+        ),
         "p99_under_20ms_at_1_client": one is not None and one["nnpipe serve"]["p99_ms"] < 20,
         "throughput_at_least_2x": all(lv["throughput_ratio"] >= 2 for lv in levels),
     }
-    results = {"model": f"{MODEL}@{args.alias}", "version": version,
-               "variant": a["model"].get("variant"), "image": str(image),
-               "image_bytes": image.stat().st_size, "cpus": os.cpu_count(),
-               "python": platform.python_version(), "levels": levels, "targets": targets,
-               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    results = {
+        "model": f"{MODEL}@{args.alias}",
+        "version": version,
+        "variant": a["model"].get("variant"),
+        "image": str(image),
+        "image_bytes": image.stat().st_size,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "levels": levels,
+        "targets": targets,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(table(results))

@@ -1,11 +1,11 @@
 """The ``nnpipe`` command: run the pipeline, one stage, or inspect the params.
 
-    nnpipe run [--domain xray|ohlcv] [-S key=value ...] [--profile NAME]
-    nnpipe stage STEP --domain xray|ohlcv [-S key=value ...]
-    nnpipe params show [-S key=value ...]
-    nnpipe dvc-yaml [--check]
-    nnpipe schedule [--domain xray|ohlcv] [--cron "0 2 * * *"]
-    nnpipe ui
+nnpipe run [--domain xray|ohlcv] [-S key=value ...] [--profile NAME]
+nnpipe stage STEP --domain xray|ohlcv [-S key=value ...]
+nnpipe params show [-S key=value ...]
+nnpipe dvc-yaml [--check]
+nnpipe schedule [--domain xray|ohlcv] [--cron "0 2 * * *"]
+nnpipe ui
 """
 
 from __future__ import annotations
@@ -23,8 +23,10 @@ from nnpipe.prefect_env import prefect_defaults, start_temporary_server
 
 log = logging.getLogger("nnpipe")
 
-FLOW_FILES = {"xray": "flows/xray_training.py:xray_training",
-              "ohlcv": "flows/ohlcv_training.py:ohlcv_training"}
+FLOW_FILES = {
+    "xray": "flows/xray_training.py:xray_training",
+    "ohlcv": "flows/ohlcv_training.py:ohlcv_training",
+}
 PROFILES_DIR = Path("profiles")
 
 
@@ -103,8 +105,10 @@ def duration(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
 
 
-def stage_time_lines(results: dict[str, dict[str, dict]], flow_seconds: dict[str, float],
-                     ) -> list[str]:
+def stage_time_lines(
+    results: dict[str, dict[str, dict]],
+    flow_seconds: dict[str, float],
+) -> list[str]:
     """A table of each stage's wall time per domain ("current" where DVC skipped it), and
     each flow's whole time (Prefect and DVC included)."""
     domains = list(results)
@@ -121,17 +125,23 @@ def stage_time_lines(results: dict[str, dict[str, dict]], flow_seconds: dict[str
     rows += [[step, *(cell(results[d].get(step)) for d in domains)] for step in steps]
     rows.append(["whole flow", *(duration(flow_seconds[d]) for d in domains)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                      for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-            for row in rows]
+    return [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    ]
 
 
 def ui_hint(uri: str) -> str:
     """How to open the MLflow UI on this store, on the model-training view of the runs."""
     if uri.startswith(("http://", "https://")):
         return f"{uri.rstrip('/')}/#/experiments?workflowType=machine_learning"
-    return ("make ui, then http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
-            " (each experiment's Views menu has \"Headline metrics\")")
+    return (
+        "make ui, then http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
+        ' (each experiment\'s Views menu has "Headline metrics")'
+    )
 
 
 def print_summary(params, results: dict, flow_seconds: dict[str, float]) -> None:
@@ -145,18 +155,24 @@ def print_summary(params, results: dict, flow_seconds: dict[str, float]) -> None
     for domain in results:
         register = get_stage("register", domain).module()
         lines += [f"[{domain}] {line}" for line in register.summary_lines(params, domain)]
-    lines += ["", "Stage times (wall clock):",
-              *(f"  {line}" for line in stage_time_lines(results, flow_seconds)), ""]
+    lines += [
+        "",
+        "Stage times (wall clock):",
+        *(f"  {line}" for line in stage_time_lines(results, flow_seconds)),
+        "",
+    ]
     uri = store.tracking_uri(params)
     serve = serve_hint(params, uri)
-    lines += [f"MLflow store: {uri}",
-              f"Open the UI:  {ui_hint(uri)}",
-              f"Serve:        {serve}" if serve else "Serve:        nothing is registered yet",
-              "Compare with DVC: commit this run, then run an experiment (in the venv:",
-              "  source .venv/bin/activate, since dvc.yaml's stages run `python -m nnpipe`):",
-              "  git add dvc.lock params.yaml reports && git commit -m 'pipeline run'",
-              "  dvc exp run -S xray.train.epochs=20 && dvc exp show",
-              "=" * 72]
+    lines += [
+        f"MLflow store: {uri}",
+        f"Open the UI:  {ui_hint(uri)}",
+        f"Serve:        {serve}" if serve else "Serve:        nothing is registered yet",
+        "Compare with DVC: commit this run, then run an experiment (in the venv:",
+        "  source .venv/bin/activate, since dvc.yaml's stages run `python -m nnpipe`):",
+        "  git add dvc.lock params.yaml reports && git commit -m 'pipeline run'",
+        "  dvc exp run -S xray.train.epochs=20 && dvc exp show",
+        "=" * 72,
+    ]
     print("\n".join(lines))
 
 
@@ -207,13 +223,15 @@ def schedules_from_prefect_yaml(path: Path = Path("prefect.yaml")) -> dict[str, 
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     found = {}
     for domain, entrypoint in FLOW_FILES.items():
-        deployment = next((d for d in spec["deployments"] if d["entrypoint"] == entrypoint),
-                          None)
+        deployment = next((d for d in spec["deployments"] if d["entrypoint"] == entrypoint), None)
         if deployment and deployment.get("schedules"):
             first = deployment["schedules"][0]
-            found[domain] = {"name": deployment["name"], "cron": first["cron"],
-                             "timezone": first.get("timezone", "UTC"),
-                             "tags": deployment.get("tags", [])}
+            found[domain] = {
+                "name": deployment["name"],
+                "cron": first["cron"],
+                "timezone": first.get("timezone", "UTC"),
+                "tags": deployment.get("tags", []),
+            }
     return found
 
 
@@ -234,7 +252,8 @@ def refuse_worker_deployments(names: list[str]) -> None:
                 raise ParamsError(
                     f"deployment {name} is deployed to work pool {deployment.work_pool_name!r} "
                     f"(prefect deploy): its worker runs it. Use the worker, or delete the "
-                    f"deployment (`prefect deployment delete {name}`) to serve it from here")
+                    f"deployment (`prefect deployment delete {name}`) to serve it from here"
+                )
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
@@ -254,16 +273,28 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     deployments = []
     for domain in args.domain or DOMAINS:
         if domain not in schedules:
-            raise ParamsError(f"prefect.yaml has no scheduled deployment of "
-                              f"{FLOW_FILES[domain]}: add one (see its other deployments)")
+            raise ParamsError(
+                f"prefect.yaml has no scheduled deployment of "
+                f"{FLOW_FILES[domain]}: add one (see its other deployments)"
+            )
         schedule = schedules[domain] | ({"cron": args.cron} if args.cron else {})
         flow = load_flow_from_entrypoint(FLOW_FILES[domain])
-        log.info("serving %s/%s on cron %r (%s)", flow.name, schedule["name"],
-                 schedule["cron"], schedule["timezone"])
-        deployments.append(flow.to_deployment(
-            name=schedule["name"], concurrency_limit=1, tags=schedule["tags"],
-            schedule=Cron(schedule["cron"], timezone=schedule["timezone"]),
-            parameters={"params_file": args.params}))
+        log.info(
+            "serving %s/%s on cron %r (%s)",
+            flow.name,
+            schedule["name"],
+            schedule["cron"],
+            schedule["timezone"],
+        )
+        deployments.append(
+            flow.to_deployment(
+                name=schedule["name"],
+                concurrency_limit=1,
+                tags=schedule["tags"],
+                schedule=Cron(schedule["cron"], timezone=schedule["timezone"]),
+                parameters={"params_file": args.params},
+            )
+        )
     refuse_worker_deployments([f"{d.flow_name}/{d.name}" for d in deployments])
     serve(*deployments)
     return 0
@@ -275,11 +306,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     params = load_params(args.params)
     uri = store.tracking_uri(params)
-    log.info("MLflow UI on http://%s:%d/#/experiments?workflowType=machine_learning (each "
-             "experiment's Views menu has \"Headline metrics\"; Ctrl-C stops)",
-             args.host, args.port)
-    serve_ui(uri, store.artifact_root().as_uri() if uri.startswith("sqlite:") else None,
-             args.host, args.port)
+    log.info(
+        "MLflow UI on http://%s:%d/#/experiments?workflowType=machine_learning (each "
+        'experiment\'s Views menu has "Headline metrics"; Ctrl-C stops)',
+        args.host,
+        args.port,
+    )
+    serve_ui(
+        uri,
+        store.artifact_root().as_uri() if uri.startswith("sqlite:") else None,
+        args.host,
+        args.port,
+    )
     return 0
 
 
@@ -307,41 +345,71 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uri = store.tracking_uri(params)
     limits = params.serve
     if args.max_request_mb is not None and not 0 < args.max_request_mb <= 1024:
-        raise NnpipeError(f"--max-request-mb {args.max_request_mb:g} is not a size limit: "
-                          "give a number of MiB above 0, at most 1024")
+        raise NnpipeError(
+            f"--max-request-mb {args.max_request_mb:g} is not a size limit: "
+            "give a number of MiB above 0, at most 1024"
+        )
     settings = ServeSettings(
-        tracking_uri=uri, models=served_models(params, domains), alias=alias,
-        poll_seconds=args.poll_seconds, api_key=os.environ.get("NNPIPE_API_KEY") or None,
+        tracking_uri=uri,
+        models=served_models(params, domains),
+        alias=alias,
+        poll_seconds=args.poll_seconds,
+        api_key=os.environ.get("NNPIPE_API_KEY") or None,
         public_routes=tuple(dict.fromkeys([*limits.public_routes, *(args.public or [])])),
         max_request_bytes=int((args.max_request_mb or limits.max_request_mb) * 2**20),
-        max_batch=limits.max_batch, max_pixels=limits.max_pixels, max_side=limits.max_side,
-        max_batch_pixels=limits.max_batch_pixels, max_bars=limits.max_bars,
-        decode_threads=limits.decode_threads, threads=args.threads)
+        max_batch=limits.max_batch,
+        max_pixels=limits.max_pixels,
+        max_side=limits.max_side,
+        max_batch_pixels=limits.max_batch_pixels,
+        max_bars=limits.max_bars,
+        decode_threads=limits.decode_threads,
+        threads=args.threads,
+    )
     loopback = args.host in ("127.0.0.1", "localhost", "::1")
     if not loopback and settings.api_key is None and not args.allow_no_api_key:
-        raise NnpipeError(f"refusing to serve on {args.host} (reachable from other machines) "
-                          "without an API key: set NNPIPE_API_KEY, or pass "
-                          "--allow-no-api-key to serve it open on purpose")
+        raise NnpipeError(
+            f"refusing to serve on {args.host} (reachable from other machines) "
+            "without an API key: set NNPIPE_API_KEY, or pass "
+            "--allow-no-api-key to serve it open on purpose"
+        )
     if not args.wait:
         try:
             plan = serve_plan(params, domains, alias, uri)
         except MlflowException as exc:
-            raise NnpipeError(f"cannot read the model registry at {uri}: {exc.message}; "
-                              "start it, or pass --wait to start and keep trying") from None
+            raise NnpipeError(
+                f"cannot read the model registry at {uri}: {exc.message}; "
+                "start it, or pass --wait to start and keep trying"
+            ) from None
         if plan.missing:
-            extra = [*([f"--params {args.params}"] if args.params != PARAMS_FILE else []),
-                     *([f"--host {args.host}"] if args.host != "127.0.0.1" else []),
-                     *([f"--port {args.port}"] if args.port != 8000 else [])]
+            extra = [
+                *([f"--params {args.params}"] if args.params != PARAMS_FILE else []),
+                *([f"--host {args.host}"] if args.host != "127.0.0.1" else []),
+                *([f"--port {args.port}"] if args.port != 8000 else []),
+            ]
             raise NnpipeError(not_ready_message(params, plan, bool(args.domain), extra))
     if not loopback and settings.api_key is None:
-        log.warning("serving on %s without an API key (--allow-no-api-key): set "
-                    "NNPIPE_API_KEY to require one", args.host)
-    log.info("serving %s (alias %s) from %s on http://%s:%d (API docs: /docs)",
-             ", ".join(f"{name} as {key}" for key, name in settings.models.items()),
-             settings.alias, settings.tracking_uri, args.host, args.port)
+        log.warning(
+            "serving on %s without an API key (--allow-no-api-key): set "
+            "NNPIPE_API_KEY to require one",
+            args.host,
+        )
+    log.info(
+        "serving %s (alias %s) from %s on http://%s:%d (API docs: /docs)",
+        ", ".join(f"{name} as {key}" for key, name in settings.models.items()),
+        settings.alias,
+        settings.tracking_uri,
+        args.host,
+        args.port,
+    )
     # no `server: uvicorn` header: a response need not say what answers it
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="info",
-                access_log=False, server_header=False)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level="info",
+        access_log=False,
+        server_header=False,
+    )
     return 0
 
 
@@ -357,27 +425,44 @@ def cmd_predict(args: argparse.Namespace) -> int:
     domain = (args.domain or ["xray"])[0]
     if args.deploy:
         predictor = load_predictor(args.deploy)
-        model = {"name": "(deploy folder)", "version": str(args.deploy),
-                 "variant": predictor.variant}
+        model = {
+            "name": "(deploy folder)",
+            "version": str(args.deploy),
+            "variant": predictor.variant,
+        }
     else:
         from nnpipe.serving.registry import resolve
 
         models = served_models(params, [domain])
-        key = domain if domain == "xray" else (
-            f"ohlcv/{args.series}" if args.series else next(iter(models)))
+        key = (
+            domain
+            if domain == "xray"
+            else (f"ohlcv/{args.series}" if args.series else next(iter(models)))
+        )
         if key not in models:
-            raise ParamsError(f"series {args.series!r} is not in this project's params; "
-                              f"known: {', '.join(k.split('/', 1)[1] for k in models)}")
+            raise ParamsError(
+                f"series {args.series!r} is not in this project's params; "
+                f"known: {', '.join(k.split('/', 1)[1] for k in models)}"
+            )
         found = resolve(store.tracking_uri(params), models[key], args.alias)
         predictor = load_predictor(found.deploy_dir)
         model = {"name": found.name, "version": found.version, "variant": predictor.variant}
     source = Path(args.input)
-    table = predict_xray(predictor, source) if domain == "xray" else \
-        predict_ohlcv(predictor, source)
+    table = (
+        predict_xray(predictor, source) if domain == "xray" else predict_ohlcv(predictor, source)
+    )
     out = write_predictions(table, model, Path(args.output))
     failed = int((table["error"] != "").sum()) if "error" in table else 0
-    log.info("predict: %d rows (%d unreadable) from %s with %s v%s (%s) -> %s", len(table),
-             failed, source, model["name"], model["version"], model["variant"], out)
+    log.info(
+        "predict: %d rows (%d unreadable) from %s with %s v%s (%s) -> %s",
+        len(table),
+        failed,
+        source,
+        model["name"],
+        model["version"],
+        model["variant"],
+        out,
+    )
     return 0
 
 
@@ -386,19 +471,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
-    common.add_argument("--domain", action="append", choices=DOMAINS,
-                        help="domain(s) to act on (default: all)")
+    common.add_argument(
+        "--domain", action="append", choices=DOMAINS, help="domain(s) to act on (default: all)"
+    )
     overrides = argparse.ArgumentParser(add_help=False)
-    overrides.add_argument("-S", "--set", dest="overrides", action="append", default=[],
-                           metavar="KEY=VALUE", help="override a param by its dotted key "
-                           "(as `dvc exp run -S`); repeatable")
-    parser = argparse.ArgumentParser(prog="nnpipe", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    overrides.add_argument(
+        "-S",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a param by its dotted key (as `dvc exp run -S`); repeatable",
+    )
+    parser = argparse.ArgumentParser(
+        prog="nnpipe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", parents=[common, overrides],
-                       help="run the pipeline as a Prefect flow (overrides are written to "
-                       "params.yaml, as `dvc exp run -S` does)")
+    p = sub.add_parser(
+        "run",
+        parents=[common, overrides],
+        help="run the pipeline as a Prefect flow (overrides are written to "
+        "params.yaml, as `dvc exp run -S` does)",
+    )
     p.add_argument("--profile", help="apply a named profile from profiles/ first")
     p.add_argument("--force", action="store_true", help="re-run stages DVC considers current")
     p.set_defaults(func=cmd_run)
@@ -415,44 +511,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only check it is up to date")
     p.set_defaults(func=cmd_dvc_yaml)
 
-    p = sub.add_parser("schedule", parents=[common],
-                       help="serve the flow on its cron schedule from prefect.yaml")
+    p = sub.add_parser(
+        "schedule", parents=[common], help="serve the flow on its cron schedule from prefect.yaml"
+    )
     p.add_argument("--cron", help="override the schedule, e.g. '0 2 * * *'")
     p.set_defaults(func=cmd_schedule)
 
-    p = sub.add_parser("serve", parents=[common],
-                       help="serve the registered champions over HTTP (domains: --domain "
-                       "or params.yaml's serve.domains; API key: set NNPIPE_API_KEY)")
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="serve the registered champions over HTTP (domains: --domain "
+        "or params.yaml's serve.domains; API key: set NNPIPE_API_KEY)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="default: loopback only")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--alias", help="the registry alias to serve (default: params.yaml's "
-                   "serve.alias, champion)")
-    p.add_argument("--wait", action="store_true",
-                   help="start even if a model has no version under the alias yet: /ready "
-                   "answers 503 (naming it) until one appears (e.g. in a container started "
-                   "before the pipeline ran)")
-    p.add_argument("--poll-seconds", type=float, default=30.0,
-                   help="how often to look for a moved alias")
-    p.add_argument("--max-request-mb", type=float,
-                   help="the body size limit (default: params.yaml's serve.max_request_mb, 10)")
-    p.add_argument("--public", action="append", choices=["models", "metrics", "docs"],
-                   help="with NNPIPE_API_KEY set, also serve this route without the key "
-                   "(repeatable; /health and /ready always are; also serve.public_routes)")
-    p.add_argument("--allow-no-api-key", action="store_true",
-                   help="serve on a non-loopback --host with no NNPIPE_API_KEY (refused "
-                   "otherwise)")
+    p.add_argument(
+        "--alias", help="the registry alias to serve (default: params.yaml's serve.alias, champion)"
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="start even if a model has no version under the alias yet: /ready "
+        "answers 503 (naming it) until one appears (e.g. in a container started "
+        "before the pipeline ran)",
+    )
+    p.add_argument(
+        "--poll-seconds", type=float, default=30.0, help="how often to look for a moved alias"
+    )
+    p.add_argument(
+        "--max-request-mb",
+        type=float,
+        help="the body size limit (default: params.yaml's serve.max_request_mb, 10)",
+    )
+    p.add_argument(
+        "--public",
+        action="append",
+        choices=["models", "metrics", "docs"],
+        help="with NNPIPE_API_KEY set, also serve this route without the key "
+        "(repeatable; /health and /ready always are; also serve.public_routes)",
+    )
+    p.add_argument(
+        "--allow-no-api-key",
+        action="store_true",
+        help="serve on a non-loopback --host with no NNPIPE_API_KEY (refused otherwise)",
+    )
     p.add_argument("--threads", type=int, default=1, help="interpreter threads per model")
     p.set_defaults(func=cmd_serve)
 
-    p = sub.add_parser("predict", parents=[common],
-                       help="batch predictions from images (folder, .npz) or a CSV of bars")
-    p.add_argument("input", help="a folder of PNG/JPEG, an .npz of images, an image, or a "
-                   "CSV of daily bars (--domain ohlcv)")
+    p = sub.add_parser(
+        "predict",
+        parents=[common],
+        help="batch predictions from images (folder, .npz) or a CSV of bars",
+    )
+    p.add_argument(
+        "input",
+        help="a folder of PNG/JPEG, an .npz of images, an image, or a "
+        "CSV of daily bars (--domain ohlcv)",
+    )
     p.add_argument("-o", "--output", default="predictions.csv")
     p.add_argument("--alias", default="champion", help="the registered version to use")
     p.add_argument("--series", help="OHLCV: which series' model (default: the only one)")
-    p.add_argument("--deploy", help="use a deploy folder (models/<domain>-deploy) instead "
-                   "of the registry")
+    p.add_argument(
+        "--deploy", help="use a deploy folder (models/<domain>-deploy) instead of the registry"
+    )
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("ui", parents=[common], help="open the MLflow UI on the project's store")

@@ -66,8 +66,10 @@ class Strict(BaseModel):
         train one epoch. A boolean is accepted only where the field is a switch."""
         if info.field_name is not None and _has_bool(value):  # also inside lists: [true, 8]
             if not _takes_bool(cls.model_fields[info.field_name].annotation):
-                raise ValueError(f"a boolean ({str(value).lower()}) is not accepted here: "
-                                 "give a number or a value of the field's type")
+                raise ValueError(
+                    f"a boolean ({str(value).lower()}) is not accepted here: "
+                    "give a number or a value of the field's type"
+                )
         return value
 
 
@@ -205,7 +207,8 @@ class MixerArch(Strict):
 class XrayTrain(Techniques):
     # auto: the guide's choose_model for the domain's task (images: medical_cnn)
     model: Literal["auto", "feedforward", "small_cnn", "medical_cnn", "vit", "mlp_mixer"] = (
-        "medical_cnn")
+        "medical_cnn"
+    )
     filters: Annotated[list[PositiveInt], Field(min_length=1, max_length=6)] = [32, 64, 128]
     dense_units: PositiveInt = 64
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.3
@@ -283,11 +286,15 @@ class OhlcvIngest(Strict):
     @model_validator(mode="after")
     def _source_is_configured(self) -> OhlcvIngest:
         if self.source == "csv" and not self.csv.files:
-            raise ValueError("source is 'csv' but csv.files is empty; give one entry per "
-                             "series, e.g. ohlcv.ingest.csv.files.GOOG=path/or/url.csv")
+            raise ValueError(
+                "source is 'csv' but csv.files is empty; give one entry per "
+                "series, e.g. ohlcv.ingest.csv.files.GOOG=path/or/url.csv"
+            )
         if self.source == "yfinance" and not self.yfinance.tickers:
-            raise ValueError("source is 'yfinance' but yfinance.tickers is empty; e.g. "
-                             "ohlcv.ingest.yfinance.tickers=[MSFT]")
+            raise ValueError(
+                "source is 'yfinance' but yfinance.tickers is empty; e.g. "
+                "ohlcv.ingest.yfinance.tickers=[MSFT]"
+            )
         return self
 
 
@@ -310,8 +317,10 @@ class OhlcvFeaturize(Strict):
         if len(set(self.derived)) != len(self.derived):
             raise ValueError(f"derived lists a feature twice: {self.derived}")
         if self.val_fraction + self.test_fraction >= 0.9:
-            raise ValueError("val_fraction + test_fraction leaves almost nothing to train on; "
-                             "keep their sum below 0.9")
+            raise ValueError(
+                "val_fraction + test_fraction leaves almost nothing to train on; "
+                "keep their sum below 0.9"
+            )
         return self
 
 
@@ -351,17 +360,32 @@ OhlcvGateMetric = Literal["relative_mae", "relative_rmse", "mase", "rmse", "mae"
 
 class OhlcvRegister(Strict):
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._{}-]*$")] = (
-        "ohlcv-forecaster")
+        "ohlcv-forecaster"
+    )
     gate_metric: OhlcvGateMetric = "relative_mae"
     max_value: Annotated[float, Field(gt=0.0)] = 1.0
     max_increase: Annotated[float, Field(ge=0.0)] = 0.0
     allow_incomparable: bool = False
 
 
-Variant = Literal["keras_float32", "tflite_float32", "tflite_float16", "tflite_dynamic",
-                  "tflite_int8", "pruned", "pruned_int8"]
-ALL_VARIANTS: list[str] = ["keras_float32", "tflite_float32", "tflite_float16",
-                           "tflite_dynamic", "tflite_int8", "pruned", "pruned_int8"]
+Variant = Literal[
+    "keras_float32",
+    "tflite_float32",
+    "tflite_float16",
+    "tflite_dynamic",
+    "tflite_int8",
+    "pruned",
+    "pruned_int8",
+]
+ALL_VARIANTS: list[str] = [
+    "keras_float32",
+    "tflite_float32",
+    "tflite_float16",
+    "tflite_dynamic",
+    "tflite_int8",
+    "pruned",
+    "pruned_int8",
+]
 
 
 class Pruning(Strict):
@@ -374,14 +398,17 @@ class Pruning(Strict):
     @model_validator(mode="after")
     def _sparsity_grows(self) -> Pruning:
         if self.final_sparsity < self.initial_sparsity:
-            raise ValueError(f"final_sparsity {self.final_sparsity} is below initial_sparsity "
-                             f"{self.initial_sparsity}; pruning only removes weights")
+            raise ValueError(
+                f"final_sparsity {self.final_sparsity} is below initial_sparsity "
+                f"{self.initial_sparsity}; pruning only removes weights"
+            )
         return self
 
 
 class Compress(Strict):
     variants: Annotated[list[Variant], Field(min_length=1)] = Field(
-        default_factory=lambda: list(ALL_VARIANTS))
+        default_factory=lambda: list(ALL_VARIANTS)
+    )
     representative_samples: Annotated[int, Field(ge=1, le=100_000)] = 200
     threads: Annotated[int, Field(ge=1, le=256)] = 1
     latency_runs: Annotated[int, Field(ge=5, le=100_000)] = 100
@@ -394,8 +421,10 @@ class Compress(Strict):
         if len(set(value)) != len(value):
             raise ValueError(f"variants lists a name twice: {value}")
         if "keras_float32" not in value:
-            raise ValueError("variants must include keras_float32, the reference every "
-                             "other variant is compared with")
+            raise ValueError(
+                "variants must include keras_float32, the reference every "
+                "other variant is compared with"
+            )
         return ["keras_float32", *[v for v in value if v != "keras_float32"]]
 
 
@@ -518,15 +547,18 @@ def check_search_space(train: BaseModel, space: dict[str, SearchDim]) -> None:
     fields = searchable_keys(train)
     for key, dim in space.items():
         if key not in fields:
-            raise ValueError(f"tune.search_space.{key} is not a train parameter that can be "
-                             f"searched; searchable: {', '.join(fields)}")
+            raise ValueError(
+                f"tune.search_space.{key} is not a train parameter that can be "
+                f"searched; searchable: {', '.join(fields)}"
+            )
         for value in dim.candidates():
             try:
                 with_values(train, {key: value})
             except ValidationError as exc:
                 problem = "; ".join(e["msg"] for e in exc.errors())
-                raise ValueError(f"tune.search_space.{key}: {value!r} is not a valid "
-                                 f"train.{key} ({problem})") from None
+                raise ValueError(
+                    f"tune.search_space.{key}: {value!r} is not a valid train.{key} ({problem})"
+                ) from None
 
 
 # ``register`` is the stage's name, and so its params key; pydantic warns that it shadows
@@ -541,12 +573,14 @@ with warnings.catch_warnings():
         augment: Augment = Augment()
         train: XrayTrain = XrayTrain()
         evaluate: XrayEvaluate = XrayEvaluate()
-        tune: Tune = Tune(search_space={
-            "filters": SearchDim(choice=[[16, 32, 64], [32, 64, 128]]),
-            "dense_units": SearchDim(range=(32, 128), step=32),
-            "dropout": SearchDim(range=(0.1, 0.5)),
-            "learning_rate": SearchDim(range=(1e-4, 3e-3), sampling="log"),
-        })
+        tune: Tune = Tune(
+            search_space={
+                "filters": SearchDim(choice=[[16, 32, 64], [32, 64, 128]]),
+                "dense_units": SearchDim(range=(32, 128), step=32),
+                "dropout": SearchDim(range=(0.1, 0.5)),
+                "learning_rate": SearchDim(range=(1e-4, 3e-3), sampling="log"),
+            }
+        )
         compress: Compress = Compress()
         promote: XrayPromote = XrayPromote()
         register: Register = Register()
@@ -573,18 +607,19 @@ with warnings.catch_warnings():
                 )
             return self
 
-
     class Ohlcv(Strict):
         ingest: OhlcvIngest = OhlcvIngest()
         validation: OhlcvValidate = OhlcvValidate()
         featurize: OhlcvFeaturize = OhlcvFeaturize()
         train: OhlcvTrain = OhlcvTrain()
         evaluate: OhlcvEvaluate = OhlcvEvaluate()
-        tune: Tune = Tune(search_space={
-            "units": SearchDim(choice=[[32], [50, 50], [64, 32]]),
-            "dropout": SearchDim(range=(0.0, 0.4)),
-            "learning_rate": SearchDim(range=(1e-4, 1e-2), sampling="log"),
-        })
+        tune: Tune = Tune(
+            search_space={
+                "units": SearchDim(choice=[[32], [50, 50], [64, 32]]),
+                "dropout": SearchDim(range=(0.0, 0.4)),
+                "learning_rate": SearchDim(range=(1e-4, 1e-2), sampling="log"),
+            }
+        )
         compress: Compress = Compress()
         promote: OhlcvPromote = OhlcvPromote()
         register: OhlcvRegister = OhlcvRegister()
@@ -600,7 +635,8 @@ with warnings.catch_warnings():
                 raise ValueError(
                     f"{len(series_names(self.ingest))} series each get their own registered "
                     f"model, but register.model_name {self.register.model_name!r} has no "
-                    "{series} placeholder; use e.g. 'ohlcv-forecaster-{series}'")
+                    "{series} placeholder; use e.g. 'ohlcv-forecaster-{series}'"
+                )
             return self
 
         def model_name(self, series: str) -> str:
@@ -619,8 +655,10 @@ def series_names(ingest: OhlcvIngest) -> list[str]:
     elif ingest.source == "csv":
         names = list(ingest.csv.files)
     else:
-        names = [re.sub(r"[^A-Za-z0-9._-]", "_", t).lstrip("._-") or "ticker"
-                 for t in ingest.yfinance.tickers]
+        names = [
+            re.sub(r"[^A-Za-z0-9._-]", "_", t).lstrip("._-") or "ticker"
+            for t in ingest.yfinance.tickers
+        ]
     if len(set(names)) != len(names):
         raise ValueError(f"series names must be distinct, got {names}")
     return names
@@ -726,16 +764,16 @@ def read_params_file(path: str | os.PathLike[str] = PARAMS_FILE) -> dict[str, An
     """Read the raw YAML mapping of a params file."""
     path = Path(path)
     if not path.is_file():
-        raise ParamsError(
-            f"{path} not found; run from the project root or pass --params PATH"
-        )
+        raise ParamsError(f"{path} not found; run from the project root or pass --params PATH")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path} is not valid YAML: {exc}") from None
     if raw is None:  # DVC reads the same file and would fail on every stage's params
-        raise ParamsError(f"{path} is empty: restore it (`git checkout {path.name}`); every "
-                          "stage in dvc.yaml reads its sections")
+        raise ParamsError(
+            f"{path} is empty: restore it (`git checkout {path.name}`); every "
+            "stage in dvc.yaml reads its sections"
+        )
     return raw
 
 

@@ -20,8 +20,16 @@ from nnpipe.errors import NnpipeError
 log = logging.getLogger(__name__)
 
 
-def fetch(url: str, dest: Path, *, error: type[NnpipeError], hint: str, timeout: float = 60.0,
-          attempts: int = 3, check: Callable[[Path], None] | None = None) -> Path:
+def fetch(
+    url: str,
+    dest: Path,
+    *,
+    error: type[NnpipeError],
+    hint: str,
+    timeout: float = 60.0,
+    attempts: int = 3,
+    check: Callable[[Path], None] | None = None,
+) -> Path:
     """Download ``url`` (http or https) to ``dest``; raise ``error`` with ``hint`` on failure.
 
     The body goes to a temporary sibling renamed onto ``dest`` only when complete and, with
@@ -31,8 +39,7 @@ def fetch(url: str, dest: Path, *, error: type[NnpipeError], hint: str, timeout:
     10 seconds); HTTP 4xx is not, since asking again gets the same answer.
     """
     if not url.lower().startswith(("http://", "https://")):
-        raise error(f"cannot fetch {url!r}: only http:// and https:// URLs are supported; "
-                    f"{hint}")
+        raise error(f"cannot fetch {url!r}: only http:// and https:// URLs are supported; {hint}")
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, got {attempts}")
     dest = Path(dest)
@@ -43,8 +50,10 @@ def fetch(url: str, dest: Path, *, error: type[NnpipeError], hint: str, timeout:
         tmp = Path(tmp_name)
         try:
             log.info("downloading %s (attempt %d/%d)", url, attempt, attempts)
-            with os.fdopen(fd, "wb") as out, \
-                    urllib.request.urlopen(request, timeout=timeout) as resp:
+            with (
+                os.fdopen(fd, "wb") as out,
+                urllib.request.urlopen(request, timeout=timeout) as resp,
+            ):
                 while chunk := resp.read(1 << 20):
                     out.write(chunk)
             if check is not None:
@@ -55,18 +64,28 @@ def fetch(url: str, dest: Path, *, error: type[NnpipeError], hint: str, timeout:
         except urllib.error.HTTPError as exc:
             exc.close()  # the error holds the response open
             if exc.code < 500:  # 4xx: the URL (or access to it) is wrong, not the network
-                raise error(f"could not download {url}: HTTP {exc.code} {exc.reason}. Check "
-                            f"the URL, or {hint}") from None
+                raise error(
+                    f"could not download {url}: HTTP {exc.code} {exc.reason}. Check "
+                    f"the URL, or {hint}"
+                ) from None
             if attempt == attempts:
-                raise error(f"could not download {url} after {attempts} attempts: HTTP "
-                            f"{exc.code} {exc.reason}. The server is failing; try again "
-                            f"later, or {hint}") from exc
+                raise error(
+                    f"could not download {url} after {attempts} attempts: HTTP "
+                    f"{exc.code} {exc.reason}. The server is failing; try again "
+                    f"later, or {hint}"
+                ) from exc
             log.warning("download of %s failed (HTTP %d); retrying", url, exc.code)
-        except (urllib.error.URLError, http.client.HTTPException, TimeoutError,
-                ConnectionError) as exc:
+        except (
+            urllib.error.URLError,
+            http.client.HTTPException,
+            TimeoutError,
+            ConnectionError,
+        ) as exc:
             if attempt == attempts:
-                raise error(f"could not download {url} after {attempts} attempts ({exc}). "
-                            f"Check the network and the URL, or {hint}") from exc
+                raise error(
+                    f"could not download {url} after {attempts} attempts ({exc}). "
+                    f"Check the network and the URL, or {hint}"
+                ) from exc
             log.warning("download of %s failed (%s); retrying", url, exc)
         finally:
             tmp.unlink(missing_ok=True)

@@ -22,8 +22,11 @@ def directory_md5(path: str | os.PathLike[str]) -> str:
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a folder")
     entries = sorted(
-        ({"md5": file_digest(p, "md5"), "relpath": p.relative_to(root).as_posix()}
-         for p in root.rglob("*") if p.is_file()),
+        (
+            {"md5": file_digest(p, "md5"), "relpath": p.relative_to(root).as_posix()}
+            for p in root.rglob("*")
+            if p.is_file()
+        ),
         key=lambda e: e["relpath"],
     )
     payload = json.dumps(entries, sort_keys=True).encode("utf-8")

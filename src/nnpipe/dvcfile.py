@@ -27,31 +27,67 @@ HEADER = """\
 
 PLOTS: dict[str, list[tuple[str, dict]]] = {
     "xray": [
-        ("plots/roc.json", {"x": "fpr", "y": "tpr", "template": "simple",
-                            "title": "xray: ROC, test split"}),
-        ("plots/confusion.json", {"x": "predicted", "y": "actual", "template": "confusion",
-                                  "title": "xray: confusion matrix, test"}),
-        ("history.csv", {"x": "epoch", "y": ["loss", "val_loss"],
-                         "title": "xray: training loss per epoch"}),
-        ("tuning.csv", {"x": "run", "y": "objective", "template": "scatter",
-                        "title": "xray: tuning trials in the order they ran, validation "
-                                 "ROC-AUC"}),
+        (
+            "plots/roc.json",
+            {"x": "fpr", "y": "tpr", "template": "simple", "title": "xray: ROC, test split"},
+        ),
+        (
+            "plots/confusion.json",
+            {
+                "x": "predicted",
+                "y": "actual",
+                "template": "confusion",
+                "title": "xray: confusion matrix, test",
+            },
+        ),
+        (
+            "history.csv",
+            {"x": "epoch", "y": ["loss", "val_loss"], "title": "xray: training loss per epoch"},
+        ),
+        (
+            "tuning.csv",
+            {
+                "x": "run",
+                "y": "objective",
+                "template": "scatter",
+                "title": "xray: tuning trials in the order they ran, validation ROC-AUC",
+            },
+        ),
         ("figures", {}),
     ],
     "ohlcv": [
         # dates: .dvc/plots/dates.json, DVC's "simple" line with a time axis
-        ("plots/forecast.csv", {"x": "date", "y": ["actual", "model", "persistence"],
-                                "template": "dates",
-                                "title": "ohlcv: forecast vs actual Close, test period"}),
-        ("plots/folds.csv", {"x": "fold", "y": ["model_rmse", "persistence_rmse",
-                                                "moving_average_rmse"],
-                             "template": "simple",
-                             "title": "ohlcv: walk-forward RMSE per fold"}),
-        ("history.csv", {"x": "epoch", "y": ["loss", "val_loss"],
-                         "title": "ohlcv: training loss per epoch"}),
-        ("tuning.csv", {"x": "run", "y": "objective", "template": "scatter",
-                        "title": "ohlcv: tuning trials in the order they ran, validation "
-                                 "loss"}),
+        (
+            "plots/forecast.csv",
+            {
+                "x": "date",
+                "y": ["actual", "model", "persistence"],
+                "template": "dates",
+                "title": "ohlcv: forecast vs actual Close, test period",
+            },
+        ),
+        (
+            "plots/folds.csv",
+            {
+                "x": "fold",
+                "y": ["model_rmse", "persistence_rmse", "moving_average_rmse"],
+                "template": "simple",
+                "title": "ohlcv: walk-forward RMSE per fold",
+            },
+        ),
+        (
+            "history.csv",
+            {"x": "epoch", "y": ["loss", "val_loss"], "title": "ohlcv: training loss per epoch"},
+        ),
+        (
+            "tuning.csv",
+            {
+                "x": "run",
+                "y": "objective",
+                "template": "scatter",
+                "title": "ohlcv: tuning trials in the order they ran, validation loss",
+            },
+        ),
         ("figures", {}),
     ],
 }
@@ -135,6 +171,8 @@ def stage_definition(name: str) -> dict:
 
 def render_dvc_yaml() -> str:
     stages = {s.name: stage_definition(s.name) for d in DOMAINS for s in PIPELINES[d]}
-    document = {"stages": stages,
-                "plots": [entry for domain in DOMAINS for entry in plot_definitions(domain)]}
+    document = {
+        "stages": stages,
+        "plots": [entry for domain in DOMAINS for entry in plot_definitions(domain)],
+    }
     return HEADER + yaml.safe_dump(document, sort_keys=False, width=100)

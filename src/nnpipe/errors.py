@@ -31,8 +31,11 @@ def configure_logging(level: int = logging.INFO) -> None:
     log level is :mod:`nnpipe.keras_env`'s, in every process).
     """
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=level, datefmt="%H:%M:%S",
-                            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=level,
+            datefmt="%H:%M:%S",
+            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        )
     logging.getLogger("nnpipe").setLevel(level)
     for chatty in ("httpx", "httpcore"):  # one line per Prefect API call otherwise
         logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -24,7 +24,8 @@ def check_not_diverged(history: list[dict[str, float | None]], label: str, fix: 
     bad = next((r["epoch"] for r in history if r.get("loss") is None), None)
     if bad is not None:
         raise TrainingDivergedError(
-            f"{label or 'training'} diverged (NaN loss at epoch {bad}); {fix}")
+            f"{label or 'training'} diverged (NaN loss at epoch {bad}); {fix}"
+        )
 
 
 class EpochProgressLog(keras.callbacks.Callback):
@@ -33,8 +34,9 @@ class EpochProgressLog(keras.callbacks.Callback):
     epoch's weights are kept (the best by ``monitor``, as EarlyStopping and the checkpoint
     restore them)."""
 
-    def __init__(self, epochs: int, label: str = "", monitor: str | None = None,
-                 mode: str = "min") -> None:
+    def __init__(
+        self, epochs: int, label: str = "", monitor: str | None = None, mode: str = "min"
+    ) -> None:
         super().__init__()
         self.epochs = epochs
         self.label = f"{label}: " if label else ""
@@ -51,10 +53,19 @@ class EpochProgressLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
         logs = logs or {}
-        shown = " ".join(f"{k}={v:.4g}" for k, v in sorted(logs.items())
-                         if isinstance(v, (float, int, np.floating)))
-        log.info("%sepoch %d/%d %s (%.1f s)", self.label, epoch + 1, self.epochs, shown,
-                 time.monotonic() - self.epoch_started)
+        shown = " ".join(
+            f"{k}={v:.4g}"
+            for k, v in sorted(logs.items())
+            if isinstance(v, (float, int, np.floating))
+        )
+        log.info(
+            "%sepoch %d/%d %s (%.1f s)",
+            self.label,
+            epoch + 1,
+            self.epochs,
+            shown,
+            time.monotonic() - self.epoch_started,
+        )
         if self.monitor and isinstance(logs.get(self.monitor), (float, int, np.floating)):
             self.values.append(float(logs[self.monitor]))
 
@@ -68,10 +79,20 @@ class EpochProgressLog(keras.callbacks.Callback):
             return
         best = max(finite) if self.mode == "max" else min(finite)
         best_epoch = self.values.index(best) + 1
-        stopped = (f"early stopping ended it after {ran} of {self.epochs} epochs"
-                   if ran < self.epochs else f"all {self.epochs} epochs ran")
-        log.info("%strained in %.0f s: %s; keeping epoch %d's weights (best %s %.4g)",
-                 self.label, elapsed, stopped, best_epoch, self.monitor, best)
+        stopped = (
+            f"early stopping ended it after {ran} of {self.epochs} epochs"
+            if ran < self.epochs
+            else f"all {self.epochs} epochs ran"
+        )
+        log.info(
+            "%strained in %.0f s: %s; keeping epoch %d's weights (best %s %.4g)",
+            self.label,
+            elapsed,
+            stopped,
+            best_epoch,
+            self.monitor,
+            best,
+        )
 
 
 def fit_verbosity() -> int:
@@ -101,8 +122,11 @@ def kernel_regularizer(cfg) -> keras.regularizers.Regularizer | None:
 
 def make_optimizer(cfg) -> keras.optimizers.Optimizer:
     """Adam at ``learning_rate`` with the gradient clipping the params ask for."""
-    clipping = {k: v for k, v in (("clipnorm", cfg.clip_norm), ("clipvalue", cfg.clip_value))
-                if v is not None}
+    clipping = {
+        k: v
+        for k, v in (("clipnorm", cfg.clip_norm), ("clipvalue", cfg.clip_value))
+        if v is not None
+    }
     return keras.optimizers.Adam(learning_rate=cfg.learning_rate, **clipping)
 
 
@@ -126,9 +150,11 @@ def precision_policy(mixed: bool) -> str:
     supported = fast_float16_devices() if mixed else []
     name = "mixed_float16" if mixed and supported else "float32"
     if mixed and not supported:
-        log.warning("train.mixed_precision is on but no GPU with fast float16 (compute "
-                    "capability 7.0+) is present: training in float32 (mixed_float16 on a "
-                    "CPU would be slower, not faster)")
+        log.warning(
+            "train.mixed_precision is on but no GPU with fast float16 (compute "
+            "capability 7.0+) is present: training in float32 (mixed_float16 on a "
+            "CPU would be slower, not faster)"
+        )
     keras.mixed_precision.set_global_policy(name)
     return name
 
@@ -174,8 +200,9 @@ def accumulate_gradients(model: keras.Model, steps: int) -> keras.Model:
         count.assign_add(1)
 
         def update():
-            optimizer.apply_gradients([(tf.identity(s), w) for s, w in zip(sums, weights,
-                                                                           strict=True)])
+            optimizer.apply_gradients(
+                [(tf.identity(s), w) for s, w in zip(sums, weights, strict=True)]
+            )
             for total in sums:
                 total.assign(tf.zeros_like(total))
             count.assign(0)

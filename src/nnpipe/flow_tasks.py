@@ -37,9 +37,11 @@ def describe_flow(domain: str, what: str) -> str:
     """A flow's description from the stage registry: what it trains, then its stages in
     order (the same stages, and names, as ``dvc repro``)."""
     stages = "; ".join(f"{s.name} ({s.description})" for s in PIPELINES[domain])
-    return (f"{what}. Stages, as in dvc.yaml (each skipped when DVC finds it current): "
-            f"{stages}. Publishes the artifacts {run_report.artifact_key(domain, 'summary')} "
-            f"and {run_report.artifact_key(domain, 'compression')}.")
+    return (
+        f"{what}. Stages, as in dvc.yaml (each skipped when DVC finds it current): "
+        f"{stages}. Publishes the artifacts {run_report.artifact_key(domain, 'summary')} "
+        f"and {run_report.artifact_key(domain, 'compression')}."
+    )
 
 
 def send_nnpipe_logs_to_prefect() -> None:
@@ -54,13 +56,18 @@ def send_nnpipe_logs_to_prefect() -> None:
     if not any(isinstance(h, APILogHandler) for h in logger.handlers):
         logger.addHandler(APILogHandler())
 
+
 INPUT_ERROR = "InputError"  # the state name of a stage failed by the user's input
 
 
 # DVC's hashes decide what is current (see nnpipe.dvc_repo), so Prefect's own cache is off.
 @task(cache_policy=NO_CACHE, log_prints=True)
-def run_stage(name: str, params_file: str, force: bool = False, known_current: bool = False,
-              ) -> dict[str, Any] | State:
+def run_stage(
+    name: str,
+    params_file: str,
+    force: bool = False,
+    known_current: bool = False,
+) -> dict[str, Any] | State:
     """Run one stage (``xray-train``) unless DVC says it is up to date.
 
     An error in the user's input ends the task Failed with its message and no traceback
@@ -80,8 +87,12 @@ def _retry_unless_input_error(task: Any, task_run: Any, state: State) -> bool:
     return state.name != INPUT_ERROR
 
 
-def _run_stage(name: str, params_file: str, force: bool, known_current: bool = False,
-               ) -> dict[str, Any]:
+def _run_stage(
+    name: str,
+    params_file: str,
+    force: bool,
+    known_current: bool = False,
+) -> dict[str, Any]:
     """``known_current``: DVC said so at the start of this flow run and nothing before
     this stage has run since (so asking again would get the same answer)."""
     logger = get_run_logger()
@@ -89,8 +100,11 @@ def _run_stage(name: str, params_file: str, force: bool, known_current: bool = F
     target = name
     params = load_params(params_file)
     stage = STAGES[name]
-    if root is not None and not force and (known_current
-                                           or dvc_repo.stage_is_current(target, root)):
+    if (
+        root is not None
+        and not force
+        and (known_current or dvc_repo.stage_is_current(target, root))
+    ):
         if not stage.source_changed(params):
             logger.info("%s is up to date (dvc status); skipped", target)
             return {"stage": name, "skipped": True}
@@ -146,26 +160,38 @@ def publish_report(domain: str, params_file: str) -> list[str]:
     for line in lines:
         log.info("[%s] %s", domain, line)
     uri = store.tracking_uri(params)
-    links = {unit: run_report.mlflow_links(uri, _experiment_id(uri, record["run_id"]),
-                                           record["run_id"], record.get("model_name"),
-                                           record.get("version"))
-             for unit, record in run_report.per_unit(read_json(layout.registration)).items()}
+    links = {
+        unit: run_report.mlflow_links(
+            uri,
+            _experiment_id(uri, record["run_id"]),
+            record["run_id"],
+            record.get("model_name"),
+            record.get("version"),
+        )
+        for unit, record in run_report.per_unit(read_json(layout.registration)).items()
+    }
     promotion = read_json(layout.promotion) if layout.promotion.is_file() else None
     keys = [run_report.artifact_key(domain, "summary")]
     create_markdown_artifact(
         markdown=run_report.summary_markdown(domain, layout, lines, links, promotion),
-        key=keys[0], description=f"{domain}: test metrics, gate decision, registered model")
+        key=keys[0],
+        description=f"{domain}: test metrics, gate decision, registered model",
+    )
     if layout.compression.is_file():
         keys.append(run_report.artifact_key(domain, "compression"))
         create_table_artifact(
             table=run_report.compression_rows(read_json(layout.compression), promotion),
-            key=keys[1], description=f"{domain}: compression variants (full table: "
-            f"{layout.compression_report})")
+            key=keys[1],
+            description=f"{domain}: compression variants (full table: {layout.compression_report})",
+        )
     return keys
 
 
-def run_domain(domain: str, params_file: str = "params.yaml", force: bool = False,
-               ) -> dict[str, dict[str, Any]] | State:
+def run_domain(
+    domain: str,
+    params_file: str = "params.yaml",
+    force: bool = False,
+) -> dict[str, dict[str, Any]] | State:
     """Run every stage of a domain in order; a failed stage stops the ones after it and
     its Failed state becomes the flow's. Then the run's report (see
     :func:`publish_report`) and the push of its outputs."""
@@ -175,21 +201,25 @@ def run_domain(domain: str, params_file: str = "params.yaml", force: bool = Fals
     if root is not None and Path(params_file).resolve() != root / "params.yaml":
         raise ParamsError(
             f"inside the DVC project {root}, the pipeline runs on its params.yaml (what "
-            f"dvc.lock records), not {params_file}; copy the values in, or use -S overrides")
+            f"dvc.lock records), not {params_file}; copy the values in, or use -S overrides"
+        )
     # one run at a time (a worker's or `nnpipe schedule`'s flow run takes it here; under
     # `nnpipe run` this process holds it already)
     try:
         with hold_project(f"the {domain} flow", root):
-            clean_after_killed_runs([params.paths.data, params.paths.models,
-                                     params.paths.reports])
+            clean_after_killed_runs([params.paths.data, params.paths.models, params.paths.reports])
             return _run_domain_stages(domain, params_file, force, root)
     except ProjectBusy as exc:  # an expected outcome: its line, not a traceback
         get_run_logger().error("%s", exc)
         return Failed(message=str(exc))
 
 
-def _run_domain_stages(domain: str, params_file: str, force: bool, root: Path | None,
-                       ) -> dict[str, dict[str, Any]] | State:
+def _run_domain_stages(
+    domain: str,
+    params_file: str,
+    force: bool,
+    root: Path | None,
+) -> dict[str, dict[str, Any]] | State:
     results: dict[str, dict[str, Any]] = {}
     names = [spec.name for spec in PIPELINES[domain]]
     current = set() if root is None or force else dvc_repo.current_stages(names, root)
@@ -198,11 +228,14 @@ def _run_domain_stages(domain: str, params_file: str, force: bool, root: Path | 
         name = spec.name
         options: dict[str, Any] = {"task_run_name": name}
         if spec.touches_network:
-            options |= {"retries": 2, "retry_delay_seconds": [5, 30],
-                        "retry_condition_fn": _retry_unless_input_error}
+            options |= {
+                "retries": 2,
+                "retry_delay_seconds": [5, 30],
+                "retry_condition_fn": _retry_unless_input_error,
+            }
         state = run_stage.with_options(name=name, **options)(
-            name, str(Path(params_file)), force, nothing_ran and name in current,
-            return_state=True)
+            name, str(Path(params_file)), force, nothing_ran and name in current, return_state=True
+        )
         if state.is_failed():
             return Failed(message=f"{name}: {state.message}")
         results[spec.step] = state.result()

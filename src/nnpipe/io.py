@@ -23,8 +23,10 @@ DIR_MODE = 0o755
 # a staging name carries its writer's pid and start time, ``.<name>.<pid>-<start>.<random>.tmp``
 # (``.<name>.old-<pid>-<start>`` for the output being swapped out), so the next run can
 # remove what a killed writer left and leave a live one's alone
-STAGING = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)-(?P<start>\d*)\.\w+\.tmp"
-                     r"|old-(?P<old_pid>\d+)(?:-(?P<old_start>\d*))?|\w{8}\.tmp)$")
+STAGING = re.compile(
+    r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)-(?P<start>\d*)\.\w+\.tmp"
+    r"|old-(?P<old_pid>\d+)(?:-(?P<old_start>\d*))?|\w{8}\.tmp)$"
+)
 UNOWNED_STALE_SECONDS = 3600  # staging left by nnpipe before names carried their owner
 
 

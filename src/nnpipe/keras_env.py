@@ -27,8 +27,14 @@ import tf_keras as keras
 
 from nnpipe.errors import RefusedModelError
 
-__all__ = ["describe_devices", "keras", "load_model", "load_served_keras", "make_deterministic",
-           "tf"]
+__all__ = [
+    "describe_devices",
+    "keras",
+    "load_model",
+    "load_served_keras",
+    "make_deterministic",
+    "tf",
+]
 
 if tf.keras.Model is not keras.Model:
     raise ImportError(
@@ -85,21 +91,33 @@ _KERAS_MODULE = re.compile(r"(tf_)?keras(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _DATA_OBJECTS = {"__tensor__", "__numpy__", "__bytes__"}
 # layers whose config names a function or holds bytecode: Lambda and the op layers that
 # the functional API makes of raw TensorFlow calls (nnpipe's builders make none)
-_CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda", "ClassMethod", "InstanceMethod",
-                "InstanceProperty"}
+_CODE_LAYERS = {
+    "Lambda",
+    "TFOpLambda",
+    "SlicingOpLambda",
+    "ClassMethod",
+    "InstanceMethod",
+    "InstanceProperty",
+}
 
 
 def _allowed_bases() -> tuple[type, ...]:
-    return (keras.layers.Layer, keras.initializers.Initializer, keras.regularizers.Regularizer,
-            keras.constraints.Constraint, keras.optimizers.Optimizer,
-            keras.optimizers.legacy.Optimizer, keras.metrics.Metric, keras.losses.Loss)
+    return (
+        keras.layers.Layer,
+        keras.initializers.Initializer,
+        keras.regularizers.Regularizer,
+        keras.constraints.Constraint,
+        keras.optimizers.Optimizer,
+        keras.optimizers.legacy.Optimizer,
+        keras.metrics.Metric,
+        keras.losses.Loss,
+    )
 
 
 def _keras_class(module: str, name: str) -> Any:
     """The class a Keras module and name stand for (never importing outside Keras)."""
     try:
-        found = importlib.import_module("tf_" + module if module.startswith("keras")
-                                        else module)
+        found = importlib.import_module("tf_" + module if module.startswith("keras") else module)
     except ImportError:
         return None
     return getattr(found, name, None)
@@ -125,25 +143,32 @@ def check_keras_config(node: Any, where: str = "config") -> None:
         if name in _DATA_OBJECTS:
             return
         if name in _CODE_LAYERS or name.startswith("__") or name == "function":
-            raise RefusedModelError(f"{label} would run code stored in the model "
-                                    "(a Lambda layer, a function or a Python object)")
+            raise RefusedModelError(
+                f"{label} would run code stored in the model "
+                "(a Lambda layer, a function or a Python object)"
+            )
         if ">" in str(registered):
             if registered not in custom_objects():
                 raise RefusedModelError(
                     f"{label} is the custom object {registered!r}; the only custom objects "
-                    f"a served model may hold are nnpipe's own ({', '.join(custom_objects())})")
+                    f"a served model may hold are nnpipe's own ({', '.join(custom_objects())})"
+                )
         else:
             module = node.get("module")
             if not isinstance(module, str) or not _KERAS_MODULE.fullmatch(module):
-                raise RefusedModelError(f"{label} comes from the module {module!r}, not from "
-                                        "Keras")
+                raise RefusedModelError(f"{label} comes from the module {module!r}, not from Keras")
             cls = _keras_class(module, name)
             # tf-keras looks the name up among registered custom objects first
             shadow = keras.saving.get_registered_object(registered)
-            if not (isinstance(cls, type) and issubclass(cls, _allowed_bases())) \
-                    or cls.__name__ in _CODE_LAYERS or shadow not in (None, cls):
-                raise RefusedModelError(f"{label} is not a Keras layer, initializer, "
-                                        "regularizer, constraint, optimizer, metric or loss")
+            if (
+                not (isinstance(cls, type) and issubclass(cls, _allowed_bases()))
+                or cls.__name__ in _CODE_LAYERS
+                or shadow not in (None, cls)
+            ):
+                raise RefusedModelError(
+                    f"{label} is not a Keras layer, initializer, "
+                    "regularizer, constraint, optimizer, metric or loss"
+                )
     for key, value in node.items():
         check_keras_config(value, f"{where}.{key}")
 
@@ -161,15 +186,18 @@ def load_served_keras(content: bytes, what: str) -> Any:
     buffer = io.BytesIO(content)
     if not zipfile.is_zipfile(buffer):
         kind = "an HDF5 file" if content[:8] == b"\x89HDF\r\n\x1a\n" else "not a zip file"
-        raise RefusedModelError(f"{what} is {kind}, not a Keras zip (.keras) model; nnpipe "
-                                "writes and serves only Keras zip and TFLite files")
+        raise RefusedModelError(
+            f"{what} is {kind}, not a Keras zip (.keras) model; nnpipe "
+            "writes and serves only Keras zip and TFLite files"
+        )
     try:
         with zipfile.ZipFile(buffer) as archive:
             names = set(archive.namelist())
             if names != KERAS_ZIP_FILES:
                 raise RefusedModelError(
                     f"{what} holds {sorted(names)}; a Keras model nnpipe wrote holds exactly "
-                    f"{sorted(KERAS_ZIP_FILES)}")
+                    f"{sorted(KERAS_ZIP_FILES)}"
+                )
             config = json.loads(archive.read("config.json"))
     except (zipfile.BadZipFile, ValueError, KeyError) as exc:
         raise RefusedModelError(f"{what} is a broken Keras zip: {exc}") from None
@@ -179,5 +207,6 @@ def load_served_keras(content: bytes, what: str) -> Any:
         copy = Path(tmp) / "model.keras"
         copy.write_bytes(content)
         with SafeModeScope(True):  # even if something enabled unsafe deserialization
-            return saving_lib.load_model(copy, custom_objects=custom_objects(),
-                                         compile=False, safe_mode=True)
+            return saving_lib.load_model(
+                copy, custom_objects=custom_objects(), compile=False, safe_mode=True
+            )

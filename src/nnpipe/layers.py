@@ -12,8 +12,11 @@ class PositionEmbedding(keras.layers.Layer):
 
     def build(self, input_shape) -> None:
         self.positions = self.add_weight(
-            name="positions", shape=(int(input_shape[-2]), int(input_shape[-1])),
-            initializer=keras.initializers.RandomNormal(stddev=0.02), trainable=True)
+            name="positions",
+            shape=(int(input_shape[-2]), int(input_shape[-1])),
+            initializer=keras.initializers.RandomNormal(stddev=0.02),
+            trainable=True,
+        )
         super().build(input_shape)
 
     def call(self, inputs):

@@ -48,7 +48,10 @@ def start_temporary_server() -> int | None:
     if server.server_process is None:
         return None
     pid = server.server_process.pid
-    subprocess.Popen([sys.executable, "-m", "nnpipe.watchdog", str(os.getpid()), str(pid)],
-                     stdin=subprocess.DEVNULL, start_new_session=True)
+    subprocess.Popen(
+        [sys.executable, "-m", "nnpipe.watchdog", str(os.getpid()), str(pid)],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     log.debug("temporary Prefect server pid %d, watched", pid)
     return pid

@@ -61,11 +61,14 @@ def holder(path: Path) -> dict:
 
 def busy_message(path: Path, what: str) -> str:
     info = holder(path)
-    who = (f"pid {info.get('pid', '?')}, started at {info.get('started', '?')}"
-           + (f", `{info['command']}`" if info.get("command") else ""))
-    return (f"another run ({who}) holds the project {path.parent.parent}: {what} would "
-            f"change the files it is writing. Wait for it to finish (or stop it), then run "
-            f"again; the lock is {path}")
+    who = f"pid {info.get('pid', '?')}, started at {info.get('started', '?')}" + (
+        f", `{info['command']}`" if info.get("command") else ""
+    )
+    return (
+        f"another run ({who}) holds the project {path.parent.parent}: {what} would "
+        f"change the files it is writing. Wait for it to finish (or stop it), then run "
+        f"again; the lock is {path}"
+    )
 
 
 def command_line() -> str:
@@ -87,8 +90,11 @@ def _open_lock(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def hold_project(what: str, root: Path | None = None, wait_seconds: float = 0.0,
-                 ) -> Iterator[Path]:
+def hold_project(
+    what: str,
+    root: Path | None = None,
+    wait_seconds: float = 0.0,
+) -> Iterator[Path]:
     """Hold the project's lock for the block, or raise :class:`ProjectBusy` (after
     ``wait_seconds`` of trying) naming the run that holds it; yield the project root."""
     path = lock_path(root)
@@ -111,9 +117,13 @@ def hold_project(what: str, root: Path | None = None, wait_seconds: float = 0.0,
                 raise ProjectBusy(busy_message(path, what)) from None
             time.sleep(0.5)
     owner = current_owner()
-    info = {"pid": owner.pid, "host": owner.host, "owner": owner.token(),
-            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            "command": command_line()}
+    info = {
+        "pid": owner.pid,
+        "host": owner.host,
+        "owner": owner.token(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": command_line(),
+    }
     os.ftruncate(fd, 0)
     os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
     _held[path] = [fd, 1]

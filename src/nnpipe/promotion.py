@@ -15,10 +15,16 @@ class GateDecision:
     reason: str
 
 
-def decide_promotion(metric: str, candidate: float, bound: float,
-                     champion: float | None, tolerance: float,
-                     champion_version: str | None = None, *,
-                     higher_is_better: bool = True) -> GateDecision:
+def decide_promotion(
+    metric: str,
+    candidate: float,
+    bound: float,
+    champion: float | None,
+    tolerance: float,
+    champion_version: str | None = None,
+    *,
+    higher_is_better: bool = True,
+) -> GateDecision:
     """Promote if the candidate clears the absolute bound and is no worse than the champion
     (by more than ``tolerance``) on the same test data.
 
@@ -29,16 +35,21 @@ def decide_promotion(metric: str, candidate: float, bound: float,
         return GateDecision(False, f"{metric} is NaN; the model cannot be judged")
     if higher_is_better and candidate < bound:
         return GateDecision(
-            False, f"{metric} {candidate:.4f} is below the floor min_value={bound:.4f}")
+            False, f"{metric} {candidate:.4f} is below the floor min_value={bound:.4f}"
+        )
     if not higher_is_better and not candidate < bound:
         return GateDecision(
-            False, f"{metric} {candidate:.4f} is not below the ceiling max_value={bound:.4f}")
-    clears = (f"{metric} {candidate:.4f} clears the "
-              f"{'floor' if higher_is_better else 'ceiling'} {bound:.4f}")
+            False, f"{metric} {candidate:.4f} is not below the ceiling max_value={bound:.4f}"
+        )
+    clears = (
+        f"{metric} {candidate:.4f} clears the "
+        f"{'floor' if higher_is_better else 'ceiling'} {bound:.4f}"
+    )
     if champion is None:
         return GateDecision(True, f"{clears}; no champion yet")
-    worse = (candidate < champion - tolerance if higher_is_better
-             else candidate > champion + tolerance)
+    worse = (
+        candidate < champion - tolerance if higher_is_better else candidate > champion + tolerance
+    )
     if worse:
         return GateDecision(
             False,
@@ -46,8 +57,10 @@ def decide_promotion(metric: str, candidate: float, bound: float,
             f"({champion:.4f}) on the same test data by more than {tolerance:.4f}",
         )
     return GateDecision(
-        True, f"{clears} and is no worse than champion v{champion_version} ({champion:.4f}) "
-        "on the same test data")
+        True,
+        f"{clears} and is no worse than champion v{champion_version} ({champion:.4f}) "
+        "on the same test data",
+    )
 
 
 def gate_metrics(record: dict) -> dict[str, float]:
@@ -55,10 +68,14 @@ def gate_metrics(record: dict) -> dict[str, float]:
     show`` compare it: ``promoted`` and ``registered`` are 1 or 0, ``candidate`` the gate
     metric of the deployed variant, ``champion_before`` the old champion's on the same
     data (where there was one to compare)."""
-    numbers = {"promoted": float(bool(record.get("promoted"))),
-               "registered": float(bool(record.get("registered")))}
-    for key, name in (("candidate_value", "candidate"),
-                      ("champion_before_value", "champion_before")):
+    numbers = {
+        "promoted": float(bool(record.get("promoted"))),
+        "registered": float(bool(record.get("registered"))),
+    }
+    for key, name in (
+        ("candidate_value", "candidate"),
+        ("champion_before_value", "champion_before"),
+    ):
         if record.get(key) is not None:
             numbers[name] = float(record[key])
     return numbers

@@ -36,14 +36,16 @@ class StaleMetricsError(NnpipeError):
     """The metrics describe another model than the one train produced."""
 
 
-def check_same_run(metrics_run_id: str | None, run_id: str, where: str, domain: str,
-                   producer: str = "evaluate") -> None:
+def check_same_run(
+    metrics_run_id: str | None, run_id: str, where: str, domain: str, producer: str = "evaluate"
+) -> None:
     """Refuse an input made for another training run than the current model's."""
     if metrics_run_id != run_id:
         raise StaleMetricsError(
             f"{where} was computed for run {metrics_run_id}, but the trained model is from "
             f"run {run_id}: run the {producer} stage first (`dvc repro {domain}-register` "
-            "runs every stage it needs)")
+            "runs every stage it needs)"
+        )
 
 
 @dataclass(frozen=True)
@@ -62,54 +64,99 @@ class GateRule:
 REFUSED_CHAMPION = "the champion was refused by the safe loader"
 
 
-def judge(rule: GateRule, candidate: float, champion: tracking.ModelVersionInfo | None,
-          champion_value: float | None, how: str) -> GateDecision:
+def judge(
+    rule: GateRule,
+    candidate: float,
+    champion: tracking.ModelVersionInfo | None,
+    champion_value: float | None,
+    how: str,
+) -> GateDecision:
     if champion is not None and champion_value is None:
         if how.startswith(REFUSED_CHAMPION):
-            bound_only = decide_promotion(rule.metric, candidate, rule.bound, None,
-                                          rule.tolerance, higher_is_better=rule.higher_is_better)
-            return GateDecision(bound_only.promote,
-                                f"{bound_only.reason}; not compared with v{champion.version}: "
-                                f"{how}, and serving refuses it too")
+            bound_only = decide_promotion(
+                rule.metric,
+                candidate,
+                rule.bound,
+                None,
+                rule.tolerance,
+                higher_is_better=rule.higher_is_better,
+            )
+            return GateDecision(
+                bound_only.promote,
+                f"{bound_only.reason}; not compared with v{champion.version}: "
+                f"{how}, and serving refuses it too",
+            )
         if not rule.allow_incomparable:
-            return GateDecision(False, f"the current champion v{champion.version} cannot be "
-                                f"compared on the same test data ({how}); set "
-                                f"{rule.allow_incomparable_key}=true to judge by the bound only")
-        return decide_promotion(rule.metric, candidate, rule.bound, None, rule.tolerance,
-                                higher_is_better=rule.higher_is_better)
-    return decide_promotion(rule.metric, candidate, rule.bound, champion_value, rule.tolerance,
-                            champion.version if champion else None,
-                            higher_is_better=rule.higher_is_better)
+            return GateDecision(
+                False,
+                f"the current champion v{champion.version} cannot be "
+                f"compared on the same test data ({how}); set "
+                f"{rule.allow_incomparable_key}=true to judge by the bound only",
+            )
+        return decide_promotion(
+            rule.metric,
+            candidate,
+            rule.bound,
+            None,
+            rule.tolerance,
+            higher_is_better=rule.higher_is_better,
+        )
+    return decide_promotion(
+        rule.metric,
+        candidate,
+        rule.bound,
+        champion_value,
+        rule.tolerance,
+        champion.version if champion else None,
+        higher_is_better=rule.higher_is_better,
+    )
 
 
 def deploy_tags(deploy: Mapping[str, Any]) -> dict[str, Any]:
     """Version tags that say what a registered deployable is and why that variant, and
     the sha256 of its model file (serving refuses a file that does not have it)."""
     if not deploy.get("sha256"):
-        raise NnpipeError("the deploy folder's deploy.json records no sha256 of its model "
-                          "file (written by an older promote): re-run promote "
-                          "(`nnpipe run`, or `dvc repro -f <domain>-promote`)")
+        raise NnpipeError(
+            "the deploy folder's deploy.json records no sha256 of its model "
+            "file (written by an older promote): re-run promote "
+            "(`nnpipe run`, or `dvc repro -f <domain>-promote`)"
+        )
     measured = deploy.get("measured") or {}
-    return {"variant": deploy["variant"], "format": deploy["format"],
-            MODEL_SHA256_TAG: deploy["sha256"],
-            "promotion_reason": str(deploy["reason"])[:4000],
-            **{k: measured[k] for k in ("size_bytes", "gzip_bytes", "size_ratio",
-                                        "latency_ms_median") if measured.get(k) is not None}}
+    return {
+        "variant": deploy["variant"],
+        "format": deploy["format"],
+        MODEL_SHA256_TAG: deploy["sha256"],
+        "promotion_reason": str(deploy["reason"])[:4000],
+        **{
+            k: measured[k]
+            for k in ("size_bytes", "gzip_bytes", "size_ratio", "latency_ms_median")
+            if measured.get(k) is not None
+        },
+    }
 
 
-def version_description(params: Params, domain: str, *, model_description: str,
-                        run_info: Mapping[str, Any], deploy: Mapping[str, Any],
-                        headline: Mapping[str, float], decision: GateDecision) -> str:
+def version_description(
+    params: Params,
+    domain: str,
+    *,
+    model_description: str,
+    run_info: Mapping[str, Any],
+    deploy: Mapping[str, Any],
+    headline: Mapping[str, float],
+    decision: GateDecision,
+) -> str:
     """What a registered version is, the data it was trained on, its headline test
     metrics and the gate's decision: the text the version's page shows."""
     numbers = "\n".join(f"- {k}: {v:.4g}" for k, v in headline.items() if v is not None)
     verdict = "promoted to `champion`" if decision.promote else "NOT promoted to `champion`"
-    return (f"{model_description}\n\n"
-            f"This version deploys the `{deploy['variant']}` variant ({deploy['format']}) of "
-            f"training run `{run_info['run_id']}`, trained on "
-            f"{tracking.data_note(params, domain)} Features: DVC hash "
-            f"`{run_info['data_hash']}`.\n\nTest metrics:\n{numbers}\n\n"
-            f"Gate: {verdict}: {decision.reason}\n\nWhy this variant: {deploy['reason']}")
+    return (
+        f"{model_description}\n\n"
+        f"This version deploys the `{deploy['variant']}` variant ({deploy['format']}) of "
+        f"training run `{run_info['run_id']}`, trained on "
+        f"{tracking.data_note(params, domain)} Features: DVC hash "
+        f"`{run_info['data_hash']}`.\n\nTest metrics:\n{numbers}\n\n"
+        f"Gate: {verdict}: {decision.reason}\n\nWhy this variant: {deploy['reason']}"
+    )
 
 
 def load_champion(model_name: str) -> tuple[Any | None, str]:
@@ -133,15 +180,22 @@ def not_registered(model_name: str, run_id: str, reason: str) -> dict:
     """The record when promote chose nothing to deploy: no version, the champion stays."""
     now = tracking.version_by_alias(model_name, "champion")
     log.warning("register: %s: nothing registered: %s", model_name, reason)
-    return {"model_name": model_name, "registered": False, "version": None, "aliases": [],
-            "promoted": False, "reason": f"nothing registered: {reason}",
-            "champion_now": now.version if now else None, "run_id": run_id}
+    return {
+        "model_name": model_name,
+        "registered": False,
+        "version": None,
+        "aliases": [],
+        "promoted": False,
+        "reason": f"nothing registered: {reason}",
+        "champion_now": now.version if now else None,
+        "run_id": run_id,
+    }
 
 
-def recorded_decision(version: tracking.ModelVersionInfo,
-                      champion: tracking.ModelVersionInfo | None,
-                      ) -> tuple[GateDecision, tracking.ModelVersionInfo | None, float | None,
-                                 str] | None:
+def recorded_decision(
+    version: tracking.ModelVersionInfo,
+    champion: tracking.ModelVersionInfo | None,
+) -> tuple[GateDecision, tracking.ModelVersionInfo | None, float | None, str] | None:
     """The gate decision recorded on ``version`` when it is the champion already (a run
     killed after moving the alias, then run again), with the champion it was judged
     against; None when it must be judged (anew)."""
@@ -150,19 +204,31 @@ def recorded_decision(version: tracking.ModelVersionInfo,
         return None
     before = tags.get("gate.champion_before") or None
     value = tags.get("gate.champion_before_value") or None
-    previous = (tracking.ModelVersionInfo(version.name, before, None, {}) if before
-                else None)
-    return (GateDecision(tags.get("gate.promoted") == "True", tags["gate.reason"]), previous,
-            float(value) if value is not None else None,
-            tags.get("gate.champion_before_scored", "recorded when it was registered"))
+    previous = tracking.ModelVersionInfo(version.name, before, None, {}) if before else None
+    return (
+        GateDecision(tags.get("gate.promoted") == "True", tags["gate.reason"]),
+        previous,
+        float(value) if value is not None else None,
+        tags.get("gate.champion_before_scored", "recorded when it was registered"),
+    )
 
 
-def register_and_gate(params: Params, domain: str, *, model_name: str, run_info: dict,
-                      deploy_dir: Path, deploy: Mapping[str, Any], candidate: float,
-                      rule: GateRule, version_tags: Mapping[str, Any],
-                      rescore_champion: Callable[[], tuple[float | None, str]],
-                      input_example: Any, headline: Mapping[str, float],
-                      model_description: str) -> dict:
+def register_and_gate(
+    params: Params,
+    domain: str,
+    *,
+    model_name: str,
+    run_info: dict,
+    deploy_dir: Path,
+    deploy: Mapping[str, Any],
+    candidate: float,
+    rule: GateRule,
+    version_tags: Mapping[str, Any],
+    rescore_champion: Callable[[], tuple[float | None, str]],
+    input_example: Any,
+    headline: Mapping[str, float],
+    model_description: str,
+) -> dict:
     """Publish the deploy folder as a pyfunc version (once per training run and deploy
     folder; ``input_example``: raw model input, for its signature), make it challenger,
     decide champion, describe model and version (``headline``: test metrics with their
@@ -170,20 +236,34 @@ def register_and_gate(params: Params, domain: str, *, model_name: str, run_info:
     deploy_hash = directory_md5(deploy_dir)
     with tracking.start_run(params, domain, "register", run_id=run_info["run_id"]):
         champion = tracking.version_by_alias(model_name, "champion")
-        version = tracking.find_version(model_name, run_info["run_id"],
-                                        {"deploy_hash": deploy_hash})
+        version = tracking.find_version(
+            model_name, run_info["run_id"], {"deploy_hash": deploy_hash}
+        )
         if version is None:
-            logged = tracking.log_deployable(deploy_dir, deploy["format"] == "keras",
-                                             input_example)
+            logged = tracking.log_deployable(deploy_dir, deploy["format"] == "keras", input_example)
             measured = deploy.get("measured") or {}
             # the compression summary on the run: the deployed variant's size and metric
-            tracking.log_model_metrics({k: measured.get(k) for k in (
-                "size_bytes", "size_ratio", rule.metric, "latency_ms_median")},
-                logged.model_id, None, prefix="deployed.")
-            version = tracking.register_model(logged.uri, model_name, tags={
-                "data_hash": run_info["data_hash"], f"test_{rule.metric}": candidate,
-                "domain": domain, "deploy_hash": deploy_hash, **deploy_tags(deploy),
-                **version_tags})
+            tracking.log_model_metrics(
+                {
+                    k: measured.get(k)
+                    for k in ("size_bytes", "size_ratio", rule.metric, "latency_ms_median")
+                },
+                logged.model_id,
+                None,
+                prefix="deployed.",
+            )
+            version = tracking.register_model(
+                logged.uri,
+                model_name,
+                tags={
+                    "data_hash": run_info["data_hash"],
+                    f"test_{rule.metric}": candidate,
+                    "domain": domain,
+                    "deploy_hash": deploy_hash,
+                    **deploy_tags(deploy),
+                    **version_tags,
+                },
+            )
         tracking.set_alias(model_name, "challenger", version.version)
         recorded = recorded_decision(version, champion)
         if recorded is not None:  # a re-run after this version was promoted (kill -9)
@@ -197,27 +277,50 @@ def register_and_gate(params: Params, domain: str, *, model_name: str, run_info:
             decision = judge(rule, candidate, champion, champion_value, how)
             # recorded before the alias moves: a re-run that finds this version champion
             # keeps this comparison instead of judging the version against itself
-            tracking.tag_version(model_name, version.version, {
-                "gate.promoted": decision.promote, "gate.reason": decision.reason,
-                "gate.champion_before": champion.version if champion else "",
-                "gate.champion_before_value": "" if champion_value is None else champion_value,
-                "gate.champion_before_scored": how})
+            tracking.tag_version(
+                model_name,
+                version.version,
+                {
+                    "gate.promoted": decision.promote,
+                    "gate.reason": decision.reason,
+                    "gate.champion_before": champion.version if champion else "",
+                    "gate.champion_before_value": "" if champion_value is None else champion_value,
+                    "gate.champion_before_scored": how,
+                },
+            )
         if decision.promote:
             tracking.set_alias(model_name, "champion", version.version)
         tracking.describe_model(model_name, model_description)
-        tracking.describe_model(model_name, version_description(
-            params, domain, model_description=model_description, run_info=run_info,
-            deploy=deploy, headline=headline, decision=decision), version.version)
-        tracking.set_tags({"registered.version": version.version,
-                           "gate.promoted": decision.promote, "gate.reason": decision.reason})
+        tracking.describe_model(
+            model_name,
+            version_description(
+                params,
+                domain,
+                model_description=model_description,
+                run_info=run_info,
+                deploy=deploy,
+                headline=headline,
+                decision=decision,
+            ),
+            version.version,
+        )
+        tracking.set_tags(
+            {
+                "registered.version": version.version,
+                "gate.promoted": decision.promote,
+                "gate.reason": decision.reason,
+            }
+        )
     now = tracking.version_by_alias(model_name, "champion")
     record = {
         "model_name": model_name,
         "registered": True,
         "variant": deploy["variant"],
         "version": version.version,
-        "aliases": ["challenger", *(["champion"] if now and now.version == version.version
-                                    else [])],
+        "aliases": [
+            "challenger",
+            *(["champion"] if now and now.version == version.version else []),
+        ],
         "promoted": decision.promote,
         "reason": decision.reason,
         "gate_metric": rule.metric,
@@ -230,8 +333,13 @@ def register_and_gate(params: Params, domain: str, *, model_name: str, run_info:
         "model_uri": f"models:/{model_name}/{version.version}",
     }
     verdict = "promoted to champion" if decision.promote else "NOT promoted (gate refused)"
-    log.info("register: %s v%s is challenger, %s: %s", model_name, version.version, verdict,
-             decision.reason)
+    log.info(
+        "register: %s v%s is challenger, %s: %s",
+        model_name,
+        version.version,
+        verdict,
+        decision.reason,
+    )
     return record
 
 
@@ -243,20 +351,27 @@ def variant_lines(layout: DomainLayout) -> list[str]:
     tables = [table] if "variants" in table else list(table["series"].values())
     rows = [r for t in tables for r in t["variants"].values()]
     ok = sum(r["status"] == "ok" for r in rows)
-    return [f"variants: {ok} of {len(rows)} built and measured ({len(rows) - ok} unsupported); "
-            f"table {layout.compression_report}"]
+    return [
+        f"variants: {ok} of {len(rows)} built and measured ({len(rows) - ok} unsupported); "
+        f"table {layout.compression_report}"
+    ]
 
 
 def deployed_lines(record: Mapping[str, Any], deploy: Mapping[str, Any]) -> list[str]:
     """The run summary's lines on what was deployed and registered."""
     lines = [f"deployed variant: {deploy['variant'] or 'none'} ({deploy['reason']})"]
     if not record.get("registered", True):
-        return [*lines, f"model {record['model_name']}: {record['reason']}; "
-                        f"{champion_text(record.get('champion_now'))}"]
-    return [*lines,
-            f"model {record['model_name']} v{record['version']} -> aliases "
-            f"{record['aliases']}; {champion_text(record.get('champion_now'))}",
-            f"gate: {record['reason']}"]
+        return [
+            *lines,
+            f"model {record['model_name']}: {record['reason']}; "
+            f"{champion_text(record.get('champion_now'))}",
+        ]
+    return [
+        *lines,
+        f"model {record['model_name']} v{record['version']} -> aliases "
+        f"{record['aliases']}; {champion_text(record.get('champion_now'))}",
+        f"gate: {record['reason']}",
+    ]
 
 
 def champion_text(version: str | None) -> str:

@@ -53,15 +53,19 @@ def headline_metrics(metrics_file: Path) -> dict[str, dict[str, dict[str, float]
     units = {"": data} if isinstance(data.get("test"), Mapping) else data
     found = {}
     for unit, record in units.items():
-        groups = {g: {k: float(v) for k, v in values.items() if _number(v)}
-                  for g, values in record.items() if isinstance(values, Mapping)}
+        groups = {
+            g: {k: float(v) for k, v in values.items() if _number(v)}
+            for g, values in record.items()
+            if isinstance(values, Mapping)
+        }
         loose = {k: float(v) for k, v in record.items() if _number(v)}
         found[unit] = groups | ({"": loose} if loose else {})
     return found
 
 
-def metrics_beside_baselines(groups: Mapping[str, Mapping[str, float]],
-                             ) -> dict[str, dict[str, float]]:
+def metrics_beside_baselines(
+    groups: Mapping[str, Mapping[str, float]],
+) -> dict[str, dict[str, float]]:
     """Table rows ``{metric: {column: value}}``: the model's test numbers in ``model``,
     each baseline beside the metric it is a baseline of (``accuracy`` in ``baseline``;
     ``persistence_rmse`` in ``persistence``, row ``rmse``), other groups' numbers as rows
@@ -88,22 +92,30 @@ def metrics_beside_baselines(groups: Mapping[str, Mapping[str, float]],
 @dataclass(frozen=True)
 class MlflowLinks:
     """Where a unit's training run and registered version are in the MLflow UI."""
+
     run: str  # a URL, or the run id where the run's experiment is unknown
     version: str | None  # a URL, or None when nothing was registered
     note: str  # how to open them (a local store needs `make ui`)
 
 
-def mlflow_links(tracking_uri: str, experiment_id: str | None, run_id: str,
-                 model_name: str | None, version: str | None) -> MlflowLinks:
+def mlflow_links(
+    tracking_uri: str,
+    experiment_id: str | None,
+    run_id: str,
+    model_name: str | None,
+    version: str | None,
+) -> MlflowLinks:
     """Links into the MLflow UI: the tracking server's own address when the store is an
     HTTP server, else the address ``make ui`` serves the project's local store on."""
     remote = tracking_uri.startswith(("http://", "https://"))
     base = tracking_uri.rstrip("/") if remote else LOCAL_UI
     note = "" if remote else f" (local store: `make ui`, then open {LOCAL_UI})"
-    run = (f"{base}/#/experiments/{experiment_id}/runs/{run_id}" if experiment_id
-           else f"run id {run_id}")
-    link = (f"{base}/#/models/{model_name}/versions/{version}" if model_name and version
-            else None)
+    run = (
+        f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+        if experiment_id
+        else f"run id {run_id}"
+    )
+    link = f"{base}/#/models/{model_name}/versions/{version}" if model_name and version else None
     return MlflowLinks(run, link, note)
 
 
@@ -113,8 +125,10 @@ def _fmt(value: float | None) -> str:
 
 def _metrics_table(rows: Mapping[str, Mapping[str, float]]) -> list[str]:
     names = list(dict.fromkeys(c for row in rows.values() for c in row))
-    out = ["| metric | " + " | ".join(n.replace("_", " ") for n in names) + " |",
-           "|---|" + "---:|" * len(names)]
+    out = [
+        "| metric | " + " | ".join(n.replace("_", " ") for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
     for metric, row in rows.items():
         out.append(f"| {metric} | " + " | ".join(_fmt(row.get(n)) for n in names) + " |")
     return out
@@ -127,21 +141,28 @@ def _link(text: str, target: str) -> str:
 def _gate_lines(record: Mapping[str, Any], links: MlflowLinks | None) -> list[str]:
     name = record.get("model_name", "?")
     if not record.get("registered", True):
-        lines = [f"- **{name}**: nothing registered; champion stays "
-                 f"{'v' + str(record['champion_now']) if record.get('champion_now') else 'none'}",
-                 f"- reason: {record.get('reason')}"]
+        lines = [
+            f"- **{name}**: nothing registered; champion stays "
+            f"{'v' + str(record['champion_now']) if record.get('champion_now') else 'none'}",
+            f"- reason: {record.get('reason')}",
+        ]
     else:
         verdict = "promoted to champion" if record.get("promoted") else "not promoted"
-        lines = [f"- **{name} v{record['version']}**, deployed variant "
-                 f"`{record.get('variant')}`, aliases {', '.join(record.get('aliases', []))}",
-                 f"- gate on {record.get('gate_metric')}: **{verdict}**: {record.get('reason')}",
-                 f"- {record.get('gate_metric')}: this model {_fmt(record.get('candidate_value'))}"
-                 f", the champion before it "
-                 + (f"v{record['champion_before']} {_fmt(record.get('champion_before_value'))} "
-                    f"({record.get('champion_before_scored')})" if record.get("champion_before")
-                    else "none"),
-                 f"- champion now: "
-                 f"{'v' + str(record['champion_now']) if record.get('champion_now') else 'none'}"]
+        lines = [
+            f"- **{name} v{record['version']}**, deployed variant "
+            f"`{record.get('variant')}`, aliases {', '.join(record.get('aliases', []))}",
+            f"- gate on {record.get('gate_metric')}: **{verdict}**: {record.get('reason')}",
+            f"- {record.get('gate_metric')}: this model {_fmt(record.get('candidate_value'))}"
+            f", the champion before it "
+            + (
+                f"v{record['champion_before']} {_fmt(record.get('champion_before_value'))} "
+                f"({record.get('champion_before_scored')})"
+                if record.get("champion_before")
+                else "none"
+            ),
+            f"- champion now: "
+            f"{'v' + str(record['champion_now']) if record.get('champion_now') else 'none'}",
+        ]
     if links is not None:
         text = f"{name} v{record.get('version')}"
         version = f", {_link(text, links.version)}" if links.version else ""
@@ -149,9 +170,13 @@ def _gate_lines(record: Mapping[str, Any], links: MlflowLinks | None) -> list[st
     return lines
 
 
-def summary_markdown(domain: str, layout: DomainLayout, summary_lines: Sequence[str],
-                     links: Mapping[str, MlflowLinks], promotion: Mapping[str, Any] | None = None,
-                     ) -> str:
+def summary_markdown(
+    domain: str,
+    layout: DomainLayout,
+    summary_lines: Sequence[str],
+    links: Mapping[str, MlflowLinks],
+    promotion: Mapping[str, Any] | None = None,
+) -> str:
     """The run's summary: per unit, the test metrics beside the baselines, the deployed
     variant and the gate's decision with links to MLflow; then the register stage's
     summary lines (what ``nnpipe run`` prints)."""
@@ -173,12 +198,19 @@ def summary_markdown(domain: str, layout: DomainLayout, summary_lines: Sequence[
     return "\n".join(out)
 
 
-COMPRESSION_COLUMNS = ("size_bytes", "size_ratio", "latency_ms_median", "latency_ratio",
-                       "build_seconds")
+COMPRESSION_COLUMNS = (
+    "size_bytes",
+    "size_ratio",
+    "latency_ms_median",
+    "latency_ratio",
+    "build_seconds",
+)
 
 
-def compression_rows(compression: Mapping[str, Any], promotion: Mapping[str, Any] | None,
-                     ) -> list[dict[str, Any]]:
+def compression_rows(
+    compression: Mapping[str, Any],
+    promotion: Mapping[str, Any] | None,
+) -> list[dict[str, Any]]:
     """The compression variants as table rows: status, size, the gate metric and its change
     from the reference, parity, latency, and promote's verdict (``chosen`` for the one
     deployed). Numbers rounded for reading; the full table is compression.json."""

@@ -20,9 +20,11 @@ class TrackingUnavailable(NnpipeError):
     """The tracking server did not answer (down, unreachable, or stalled)."""
 
 
-HTTP_SETTINGS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "http_timeout_seconds",
-                 "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "http_max_retries",
-                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "http_backoff_factor"}
+HTTP_SETTINGS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "http_timeout_seconds",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "http_max_retries",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "http_backoff_factor",
+}
 HTTP_JITTER = "0.5"  # seconds of random jitter per retry (MLflow's default: 1)
 _user_http_env: dict[str, str | None] | None = None  # the environment before nnpipe set it
 
@@ -33,8 +35,9 @@ def configure_http(params: Params) -> None:
     12 minutes on a server that was down. The user's environment wins over params."""
     global _user_http_env
     if _user_http_env is None:
-        _user_http_env = {k: os.environ.get(k) for k in
-                          (*HTTP_SETTINGS, "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER")}
+        _user_http_env = {
+            k: os.environ.get(k) for k in (*HTTP_SETTINGS, "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER")
+        }
     for key, field in HTTP_SETTINGS.items():
         if _user_http_env[key] is None:
             os.environ[key] = str(getattr(params.mlflow, field))
@@ -49,25 +52,32 @@ def unavailable_error(exc: BaseException) -> TrackingUnavailable | None:
 
     text = str(exc)
     if isinstance(exc, MlflowException):
-        reachable = not (text.startswith("API request to ") and "failed with" in text
-                         and ("exception" in text or "Max retries" in text))
+        reachable = not (
+            text.startswith("API request to ")
+            and "failed with" in text
+            and ("exception" in text or "Max retries" in text)
+        )
     else:
-        reachable = not isinstance(exc, (requests.exceptions.ConnectionError,
-                                         requests.exceptions.Timeout))
+        reachable = not isinstance(
+            exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout)
+        )
     if reachable:
         return None
     uri = mlflow.get_tracking_uri()
-    cause = ("it did not answer within MLFLOW_HTTP_REQUEST_TIMEOUT="
-             f"{os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '?')} s"
-             if "timeout" in text.lower() or "timed out" in text.lower()
-             else "connection refused or unreachable")
+    cause = (
+        "it did not answer within MLFLOW_HTTP_REQUEST_TIMEOUT="
+        f"{os.environ.get('MLFLOW_HTTP_REQUEST_TIMEOUT', '?')} s"
+        if "timeout" in text.lower() or "timed out" in text.lower()
+        else "connection refused or unreachable"
+    )
     retries = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "?")
     return TrackingUnavailable(
         f"the MLflow tracking server at {uri} is not answering ({cause}; tried "
         f"{int(retries) + 1 if retries.isdigit() else '?'} times). Start it (e.g. "
         f"`mlflow server --host 127.0.0.1 --port {_port(uri)} --backend-store-uri ...`), "
         "or point mlflow.tracking_uri in params.yaml (or MLFLOW_TRACKING_URI) at a running "
-        "one, then run again (the next run ends what this one left RUNNING or PENDING)")
+        "one, then run again (the next run ends what this one left RUNNING or PENDING)"
+    )
 
 
 def _port(uri: str) -> str:

@@ -24,8 +24,11 @@ GRACE_SECONDS = 5.0
 
 def children_of(pid: int) -> list[int]:
     """The processes whose parent is ``pid``, from /proc."""
-    return [int(entry) for entry in os.listdir("/proc")
-            if entry.isdigit() and (stat_fields(int(entry)) or [])[1:2] == [str(pid)]]
+    return [
+        int(entry)
+        for entry in os.listdir("/proc")
+        if entry.isdigit() and (stat_fields(int(entry)) or [])[1:2] == [str(pid)]
+    ]
 
 
 def process_tree(pid: int) -> list[int]:

@@ -16,14 +16,22 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 # headless, and nothing that calls home: no updates, sync, QUIC or background fetches
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @contextlib.contextmanager
-def chromium_page(allowed: tuple[str, ...], timeout_ms: float = 90_000,
-                  viewport: tuple[int, int] = (1800, 1100)) -> Iterator:
+def chromium_page(
+    allowed: tuple[str, ...], timeout_ms: float = 90_000, viewport: tuple[int, int] = (1800, 1100)
+) -> Iterator:
     """One page in a new profile; ``page.external`` lists every request whose URL starts
     with none of ``allowed`` (``data:`` and ``blob:`` are always allowed)."""
     if not CHROMIUM.is_file():
@@ -33,13 +41,23 @@ def chromium_page(allowed: tuple[str, ...], timeout_ms: float = 90_000,
     profile = tempfile.mkdtemp(prefix="nnpipe-chromium-")
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": viewport[0], "height": viewport[1]})
+            profile,
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": viewport[0], "height": viewport[1]},
+        )
         page = context.new_page()
         page.set_default_timeout(timeout_ms)
         page.external = []  # type: ignore[attr-defined]
-        page.on("request", lambda r: None if r.url.startswith((*allowed, "data:", "blob:"))
-                else page.external.append(r.url))
+        page.on(
+            "request",
+            lambda r: (
+                None
+                if r.url.startswith((*allowed, "data:", "blob:"))
+                else page.external.append(r.url)
+            ),
+        )
         try:
             yield page
         finally:

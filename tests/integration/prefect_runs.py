@@ -14,8 +14,14 @@ from nnpipe.io import read_json
 from nnpipe.stages import PIPELINES
 
 # TensorFlow's C++ logging (absl's prefixes and the notes seen before it was silenced)
-TF_NOISE = ("cuInit", "use_unbounded_threadpool", "cuda_platform.cc", "node_def_util.cc",
-            "E0000 ", "W0000 ")
+TF_NOISE = (
+    "cuInit",
+    "use_unbounded_threadpool",
+    "cuda_platform.cc",
+    "node_def_util.cc",
+    "E0000 ",
+    "W0000 ",
+)
 
 
 def api(url: str, path: str, body: dict | None = None, attempts: int = 6) -> dict | list:
@@ -24,21 +30,24 @@ def api(url: str, path: str, body: dict | None = None, attempts: int = 6) -> dic
     Prefect's own client does."""
     for attempt in range(attempts):
         req = urllib.request.Request(
-            f"{url}{path}", method="POST" if body is not None else "GET",
+            f"{url}{path}",
+            method="POST" if body is not None else "GET",
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"})
+            headers={"Content-Type": "application/json"},
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 return json.load(resp)
         except urllib.error.HTTPError as exc:
             if exc.code != 503 or attempt == attempts - 1:
                 raise
-            time.sleep(2 ** attempt)
+            time.sleep(2**attempt)
     raise AssertionError("unreachable")
 
 
-def wait_for_deployment(prefect_api: str, flow: str, name: str, timeout: float,
-                        alive=lambda: True) -> dict:
+def wait_for_deployment(
+    prefect_api: str, flow: str, name: str, timeout: float, alive=lambda: True
+) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -63,9 +72,16 @@ def stored_logs(prefect_api: str, run_id: str) -> list[dict]:
     """The flow run's logs as the API stores them (the UI's Logs tab), oldest first."""
     found: list[dict] = []
     while True:
-        page = api(prefect_api, "/logs/filter", {
-            "logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC",
-            "limit": 200, "offset": len(found)})
+        page = api(
+            prefect_api,
+            "/logs/filter",
+            {
+                "logs": {"flow_run_id": {"any_": [run_id]}},
+                "sort": "TIMESTAMP_ASC",
+                "limit": 200,
+                "offset": len(found),
+            },
+        )
         found += page
         if len(page) < 200:
             return found
@@ -77,20 +93,27 @@ def finished_run_logs(prefect_api: str, run_id: str, timeout: float = 60) -> lis
     deadline = time.monotonic() + timeout
     while True:
         logs = stored_logs(prefect_api, run_id)
-        if any(e["name"] == "prefect.flow_runs" and e["message"].startswith("Finished in state")
-               for e in logs) or time.monotonic() > deadline:
+        if (
+            any(
+                e["name"] == "prefect.flow_runs" and e["message"].startswith("Finished in state")
+                for e in logs
+            )
+            or time.monotonic() > deadline
+        ):
             return logs
         time.sleep(1)
 
 
 def run_artifacts(prefect_api: str, run_id: str) -> dict[str, dict]:
-    artifacts = api(prefect_api, "/artifacts/filter",
-                    {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
+    artifacts = api(
+        prefect_api, "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run_id]}}}
+    )
     return {a["key"]: a for a in artifacts}
 
 
-def check_xray_run_reported(prefect_api: str, run_id: str, project: Path, *, trained: bool,
-                            mlflow_ui: str) -> str:
+def check_xray_run_reported(
+    prefect_api: str, run_id: str, project: Path, *, trained: bool, mlflow_ui: str
+) -> str:
     """The run's stored logs hold nnpipe's lines (every stage, the epochs when it trained,
     the summary) and no TensorFlow C++ line; its artifacts are the summary and the
     compression table under their keys, made from the project's reports. The logs' text."""
@@ -98,8 +121,10 @@ def check_xray_run_reported(prefect_api: str, run_id: str, project: Path, *, tra
     text = "\n".join(entry["message"] for entry in logs)
     names = {entry["name"] for entry in logs}
     for stage in PIPELINES["xray"]:
-        assert f"running {stage.name}" in text or f"{stage.name} is up to date" in text, \
-            (stage.name, text[-3000:])
+        assert f"running {stage.name}" in text or f"{stage.name} is up to date" in text, (
+            stage.name,
+            text[-3000:],
+        )
     if trained:
         assert re.search(r"^epoch 1/\d+ .*val_auc=", text, re.M), text[-3000:]
         assert "xray-train finished in" in text
@@ -114,10 +139,16 @@ def check_xray_run_reported(prefect_api: str, run_id: str, project: Path, *, tra
     assert artifacts["xray-summary"]["type"] == "markdown"
     record = read_json(project / "reports/xray/registration.json")
     summary = artifacts["xray-summary"]["data"]
-    for part in ("| metric | model | baseline |", "| roc_auc |", "gate on roc_auc",
-                 record["reason"], f"`{record['variant']}`",
-                 f"{mlflow_ui}/#/experiments/", f"/runs/{record['run_id']})",
-                 f"{mlflow_ui}/#/models/xray-classifier/versions/{record['version']})"):
+    for part in (
+        "| metric | model | baseline |",
+        "| roc_auc |",
+        "gate on roc_auc",
+        record["reason"],
+        f"`{record['variant']}`",
+        f"{mlflow_ui}/#/experiments/",
+        f"/runs/{record['run_id']})",
+        f"{mlflow_ui}/#/models/xray-classifier/versions/{record['version']})",
+    ):
         assert part in summary, (part, summary)
     assert artifacts["xray-compression"]["type"] == "table"
     table = artifacts["xray-compression"]["data"]
@@ -132,5 +163,8 @@ def check_xray_run_reported(prefect_api: str, run_id: str, project: Path, *, tra
 
 def artifact_versions(prefect_api: str, key: str) -> list[dict]:
     """Every version of an artifact key (the UI's history of it), newest first."""
-    return api(prefect_api, "/artifacts/filter",
-               {"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC"})
+    return api(
+        prefect_api,
+        "/artifacts/filter",
+        {"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC"},
+    )

@@ -20,10 +20,15 @@ PRUNED = "[keras_float32,tflite_dynamic,pruned]"
 
 def run_pipeline(project, domain: str, overrides: list[str]) -> dict:
     with working_directory(project):
-        params = load_params("params.yaml", [f"{domain}.tune.enabled=false",
-                                             f"{domain}.train.epochs=1",
-                                             f"{domain}.compress.variants={VARIANTS}",
-                                             *overrides])
+        params = load_params(
+            "params.yaml",
+            [
+                f"{domain}.tune.enabled=false",
+                f"{domain}.train.epochs=1",
+                f"{domain}.compress.variants={VARIANTS}",
+                *overrides,
+            ],
+        )
         for step in STEPS:
             importlib.import_module(f"nnpipe.stages.{domain}.{step}").run(params, domain)
     return params

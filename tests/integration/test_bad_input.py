@@ -35,8 +35,12 @@ def images(folder, n, value0=0):
 
 
 def test_unknown_param_on_the_command_line_exits_2_naming_the_key(project):
-    done = subprocess.run([sys.executable, "-m", "nnpipe", "params", "show", "-S",
-                           "xray.train.epocs=3"], cwd=project, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "nnpipe", "params", "show", "-S", "xray.train.epocs=3"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert "xray.train.epocs: unknown key" in done.stderr
     assert "Traceback" not in done.stderr
@@ -87,13 +91,19 @@ def test_npz_with_missing_keys_is_named(project, tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, train_images=np.zeros((2, 28, 28), np.uint8))
     with working_directory(project), pytest.raises(DataSourceError, match="lacks key"):
-        ingest.run(load_params("params.yaml", ["xray.ingest.source=medmnist",
-                                               f"xray.ingest.medmnist.path={bad}"]), "xray")
+        ingest.run(
+            load_params(
+                "params.yaml", ["xray.ingest.source=medmnist", f"xray.ingest.medmnist.path={bad}"]
+            ),
+            "xray",
+        )
 
 
 def test_stage_before_its_input_says_which_stage_to_run(project):
-    with working_directory(project), pytest.raises(MissingInputError,
-                                                   match="made by the 'ingest' stage"):
+    with (
+        working_directory(project),
+        pytest.raises(MissingInputError, match="made by the 'ingest' stage"),
+    ):
         featurize.run(load_params("params.yaml"), "xray")
 
 

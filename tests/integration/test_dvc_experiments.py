@@ -19,10 +19,12 @@ pytestmark = pytest.mark.integration
 
 
 def dvc(project: Path, *args: str, timeout: float = 1200) -> str:
-    done = subprocess.run(["dvc", *args], cwd=project, capture_output=True, text=True,
-                          timeout=timeout)
-    assert done.returncode == 0, f"dvc {' '.join(args)}:\n{done.stdout[-3000:]}\n" \
-                                 f"{done.stderr[-3000:]}"
+    done = subprocess.run(
+        ["dvc", *args], cwd=project, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, (
+        f"dvc {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     return done.stdout
 
 
@@ -35,12 +37,15 @@ def commit_the_run(project: Path) -> None:
 def render_offline(page_file: Path, screenshot: Path) -> int:
     """Open DVC's plots page in Chromium from disk: how many Vega charts drew (an SVG or
     canvas each), with no request leaving the page's folder."""
-    with chromium_page(allowed=(page_file.parent.as_uri(),), timeout_ms=60_000,
-                       viewport=(1300, 1000)) as page:
+    with chromium_page(
+        allowed=(page_file.parent.as_uri(),), timeout_ms=60_000, viewport=(1300, 1000)
+    ) as page:
         page.goto(page_file.as_uri())
-        page.wait_for_function("document.querySelectorAll('.vega-embed').length > 0 && "
-                               "[...document.querySelectorAll('.vega-embed')].every("
-                               "e => e.querySelector('svg, canvas'))")
+        page.wait_for_function(
+            "document.querySelectorAll('.vega-embed').length > 0 && "
+            "[...document.querySelectorAll('.vega-embed')].every("
+            "e => e.querySelector('svg, canvas'))"
+        )
         page.screenshot(path=str(screenshot), full_page=True)
         assert not page.external, page.external
         return page.locator(".vega-embed").count()
@@ -49,16 +54,26 @@ def render_offline(page_file: Path, screenshot: Path) -> int:
 def test_experiment_on_one_domain_is_shown_diffed_plotted_and_applied(flow_copy, tmp_path):
     project = flow_copy
     commit_the_run(project)
-    tracked = subprocess.run(["git", "ls-files", "reports"], cwd=project, check=True,
-                             capture_output=True, text=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files", "reports"], cwd=project, check=True, capture_output=True, text=True
+    ).stdout.split()
     assert "reports/xray/metrics.json" in tracked and "reports/ohlcv/gate.json" in tracked
     assert not any("/figures/" in path for path in tracked)  # PNGs: in DVC's cache
     baseline = read_json(project / "reports/xray/metrics.json")
     baseline_model = (project / "models/xray/model.keras").read_bytes()
     baseline_roc_png = (project / "reports/xray/figures/roc.png").read_bytes()
 
-    out = dvc(project, "exp", "run", "-n", "fewer-epochs", "-S", "xray.train.epochs=2",
-              "-S", "xray.compress.variants=[keras_float32,tflite_dynamic]")
+    out = dvc(
+        project,
+        "exp",
+        "run",
+        "-n",
+        "fewer-epochs",
+        "-S",
+        "xray.train.epochs=2",
+        "-S",
+        "xray.compress.variants=[keras_float32,tflite_dynamic]",
+    )
     assert "Running stage 'xray-train'" in out
     assert "Running stage 'ohlcv" not in out  # scoped to the domain whose params changed
     experiment = read_json(project / "reports/xray/metrics.json")
@@ -79,8 +94,10 @@ def test_experiment_on_one_domain_is_shown_diffed_plotted_and_applied(flow_copy,
     workspace_or_head = [r for name, r in rows.items() if name != "fewer-epochs"]
     assert any(auc(r) == pytest.approx(baseline["test"]["roc_auc"]) for r in workspace_or_head)
     assert auc(rows["fewer-epochs"]) == pytest.approx(experiment["test"]["roc_auc"])
-    assert rows["fewer-epochs"]["data"]["params"]["params.yaml"]["data"]["xray"]["train"][
-        "epochs"] == 2
+    assert (
+        rows["fewer-epochs"]["data"]["params"]["params.yaml"]["data"]["xray"]["train"]["epochs"]
+        == 2
+    )
 
     # dvc exp diff and dvc metrics diff: both sides of the headline metrics
     diff = json.loads(dvc(project, "exp", "diff", "HEAD", "fewer-epochs", "--json"))

@@ -21,8 +21,7 @@ TARGETS = ("xray-evaluate", "ohlcv-featurize")
 
 
 def repro(project) -> str:
-    done = subprocess.run(["dvc", "repro", *TARGETS], cwd=project, capture_output=True,
-                          text=True)
+    done = subprocess.run(["dvc", "repro", *TARGETS], cwd=project, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 
@@ -55,5 +54,6 @@ def test_dvc_repro_matches_the_flow_and_second_run_is_a_no_op(tmp_path, request)
         flows = read_json(flow_project / f"models/{domain}-hyperparameters.json")["values"]
         assert ours.keys() == flows.keys()
         for key, value in ours.items():
-            assert value == (pytest.approx(flows[key]) if isinstance(value, float)
-                             else flows[key]), key
+            assert value == (
+                pytest.approx(flows[key]) if isinstance(value, float) else flows[key]
+            ), key

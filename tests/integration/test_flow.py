@@ -16,8 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 def dvc_status(project) -> dict:
-    out = subprocess.run(["dvc", "status", "--json"], cwd=project, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["dvc", "status", "--json"], cwd=project, check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out or "{}")
 
 
@@ -38,21 +39,37 @@ def stage_runs(project, domain: str, stage: str) -> list:
 
 
 def test_flow_writes_every_output_and_leaves_dvc_clean(flow_project):
-    for path in ("data/xray/raw/manifest.json", "data/xray/features/train.tfrecord",
-                 "models/xray/model.keras", "reports/xray/metrics.json",
-                 "reports/xray/evaluation.json", "reports/xray/gate.json",
-                 "reports/xray/plots/roc.json", "reports/xray/figures/roc.png",
-                 "reports/xray/history.csv", "reports/xray/registration.json"):
+    for path in (
+        "data/xray/raw/manifest.json",
+        "data/xray/features/train.tfrecord",
+        "models/xray/model.keras",
+        "reports/xray/metrics.json",
+        "reports/xray/evaluation.json",
+        "reports/xray/gate.json",
+        "reports/xray/plots/roc.json",
+        "reports/xray/figures/roc.png",
+        "reports/xray/history.csv",
+        "reports/xray/registration.json",
+    ):
         assert (flow_project / path).is_file(), path
-    for path in ("data/ohlcv/raw/SYNTH.csv", "data/ohlcv/raw/manifest.json",
-                 "data/ohlcv/features/SYNTH.csv", "data/ohlcv/features/meta.json",
-                 "models/ohlcv/SYNTH/model.keras", "models/ohlcv/SYNTH/run.json",
-                 "reports/ohlcv/metrics.json", "reports/ohlcv/evaluation.json",
-                 "reports/ohlcv/gate.json", "reports/ohlcv/plots/forecast.csv",
-                 "reports/ohlcv/plots/folds.csv", "reports/ohlcv/figures/SYNTH_forecast.png",
-                 "reports/ohlcv/figures/SYNTH_residuals.png",
-                 "reports/ohlcv/figures/SYNTH_walk_forward.png",
-                 "reports/ohlcv/history.csv", "reports/ohlcv/registration.json"):
+    for path in (
+        "data/ohlcv/raw/SYNTH.csv",
+        "data/ohlcv/raw/manifest.json",
+        "data/ohlcv/features/SYNTH.csv",
+        "data/ohlcv/features/meta.json",
+        "models/ohlcv/SYNTH/model.keras",
+        "models/ohlcv/SYNTH/run.json",
+        "reports/ohlcv/metrics.json",
+        "reports/ohlcv/evaluation.json",
+        "reports/ohlcv/gate.json",
+        "reports/ohlcv/plots/forecast.csv",
+        "reports/ohlcv/plots/folds.csv",
+        "reports/ohlcv/figures/SYNTH_forecast.png",
+        "reports/ohlcv/figures/SYNTH_residuals.png",
+        "reports/ohlcv/figures/SYNTH_walk_forward.png",
+        "reports/ohlcv/history.csv",
+        "reports/ohlcv/registration.json",
+    ):
         assert (flow_project / path).is_file(), path
     assert dvc_status(flow_project) == {}  # a scheduled run and `dvc repro` agree
     metrics = read_json(flow_project / "reports/xray/evaluation.json")
@@ -75,16 +92,19 @@ def test_mlflow_run_has_params_metrics_data_tags_and_model(flow_project):
     inputs = {(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs}
     assert ("xray-train", tags["dvc.data_hash"]) in inputs
     figures = {f.path for f in c.list_artifacts(run.info.run_id, "figures")}
-    assert figures == {"figures/roc.png", "figures/confusion_matrix.png",
-                       "figures/training_curves.png"}
+    assert figures == {
+        "figures/roc.png",
+        "figures/confusion_matrix.png",
+        "figures/training_curves.png",
+    }
     champion = c.get_model_version_by_alias("xray-classifier", "champion")
     assert champion.run_id == run.info.run_id
-    assert c.get_model_version_by_alias("xray-classifier", "challenger").version == \
-        champion.version
+    assert c.get_model_version_by_alias("xray-classifier", "challenger").version == champion.version
 
 
 def test_the_champion_pyfunc_predicts_the_classes_of_the_tflite_variant_it_wraps(
-        flow_project, monkeypatch):
+    flow_project, monkeypatch
+):
     """`models:/xray-classifier@champion` is the variant promote chose, with its
     preprocessing and threshold: raw test images in, the same classes as running that
     variant's .tflite file with LiteRT at its threshold."""
@@ -112,25 +132,40 @@ def test_the_champion_pyfunc_predicts_the_classes_of_the_tflite_variant_it_wraps
 
 def test_run_prints_where_the_results_are(flow_project):
     log = (flow_project / "run.log").read_text()
-    for text in ("running xray-ingest", "epoch 1/4", "test ROC-AUC", "xray-classifier v1",
-                 "champion", "make ui, then http://127.0.0.1:5000/#/experiments?workflowType="
-                 "machine_learning", "Serve:        nnpipe serve --domain xray",
-                 "Stage times (wall clock):", "whole flow", "git add dvc.lock params.yaml reports",
-                 "running ohlcv-ingest",
-                 "[ohlcv] SYNTH: test RMSE model", "persistence", "Diebold-Mariano",
-                 "walk-forward (2 folds)", "ohlcv-forecaster v1", "[ohlcv] SYNTH: gate:",
-                 # the flows' own report (logged, and published as Prefect artifacts)
-                 "nnpipe.flow_tasks: [xray] gate:", "nnpipe.flow_tasks: [ohlcv] SYNTH: gate:"):
+    for text in (
+        "running xray-ingest",
+        "epoch 1/4",
+        "test ROC-AUC",
+        "xray-classifier v1",
+        "champion",
+        "make ui, then http://127.0.0.1:5000/#/experiments?workflowType=machine_learning",
+        "Serve:        nnpipe serve --domain xray",
+        "Stage times (wall clock):",
+        "whole flow",
+        "git add dvc.lock params.yaml reports",
+        "running ohlcv-ingest",
+        "[ohlcv] SYNTH: test RMSE model",
+        "persistence",
+        "Diebold-Mariano",
+        "walk-forward (2 folds)",
+        "ohlcv-forecaster v1",
+        "[ohlcv] SYNTH: gate:",
+        # the flows' own report (logged, and published as Prefect artifacts)
+        "nnpipe.flow_tasks: [xray] gate:",
+        "nnpipe.flow_tasks: [ohlcv] SYNTH: gate:",
+    ):
         assert text in log, text
     assert "report was not published" not in log and "vNone" not in log
     # progress: each trial as it starts and ends, each variant, epochs with their times,
     # and how training ended
-    for pattern in (r"tuning: trial baseline \(1/2\), 1 epochs: ",
-                    r"tuning: trial \S+ completed in \d+ s, val_auc ",
-                    r"variant 1/7 keras_float32: building",
-                    r"variant 7/7 pruned_int8: built and measured in [\d.]+ s",
-                    r"epoch 1/4 .* \([\d.]+ s\)",
-                    r"trained in \d+ s: .*; keeping epoch \d+'s weights \(best val_auc "):
+    for pattern in (
+        r"tuning: trial baseline \(1/2\), 1 epochs: ",
+        r"tuning: trial \S+ completed in \d+ s, val_auc ",
+        r"variant 1/7 keras_float32: building",
+        r"variant 7/7 pruned_int8: built and measured in [\d.]+ s",
+        r"epoch 1/4 .* \([\d.]+ s\)",
+        r"trained in \d+ s: .*; keeping epoch \d+'s weights \(best val_auc ",
+    ):
         assert re.search(pattern, log), pattern
 
 
@@ -150,17 +185,24 @@ def test_ohlcv_run_is_tracked_like_the_xray_one(flow_project):
     c = client(flow_project)
     (run,) = stage_runs(flow_project, "ohlcv", "train")
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    assert tags["dvc.data_hash"] == lock_md5(flow_project, "ohlcv-featurize",
-                                             "data/ohlcv/features")
+    assert tags["dvc.data_hash"] == lock_md5(flow_project, "ohlcv-featurize", "data/ohlcv/features")
     assert tags["prefect.flow_run_id"] and tags["nnpipe.series"] == "SYNTH"
     assert params["train.model"] == "lstm" and params["featurize.look_back"] == "10"
     assert len(c.get_metric_history(run.info.run_id, "val_loss")) >= 1
-    for key in ("test_rmse", "test_mase", "test_relative_mae", "test_persistence.rmse",
-                "test_moving_average.rmse", "test_dm_p_value",
-                "test_walk_forward.model.rmse"):
+    for key in (
+        "test_rmse",
+        "test_mase",
+        "test_relative_mae",
+        "test_persistence.rmse",
+        "test_moving_average.rmse",
+        "test_dm_p_value",
+        "test_walk_forward.model.rmse",
+    ):
         assert key in metrics, key
-    assert [m.step for m in c.get_metric_history(run.info.run_id,
-                                                 "walk_forward_model_rmse")] == [1, 2]
+    assert [m.step for m in c.get_metric_history(run.info.run_id, "walk_forward_model_rmse")] == [
+        1,
+        2,
+    ]
     inputs = {(d.dataset.name, d.dataset.digest) for d in run.inputs.dataset_inputs}
     assert ("ohlcv-SYNTH-train", tags["dvc.data_hash"]) in inputs
     figures = {f.path for f in c.list_artifacts(run.info.run_id, "figures")}
@@ -179,8 +221,7 @@ def test_ohlcv_gate_decision_matches_the_numbers(flow_project):
     # the gate judges what is deployed: the chosen variant's own forecasts
     deployed = read_json(flow_project / "models/ohlcv-deploy/SYNTH/deploy.json")
     assert record["candidate_value"] == deployed["measured"]["relative_mae"]
-    assert deployed["measured"]["relative_mae"] == pytest.approx(metrics["relative_mae"],
-                                                                 rel=0.05)
+    assert deployed["measured"]["relative_mae"] == pytest.approx(metrics["relative_mae"], rel=0.05)
     expected_mae = metrics["model"]["mae"] / metrics["persistence"]["mae"]
     assert metrics["relative_mae"] == pytest.approx(expected_mae)
 
@@ -191,8 +232,12 @@ def test_registered_ohlcv_model_forecasts_prices_from_raw_bars(flow_project, mon
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{flow_project / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model("models:/ohlcv-forecaster@challenger")
-    bars = np.loadtxt(flow_project / "data/ohlcv/raw/SYNTH.csv", delimiter=",", skiprows=1,
-                      usecols=(1, 2, 3, 4, 5))[-10:]
+    bars = np.loadtxt(
+        flow_project / "data/ohlcv/raw/SYNTH.csv",
+        delimiter=",",
+        skiprows=1,
+        usecols=(1, 2, 3, 4, 5),
+    )[-10:]
     out = model.predict(bars[None])
     last_close = bars[-1, 3]
     assert len(out) == 1 and abs(out["price"][0] - last_close) / last_close < 0.5
@@ -206,8 +251,9 @@ def test_registered_ohlcv_model_forecasts_prices_from_raw_bars(flow_project, mon
 def test_compress_measures_every_variant_by_running_it(flow_project, domain, metric):
     table = read_json(flow_project / f"reports/{domain}/compression.json")
     tables = [table] if domain == "xray" else list(table["series"].values())
-    wanted = set(yaml.safe_load((flow_project / "params.yaml").read_text())[domain]
-                 ["compress"]["variants"])
+    wanted = set(
+        yaml.safe_load((flow_project / "params.yaml").read_text())[domain]["compress"]["variants"]
+    )
     assert domain == "ohlcv" or len(wanted) == 7
     for t in tables:
         rows = t["variants"]
@@ -227,14 +273,14 @@ def test_compress_measures_every_variant_by_running_it(flow_project, domain, met
 
 
 @pytest.mark.parametrize("domain, objective", [("xray", "val_auc"), ("ohlcv", "val_loss")])
-def test_tuning_trials_are_nested_runs_and_train_uses_the_best(flow_project, domain,
-                                                                objective):
+def test_tuning_trials_are_nested_runs_and_train_uses_the_best(flow_project, domain, objective):
     record = read_json(flow_project / f"models/{domain}-hyperparameters.json")
     assert record["tuned"] and record["trials"] == 2 and record["objective"] == objective
     (parent,) = stage_runs(flow_project, domain, "tune")
     c = client(flow_project)
-    trials = c.search_runs([parent.info.experiment_id],
-                           f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    trials = c.search_runs(
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
     assert len(trials) == 2
     for trial in trials:
         assert trial.info.status == "FINISHED" and trial.data.tags["nnpipe.trial_status"]
@@ -244,8 +290,7 @@ def test_tuning_trials_are_nested_runs_and_train_uses_the_best(flow_project, dom
     (train,) = stage_runs(flow_project, domain, "train")
     assert train.data.tags["nnpipe.tuned"] == "true"
     assert train.data.tags["nnpipe.tuning_run"] == parent.info.run_id
-    assert float(train.data.params["train.dropout"]) == pytest.approx(
-        record["values"]["dropout"])
+    assert float(train.data.params["train.dropout"]) == pytest.approx(record["values"]["dropout"])
     rows = (flow_project / f"reports/{domain}/tuning.csv").read_text().splitlines()
     assert rows[0].startswith("run,trial,status,objective") and len(rows) == 3
 
@@ -268,20 +313,27 @@ def flat(mapping: dict, prefix: str = "") -> dict:
     """Nested metrics as the dotted names `dvc metrics show` prints."""
     out = {}
     for key, value in mapping.items():
-        out |= flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {
-            f"{prefix}{key}": value}
+        out |= (
+            flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+        )
     return out
 
 
 def test_dvc_metrics_show_is_numeric_headlines_of_both_domains(flow_project):
     """`dvc metrics show`: a few numbers per domain (test metrics, baselines, the gate's
     verdict as 1/0), no text fields and no flattened tables."""
-    done = subprocess.run(["dvc", "metrics", "show", "--json"], cwd=flow_project,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["dvc", "metrics", "show", "--json"],
+        cwd=flow_project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     files = json.loads(done.stdout)[""]["data"]
     shown = {path: flat(entry["data"]) for path, entry in files.items()}
-    assert set(shown) == {f"reports/{d}/{f}.json" for d in ("xray", "ohlcv")
-                          for f in ("metrics", "gate")}
+    assert set(shown) == {
+        f"reports/{d}/{f}.json" for d in ("xray", "ohlcv") for f in ("metrics", "gate")
+    }
     for path, values in shown.items():
         assert values and all(isinstance(v, (int, float)) for v in values.values()), path
         assert len(values) <= 16, (path, sorted(values))

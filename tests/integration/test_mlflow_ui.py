@@ -30,8 +30,12 @@ def store(flow_project: Path) -> MlflowClient:
 def ui(flow_project: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     port = free_port()
     log = tmp_path_factory.mktemp("mlflow-ui-server") / "ui.log"
-    with server_process([str(BIN / "nnpipe"), "ui", "--port", str(port)],
-                        f"http://127.0.0.1:{port}/health", log, cwd=flow_project):
+    with server_process(
+        [str(BIN / "nnpipe"), "ui", "--port", str(port)],
+        f"http://127.0.0.1:{port}/health",
+        log,
+        cwd=flow_project,
+    ):
         yield f"http://127.0.0.1:{port}"
 
 
@@ -55,8 +59,7 @@ def experiment_id(store: MlflowClient, domain: str) -> str:
 
 
 def one_run(store: MlflowClient, domain: str, stage: str):
-    (run,) = store.search_runs([experiment_id(store, domain)],
-                               f"tags.`nnpipe.stage` = '{stage}'")
+    (run,) = store.search_runs([experiment_id(store, domain)], f"tags.`nnpipe.stage` = '{stage}'")
     return run
 
 
@@ -65,8 +68,7 @@ def snap(page, shots: Path, name: str) -> None:
     page.screenshot(path=str(shots / f"{name}.png"))
 
 
-def test_experiment_opens_on_runs_with_headline_metric_columns(store, ui, browser_page,
-                                                               shots):
+def test_experiment_opens_on_runs_with_headline_metric_columns(store, ui, browser_page, shots):
     page = browser_page
     exp_id = experiment_id(store, "xray")
     tags = store.get_experiment(exp_id).tags
@@ -83,8 +85,14 @@ def test_experiment_opens_on_runs_with_headline_metric_columns(store, ui, browse
     # loaded machine. The menu applied it 5 times in 5.)
     page.get_by_role("button", name="Views").first.click()
     page.get_by_text("Headline metrics", exact=True).first.click()
-    for metric in ("test_roc_auc", "test_baseline_accuracy", "test_sensitivity",
-                   "test_specificity", "best_val_auc", "deployed.size_bytes"):
+    for metric in (
+        "test_roc_auc",
+        "test_baseline_accuracy",
+        "test_sensitivity",
+        "test_specificity",
+        "best_val_auc",
+        "deployed.size_bytes",
+    ):
         page.locator(f'[col-id="metrics.`{metric}`"]').first.wait_for()
     train = one_run(store, "xray", "train")
     page.get_by_text(train.info.run_name[:12], exact=False).first.wait_for()
@@ -98,18 +106,20 @@ def test_run_page_shows_its_datasets_and_figures(store, ui, browser_page, shots)
     # only the architecture in use: no vit.* sizes on a medical_cnn run
     assert run.data.params["train.architecture"] == "medical_cnn"
     assert not any(k.startswith(("train.vit.", "train.mlp_mixer.")) for k in run.data.params)
-    page.goto(f"{ui}/#/experiments/{exp_id}/runs/{run.info.run_id}"
-              "?workflowType=machine_learning")
+    page.goto(f"{ui}/#/experiments/{exp_id}/runs/{run.info.run_id}?workflowType=machine_learning")
     page.get_by_text(run.info.run_name, exact=True).first.wait_for()
     page.get_by_text("Datasets", exact=True).first.wait_for()
     page.get_by_text("xray-train", exact=False).first.wait_for()
     snap(page, shots, "3-run-overview-datasets")
-    page.goto(f"{ui}/#/experiments/{exp_id}/runs/{run.info.run_id}/artifacts/figures/"
-              "roc.png?workflowType=machine_learning")
+    page.goto(
+        f"{ui}/#/experiments/{exp_id}/runs/{run.info.run_id}/artifacts/figures/"
+        "roc.png?workflowType=machine_learning"
+    )
     figure = page.locator('img[alt="figures/roc.png"]').first
     figure.wait_for()
-    page.wait_for_function("img => img.complete && img.naturalWidth > 0",
-                           arg=figure.element_handle())
+    page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=figure.element_handle()
+    )
     page.get_by_text("training_curves.png", exact=True).first.wait_for()
     snap(page, shots, "4-run-figures")
     assert page.external == []
@@ -131,8 +141,9 @@ def test_tuning_trials_can_be_compared(store, ui, browser_page, shots):
     assert page.external == []
 
 
-def test_registered_version_page_shows_description_schema_and_aliases(store, ui,
-                                                                      browser_page, shots):
+def test_registered_version_page_shows_description_schema_and_aliases(
+    store, ui, browser_page, shots
+):
     page = browser_page
     version = store.get_model_version_by_alias("xray-classifier", "challenger")
     assert "SYNTHETIC" in version.description and "Gate:" in version.description

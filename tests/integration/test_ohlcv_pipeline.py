@@ -25,8 +25,13 @@ pytestmark = pytest.mark.integration
 
 # the reference only (an LSTM's conversion takes seconds; promote deploys the reference):
 # the real-data test converts, and the flow project builds the LSTM's TFLite variants
-FAST = ["ohlcv.train.units=[8]", "ohlcv.train.epochs=2", "ohlcv.evaluate.walk_forward_folds=0",
-        "ohlcv.tune.enabled=false", "ohlcv.compress.variants=[keras_float32]"]
+FAST = [
+    "ohlcv.train.units=[8]",
+    "ohlcv.train.epochs=2",
+    "ohlcv.evaluate.walk_forward_folds=0",
+    "ohlcv.tune.enabled=false",
+    "ohlcv.compress.variants=[keras_float32]",
+]
 
 
 def run_steps(project, overrides, *steps):
@@ -65,8 +70,9 @@ def test_inconsistent_bar_fails_with_row_and_date_and_writes_nothing(project, tm
     frame.iloc[123, frame.columns.get_loc("High")] = frame["Low"].iloc[123] * 0.5
     path = write_csv(tmp_path / "bad.csv", frame)
     with pytest.raises(OhlcvDataError) as err:
-        run_steps(project, ["ohlcv.ingest.source=csv", f"ohlcv.ingest.csv.files.BAD={path}"],
-                  "ingest")
+        run_steps(
+            project, ["ohlcv.ingest.source=csv", f"ohlcv.ingest.csv.files.BAD={path}"], "ingest"
+        )
     text = str(err.value)
     assert "'BAD'" in text and "123" in text and frame.index[123].strftime("%Y-%m-%d") in text
     assert not (project / "data/ohlcv/raw").exists()
@@ -76,8 +82,15 @@ def test_drop_policy_removes_the_bad_row_and_reports_it(project, tmp_path):
     frame = generate_ohlcv(300, seed=3)
     frame.iloc[50, frame.columns.get_loc("Close")] = -1.0
     path = write_csv(tmp_path / "bad.csv", frame)
-    run_steps(project, ["ohlcv.ingest.source=csv", f"ohlcv.ingest.csv.files.X={path}",
-                        "ohlcv.validation.policy=drop"], "ingest")
+    run_steps(
+        project,
+        [
+            "ohlcv.ingest.source=csv",
+            f"ohlcv.ingest.csv.files.X={path}",
+            "ohlcv.validation.policy=drop",
+        ],
+        "ingest",
+    )
     manifest = read_json(project / "data/ohlcv/raw/manifest.json")
     assert manifest["series"]["X"]["rows"] == 299
     assert manifest["series"]["X"]["findings"] == 2  # not positive, and so below Low
@@ -88,14 +101,18 @@ def test_header_only_csv_is_refused(project, tmp_path):
     path = tmp_path / "empty.csv"
     path.write_text("Date,Open,High,Low,Close,Volume\n")
     with pytest.raises(OhlcvDataError, match="no data rows"):
-        run_steps(project, ["ohlcv.ingest.source=csv", f"ohlcv.ingest.csv.files.E={path}"],
-                  "ingest")
+        run_steps(
+            project, ["ohlcv.ingest.source=csv", f"ohlcv.ingest.csv.files.E={path}"], "ingest"
+        )
 
 
 def test_missing_file_says_which_and_how_to_fix(project, tmp_path):
     with pytest.raises(OhlcvDataError, match="does not exist"):
-        run_steps(project, ["ohlcv.ingest.source=csv",
-                            f"ohlcv.ingest.csv.files.E={tmp_path / 'nope.csv'}"], "ingest")
+        run_steps(
+            project,
+            ["ohlcv.ingest.source=csv", f"ohlcv.ingest.csv.files.E={tmp_path / 'nope.csv'}"],
+            "ingest",
+        )
 
 
 def test_unreachable_url_is_retried_then_fails_clearly(project, no_waiting):
@@ -103,16 +120,19 @@ def test_unreachable_url_is_retried_then_fails_clearly(project, no_waiting):
 
     url = f"http://127.0.0.1:{free_port()}/prices.csv"
     with pytest.raises(OhlcvDataError, match=r"127\.0\.0\.1"):
-        run_steps(project, ["ohlcv.ingest.source=csv", f"ohlcv.ingest.csv.files.U={url}"],
-                  "ingest")
+        run_steps(project, ["ohlcv.ingest.source=csv", f"ohlcv.ingest.csv.files.U={url}"], "ingest")
     assert len(no_waiting) >= 2  # retried with backoff before giving up
     assert not (project / "data/ohlcv/raw").exists()
 
 
 def test_too_few_rows_for_look_back_and_splits_fails_in_featurize(project):
     with pytest.raises(OhlcvDataError, match="too few") as err:
-        run_steps(project, ["ohlcv.ingest.synthetic.n_days=150", "ohlcv.featurize.look_back=60"],
-                  "ingest", "featurize")
+        run_steps(
+            project,
+            ["ohlcv.ingest.synthetic.n_days=150", "ohlcv.featurize.look_back=60"],
+            "ingest",
+            "featurize",
+        )
     assert "SYNTH" in str(err.value) and "look-back 60" in str(err.value)
     assert not (project / "data/ohlcv/features").exists()
 
@@ -143,9 +163,14 @@ def test_featurize_statistics_ignore_everything_after_the_training_period(projec
 
 
 def test_several_series_each_get_their_own_run_and_registered_model(project):
-    overrides = [*FAST, "ohlcv.ingest.synthetic.names=[AAA, BBB]",
-                 "ohlcv.ingest.synthetic.n_days=300", "ohlcv.featurize.look_back=10",
-                 "ohlcv.register.model_name=fc-{series}", "ohlcv.register.max_value=100"]
+    overrides = [
+        *FAST,
+        "ohlcv.ingest.synthetic.names=[AAA, BBB]",
+        "ohlcv.ingest.synthetic.n_days=300",
+        "ohlcv.featurize.look_back=10",
+        "ohlcv.register.model_name=fc-{series}",
+        "ohlcv.register.max_value=100",
+    ]
     results = run_steps(project, overrides, *ALL)
     assert set(results["register"]["series"]) == {"AAA", "BBB"}
     uri = f"sqlite:///{project / 'mlflow.db'}"
@@ -166,14 +191,18 @@ def test_gate_refuses_what_does_not_beat_persistence_and_rescored_champion_decid
     first = run_steps(project, [*base, "ohlcv.register.max_value=100"], *ALL)
     assert first["register"]["series"]["SYNTH"]["promoted"] is True
     # the default ceiling (beat persistence) with a candidate that does not
-    second = run_steps(project, [*base, "seed=7", "ohlcv.train.epochs=1",
-                                 "ohlcv.register.max_value=1e-6"], *AFTER_TRAINING)
+    second = run_steps(
+        project,
+        [*base, "seed=7", "ohlcv.train.epochs=1", "ohlcv.register.max_value=1e-6"],
+        *AFTER_TRAINING,
+    )
     record = second["register"]["series"]["SYNTH"]
     assert record["promoted"] is False and record["version"] == "2"
     assert "not below the ceiling" in record["reason"] and record["champion_now"] == "1"
     v1 = first["promote"]["series"]["SYNTH"]["variant"]
     assert record["champion_before_scored"] == (
-        f"its deployed variant ({v1}) re-scored on the current test period")
+        f"its deployed variant ({v1}) re-scored on the current test period"
+    )
     deployed = read_json(project / "models/ohlcv-deploy/SYNTH/deploy.json")
     assert record["candidate_value"] == deployed["measured"]["relative_mae"]
 
@@ -194,9 +223,14 @@ def test_register_refuses_metrics_of_another_training_run(project):
 @pytest.mark.realdata
 def test_goog_csv_end_to_end_and_through_a_url(project, tmp_path, no_waiting):
     goog = shared_data("ohlcv", "GOOG.csv")
-    overrides = [*FAST, "ohlcv.ingest.source=csv", f"ohlcv.ingest.csv.files.GOOG={goog}",
-                 "ohlcv.evaluate.walk_forward_folds=2", "ohlcv.evaluate.walk_forward_epochs=1",
-                 "ohlcv.compress.variants=[keras_float32,tflite_float32]"]
+    overrides = [
+        *FAST,
+        "ohlcv.ingest.source=csv",
+        f"ohlcv.ingest.csv.files.GOOG={goog}",
+        "ohlcv.evaluate.walk_forward_folds=2",
+        "ohlcv.evaluate.walk_forward_epochs=1",
+        "ohlcv.compress.variants=[keras_float32,tflite_float32]",
+    ]
     results = run_steps(project, overrides, *ALL)
     manifest = read_json(project / "data/ohlcv/raw/manifest.json")["series"]["GOOG"]
     assert manifest["rows"] == 2148 and manifest["first"].startswith("2004-08-19")
@@ -214,8 +248,9 @@ def test_goog_csv_end_to_end_and_through_a_url(project, tmp_path, no_waiting):
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/GOOG.csv"
-        run_steps(project, ["ohlcv.ingest.source=csv", f"ohlcv.ingest.csv.files.GOOG={url}"],
-                  "ingest")
+        run_steps(
+            project, ["ohlcv.ingest.source=csv", f"ohlcv.ingest.csv.files.GOOG={url}"], "ingest"
+        )
     finally:
         server.shutdown()
     assert (project / "data/ohlcv/raw/GOOG.csv").read_bytes() == local
@@ -233,7 +268,8 @@ def test_source_changed_sees_local_edits_and_always_refetches_urls(project, tmp_
         assert not ingest.source_changed(params, "ohlcv")
         write_csv(tmp_path / "p.csv", generate_ohlcv(301, seed=3))
         assert ingest.source_changed(params, "ohlcv")
-        url = load_params("params.yaml", ["ohlcv.ingest.source=csv",
-                                          "ohlcv.ingest.csv.files.P=http://x/p.csv"])
+        url = load_params(
+            "params.yaml", ["ohlcv.ingest.source=csv", "ohlcv.ingest.csv.files.P=http://x/p.csv"]
+        )
         assert ingest.source_changed(url, "ohlcv")
     assert np.isfinite(frame.to_numpy()).all()

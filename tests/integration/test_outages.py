@@ -66,8 +66,10 @@ def wait_for(condition, timeout: float, what: str, log: Path | None = None):
         if found:
             return found
         time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}"
-                + (f":\n{log.read_text()[-3000:]}" if log is not None else ""))
+    pytest.fail(
+        f"timed out waiting for {what}"
+        + (f":\n{log.read_text()[-3000:]}" if log is not None else "")
+    )
 
 
 def runs_by_status(db: Path) -> dict[str, str]:
@@ -78,8 +80,9 @@ def runs_by_status(db: Path) -> dict[str, str]:
 def test_dvc_repro_with_a_params_typo_deletes_no_output(tmp_path):
     project = make_project(tmp_path / "project")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    first = subprocess.run(["dvc", "repro", "xray-tune"], cwd=project, capture_output=True,
-                           text=True, env=env)
+    first = subprocess.run(
+        ["dvc", "repro", "xray-tune"], cwd=project, capture_output=True, text=True, env=env
+    )
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
     kept = project / "models/xray-hyperparameters.json"
     before = kept.read_bytes()
@@ -87,14 +90,16 @@ def test_dvc_repro_with_a_params_typo_deletes_no_output(tmp_path):
     raw = yaml.safe_load(original)
     raw["xray"]["tune"]["trails"] = 3  # a typo: DVC sees the tune params changed
     (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    done = subprocess.run(["dvc", "repro", "xray-tune"], cwd=project, capture_output=True,
-                          text=True, env=env)
+    done = subprocess.run(
+        ["dvc", "repro", "xray-tune"], cwd=project, capture_output=True, text=True, env=env
+    )
     assert done.returncode != 0
     assert "xray.tune.trails: unknown key" in done.stderr and "Traceback" not in done.stderr
     assert kept.read_bytes() == before  # DVC did not delete it before the command failed
     (project / "params.yaml").write_text(original)
-    status = subprocess.run(["dvc", "status", "xray-tune"], cwd=project, capture_output=True,
-                            text=True, env=env)
+    status = subprocess.run(
+        ["dvc", "status", "xray-tune"], cwd=project, capture_output=True, text=True, env=env
+    )
     assert "changed" not in status.stdout, status.stdout  # dvc.lock still describes it
 
 
@@ -111,12 +116,14 @@ HOLDER = textwrap.dedent("""
 def test_a_second_run_exits_2_naming_the_run_that_holds_the_project(tmp_path):
     project = make_project(tmp_path / "project")
     params_before = (project / "params.yaml").read_text()
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(project)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(project)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
-        second = nnpipe(project, "run", "--domain", "xray", "-S", "xray.train.epochs=3",
-                        check=False)
+        second = nnpipe(
+            project, "run", "--domain", "xray", "-S", "xray.train.epochs=3", check=False
+        )
         assert second.returncode == 2
         assert f"another run (pid {holder.pid}, started at " in second.stderr
         assert "Traceback" not in second.stderr + second.stdout
@@ -124,17 +131,27 @@ def test_a_second_run_exits_2_naming_the_run_that_holds_the_project(tmp_path):
         assert (project / "params.yaml").read_text() == params_before
         # a stage command, as `dvc repro` runs it, waits its turn too
         env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-        repro = subprocess.run(["dvc", "repro", "xray-ingest"], cwd=project,
-                               capture_output=True, text=True, env=env)
+        repro = subprocess.run(
+            ["dvc", "repro", "xray-ingest"], cwd=project, capture_output=True, text=True, env=env
+        )
         assert repro.returncode != 0
         assert "another run (pid" in repro.stderr and "Traceback" not in repro.stderr
         assert not (project / "data/xray/raw").exists()
         # a flow run in a process of its own (a worker's, `nnpipe schedule`'s) ends Failed
         flow = subprocess.run(
-            [sys.executable, "-c", "from flows.xray_training import xray_training\n"
-             "state = xray_training(return_state=True)\n"
-             "print(state.name, '|', state.message)"],
-            cwd=project, capture_output=True, text=True, env=env, timeout=600)
+            [
+                sys.executable,
+                "-c",
+                "from flows.xray_training import xray_training\n"
+                "state = xray_training(return_state=True)\n"
+                "print(state.name, '|', state.message)",
+            ],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+        )
         assert flow.stdout.startswith("Failed | another run (pid"), flow.stderr[-3000:]
         assert "Traceback" not in flow.stderr
     finally:
@@ -146,26 +163,47 @@ def test_kill_9_during_train_leaves_nothing_the_next_run_does_not_clean(tmp_path
     project = make_project(tmp_path / "project")
     log = tmp_path / "run.log"
     with log.open("w") as out:
-        proc = subprocess.Popen([str(BIN / "nnpipe"), "run", "--domain", "xray"],
-                                cwd=project, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [str(BIN / "nnpipe"), "run", "--domain", "xray"],
+            cwd=project,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        server = wait_for(lambda: [p for p in children(proc.pid)
-                                   if "prefect.server.api.server" in cmdline(p)],
-                          300, "the temporary Prefect server", log)[0]
-        staging = wait_for(lambda: list((project / "models").glob(".xray.*.tmp"))
-                           if (project / "models").is_dir() else [],
-                           600, "the train stage's staging folder", log)
+        server = wait_for(
+            lambda: [p for p in children(proc.pid) if "prefect.server.api.server" in cmdline(p)],
+            300,
+            "the temporary Prefect server",
+            log,
+        )[0]
+        staging = wait_for(
+            lambda: (
+                list((project / "models").glob(".xray.*.tmp"))
+                if (project / "models").is_dir()
+                else []
+            ),
+            600,
+            "the train stage's staging folder",
+            log,
+        )
         db = project / "mlflow.db"
-        wait_for(lambda: "RUNNING" in runs_by_status(db).values(), 300,
-                 "the train stage's MLflow run", log)
+        wait_for(
+            lambda: "RUNNING" in runs_by_status(db).values(),
+            300,
+            "the train stage's MLflow run",
+            log,
+        )
         watchers = [p for p in children(proc.pid) if "nnpipe.watchdog" in cmdline(p)]
         server_tree = tree(server)
         assert watchers, "no watchdog process"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         # the temporary server (and all it started) and its watchdog die with nnpipe run
-        wait_for(lambda: not any(running(p) for p in [*server_tree, *watchers]), 20,
-                 f"the temporary server {server_tree} to stop")
+        wait_for(
+            lambda: not any(running(p) for p in [*server_tree, *watchers]),
+            20,
+            f"the temporary server {server_tree} to stop",
+        )
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -194,7 +232,8 @@ KILLED_WRITER = textwrap.dedent("""
 
 
 def test_runs_and_logged_models_a_killed_process_left_are_ended_at_the_next_start(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     from nnpipe import tracking
     from nnpipe.config import load_params
 
@@ -203,7 +242,10 @@ def test_runs_and_logged_models_a_killed_process_left_are_ended_at_the_next_star
     params_file = Path(__file__).resolve().parents[2] / "params.yaml"
     writer = subprocess.Popen(
         [sys.executable, "-c", KILLED_WRITER.format(params=str(params_file))],
-        stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     try:
         run_id, model_id = writer.stdout.readline().split()
     finally:
@@ -214,8 +256,9 @@ def test_runs_and_logged_models_a_killed_process_left_are_ended_at_the_next_star
     assert client.get_logged_model(model_id).status == LoggedModelStatus.PENDING
     # a run of a live process (this one) is left alone
     experiment = client.get_run(run_id).info.experiment_id
-    live = client.create_run(experiment, tags={tracking.OWNER_TAG:
-                                               tracking.current_owner().token()})
+    live = client.create_run(
+        experiment, tags={tracking.OWNER_TAG: tracking.current_owner().token()}
+    )
     tracking.configure(load_params(params_file))
     assert tracking.end_abandoned_runs(experiment) == [run_id]
     assert client.get_run(run_id).info.status == "KILLED"
@@ -231,15 +274,31 @@ def test_with_the_mlflow_server_down_register_fails_in_seconds_naming_it(flow_co
     with sqlite3.connect(db) as conn:
         before = sorted(conn.execute(versions))
     # a real server on the project's store, then stopped: nothing listens on its port
-    cmd = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-           "--backend-store-uri", f"sqlite:///{db}", "--workers", "1"]
+    cmd = [
+        str(BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        f"sqlite:///{db}",
+        "--workers",
+        "1",
+    ]
     with server_process(cmd, f"{url}/health", tmp_path / "mlflow.log", timeout=300):
         pass
     (flow_copy / "reports/xray/registration.json").unlink()
     env = {**os.environ, "MLFLOW_TRACKING_URI": url}
     started = time.monotonic()
-    done = subprocess.run([str(BIN / "nnpipe"), "stage", "register", "--domain", "xray"],
-                          cwd=flow_copy, capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(
+        [str(BIN / "nnpipe"), "stage", "register", "--domain", "xray"],
+        cwd=flow_copy,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     seconds = time.monotonic() - started
     assert done.returncode == 2, done.stderr[-3000:]
     assert f"the MLflow tracking server at {url} is not answering" in done.stderr
@@ -248,8 +307,7 @@ def test_with_the_mlflow_server_down_register_fails_in_seconds_naming_it(flow_co
     assert seconds < 90, seconds  # MLflow's defaults: minutes per request
     with sqlite3.connect(db) as conn:
         assert sorted(conn.execute(versions)) == before  # nothing half-registered
-        assert not list(conn.execute("select model_id from logged_models where status = "
-                                     "'PENDING'"))
+        assert not list(conn.execute("select model_id from logged_models where status = 'PENDING'"))
     assert not (flow_copy / "reports/xray/registration.json").exists()
 
 

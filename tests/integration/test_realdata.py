@@ -15,15 +15,22 @@ def test_pneumoniamnist_through_the_medmnist_source_keeps_official_splits(tmp_pa
     npz = shared_data("xray", "pneumoniamnist_dev.npz")
     project = make_project(tmp_path / "project")
     with working_directory(project):
-        params = load_params("params.yaml", ["xray.ingest.source=medmnist",
-                                             f"xray.ingest.medmnist.path={npz}",
-                                             "xray.featurize.image_size=28"])
+        params = load_params(
+            "params.yaml",
+            [
+                "xray.ingest.source=medmnist",
+                f"xray.ingest.medmnist.path={npz}",
+                "xray.featurize.image_size=28",
+            ],
+        )
         summary = ingest.run(params, "xray")
         featurize.run(params, "xray")
     manifest = read_json(project / "data/xray/raw/manifest.json")
     meta = read_json(project / "data/xray/features/meta.json")
-    assert summary["images"] + manifest["duplicates_removed"] \
-        + manifest["label_conflicts_dropped"] * 2 >= 5200
+    assert (
+        summary["images"] + manifest["duplicates_removed"] + manifest["label_conflicts_dropped"] * 2
+        >= 5200
+    )
     assert meta["official_splits"] is True
     counts = meta["counts"]
     n = {split: sum(c.values()) for split, c in counts.items()}
@@ -38,11 +45,17 @@ def test_actualmed_folder_with_labels_csv_splits_by_patient(tmp_path):
     root = shared_data("xray", "actualmed")
     project = make_project(tmp_path / "project")
     with working_directory(project):
-        params = load_params("params.yaml", [
-            "xray.ingest.source=folder", f"xray.ingest.folder.path={root}",
-            f"xray.ingest.folder.labels_csv={root / 'labels.csv'}",
-            "xray.featurize.image_size=64", "xray.featurize.val_fraction=0.2",
-            "xray.featurize.test_fraction=0.25"])
+        params = load_params(
+            "params.yaml",
+            [
+                "xray.ingest.source=folder",
+                f"xray.ingest.folder.path={root}",
+                f"xray.ingest.folder.labels_csv={root / 'labels.csv'}",
+                "xray.featurize.image_size=64",
+                "xray.featurize.val_fraction=0.2",
+                "xray.featurize.test_fraction=0.25",
+            ],
+        )
         summary = ingest.run(params, "xray")
         featurize.run(params, "xray")
     assert summary["per_class"] == {"normal": 12, "pneumonia": 15}

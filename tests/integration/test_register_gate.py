@@ -79,12 +79,13 @@ def test_gate_refusal_keeps_the_champion_and_moves_challenger(retrained):
     project = retrained
     assert aliases(project) == {"champion": "1", "challenger": "1"}
     with working_directory(project):
-        record = register.run(load_params("params.yaml", ["xray.register.min_value=1.0"]),
-                              "xray")
+        record = register.run(load_params("params.yaml", ["xray.register.min_value=1.0"]), "xray")
     assert record["promoted"] is False and "below the floor" in record["reason"]
     assert aliases(project) == {"champion": "1", "challenger": "2"}
-    assert json.loads((project / "reports/xray/registration.json").read_text())["reason"] == \
-        record["reason"]
+    assert (
+        json.loads((project / "reports/xray/registration.json").read_text())["reason"]
+        == record["reason"]
+    )
     tags = registry(project).get_model_version("xray-classifier", "2").tags
     assert tags["gate.promoted"] == "False"
 
@@ -96,11 +97,11 @@ def test_champion_is_rescored_on_the_same_test_data(retrained, flow_project):
         record = register.run(load_params("params.yaml"), "xray")
     assert record["champion_before"] == "1"
     assert record["champion_before_scored"] == (
-        f"its deployed variant ({v1['variant']}) re-scored on the current test split")
+        f"its deployed variant ({v1['variant']}) re-scored on the current test split"
+    )
     # v1's deployed variant, scored through its pyfunc on the same test split, gives the
     # AUC compress measured for it
-    assert record["champion_before_value"] == pytest.approx(v1["measured"]["roc_auc"],
-                                                            abs=1e-6)
+    assert record["champion_before_value"] == pytest.approx(v1["measured"]["roc_auc"], abs=1e-6)
     v1_auc = v1["measured"]["roc_auc"]
     promoted = record["candidate_value"] >= v1_auc
     assert record["promoted"] is promoted
@@ -114,8 +115,7 @@ def test_worse_than_champion_is_refused(retrained):
         deploy = json.loads(deploy_file.read_text())
         deploy["measured"]["roc_auc"] -= 0.2  # as if the new deployed variant were worse
         deploy_file.write_text(json.dumps(deploy))
-        record = register.run(load_params("params.yaml", ["xray.register.min_value=0.0"]),
-                              "xray")
+        record = register.run(load_params("params.yaml", ["xray.register.min_value=0.0"]), "xray")
     assert record["promoted"] is False and "worse than champion v1" in record["reason"]
     assert aliases(project) == {"champion": "1", "challenger": "2"}
 
@@ -127,8 +127,7 @@ def test_a_champion_serving_refuses_does_not_block_a_new_version(retrained):
     project = retrained
     registry(project).delete_model_version_tag("xray-classifier", "1", "model_sha256")
     with working_directory(project):
-        record = register.run(load_params("params.yaml", ["xray.register.min_value=0.0"]),
-                              "xray")
+        record = register.run(load_params("params.yaml", ["xray.register.min_value=0.0"]), "xray")
     assert record["promoted"] is True, record["reason"]
     assert "not compared with v1" in record["reason"] and "sha256" in record["reason"]
     assert aliases(project) == {"champion": "2", "challenger": "2"}
@@ -143,8 +142,9 @@ def test_champion_of_another_input_size_blocks_promotion_unless_allowed(project)
         train_again(project, "xray.featurize.image_size=24")
         record = register.run(params, "xray")
         assert record["promoted"] is False and "cannot be compared" in record["reason"]
-        allowed = load_params("params.yaml", ["xray.featurize.image_size=24",
-                                              "xray.register.allow_incomparable=true"])
+        allowed = load_params(
+            "params.yaml", ["xray.featurize.image_size=24", "xray.register.allow_incomparable=true"]
+        )
         assert register.run(allowed, "xray")["promoted"] is True
 
 

@@ -32,15 +32,21 @@ def uri(project) -> str:
 
 
 def settings(project, **extra) -> ServeSettings:
-    return ServeSettings(**{"tracking_uri": uri(project), "poll_seconds": 3600,
-                            "models": {"xray": "xray-classifier",
-                                       "ohlcv/SYNTH": "ohlcv-forecaster"}, **extra})
+    return ServeSettings(
+        **{
+            "tracking_uri": uri(project),
+            "poll_seconds": 3600,
+            "models": {"xray": "xray-classifier", "ohlcv/SYNTH": "ohlcv-forecaster"},
+            **extra,
+        }
+    )
 
 
 def png(shape=(60, 48), seed=0) -> bytes:
     buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
-                    ).save(buf, format="PNG")
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)).save(
+        buf, format="PNG"
+    )
     return buf.getvalue()
 
 
@@ -51,8 +57,7 @@ def api(flow_project):
         yield client
 
 
-def test_an_uploaded_image_of_any_size_gets_probabilities_threshold_and_version(api,
-                                                                               flow_project):
+def test_an_uploaded_image_of_any_size_gets_probabilities_threshold_and_version(api, flow_project):
     deploy = read_json(flow_project / "models/xray-deploy/deploy.json")
     upload = api.post("/predict/xray", files={"file": ("x.png", png(), "image/png")})
     raw = api.post("/predict/xray", content=png(), headers={"content-type": "image/png"})
@@ -63,10 +68,13 @@ def test_an_uploaded_image_of_any_size_gets_probabilities_threshold_and_version(
         assert body["threshold"] == deploy["threshold"]
         assert body["label"] in ("normal", "pneumonia")
         assert body["probabilities"]["pneumonia"] == pytest.approx(body["probability"])
-        assert body["model"] == {"name": "xray-classifier", "version": "1",
-                                 "alias": "challenger", "variant": deploy["variant"]}
-    assert upload.json()["probability"] == raw.json()["probability"] == \
-        b64.json()["probability"]
+        assert body["model"] == {
+            "name": "xray-classifier",
+            "version": "1",
+            "alias": "challenger",
+            "variant": deploy["variant"],
+        }
+    assert upload.json()["probability"] == raw.json()["probability"] == b64.json()["probability"]
 
 
 def test_the_guides_request_shape_still_works(api):
@@ -82,9 +90,15 @@ def test_batches_and_the_forecaster(api, flow_project):
     files = [("file", (f"{i}.png", png(seed=i), "image/png")) for i in range(3)]
     batch = api.post("/predict/xray/batch", files=files)
     assert batch.status_code == 200 and len(batch.json()["predictions"]) == 3
-    bars = [dict(zip(["Open", "High", "Low", "Close", "Volume"], row, strict=True))
-            for row in np.loadtxt(flow_project / "data/ohlcv/raw/SYNTH.csv", delimiter=",",
-                                  skiprows=1, usecols=(1, 2, 3, 4, 5))[-15:].tolist()]
+    bars = [
+        dict(zip(["Open", "High", "Low", "Close", "Volume"], row, strict=True))
+        for row in np.loadtxt(
+            flow_project / "data/ohlcv/raw/SYNTH.csv",
+            delimiter=",",
+            skiprows=1,
+            usecols=(1, 2, 3, 4, 5),
+        )[-15:].tolist()
+    ]
     one = api.post("/predict/ohlcv", json={"bars": bars})
     assert one.status_code == 200, one.text
     assert one.json()["series"] == "SYNTH" and one.json()["target"] == "close"
@@ -95,65 +109,150 @@ def test_batches_and_the_forecaster(api, flow_project):
     assert many.json()["predictions"][0]["price"] == pytest.approx(one.json()["price"])
 
 
-@pytest.mark.parametrize("path, kwargs, status, message", [
-    ("/predict/xray", {"content": b"GIF89a-not-a-png", "headers": {"content-type": "image/png"}},
-     422, "not a readable PNG/JPEG image"),
-    ("/predict/xray", {"content": png()[:40], "headers": {"content-type": "image/png"}},
-     422, "not a readable PNG/JPEG image"),
-    ("/predict/xray", {"content": b"", "headers": {"content-type": "image/png"}},
-     422, "the request body (image/png, 0 bytes) is empty"),
-    # a non-image upload: named by file name, content type and size, and what is accepted
-    ("/predict/xray", {"files": {"file": ("notes.txt", b"hello world", "text/plain")}}, 422,
-     "file 'notes.txt' in field `file` (text/plain, 11 bytes): not a readable PNG/JPEG"),
-    ("/predict/xray", {"files": {"file": ("notes.txt", b"hello world", "text/plain")}}, 422,
-     "send a PNG or JPEG image: multipart/form-data"),
-    ("/predict/xray", {"json": {"images": [base64.b64encode(b"hello").decode()]}}, 422,
-     "`images[0]` (base64, 5 bytes): not a readable PNG/JPEG"),
-    ("/predict/xray", {"json": {"img": "x"}}, 422,
-     "unknown field `img` (accepted fields: `data`, `image`, `images`)"),
-    ("/predict/xray", {"json": {"image": 5}}, 422, "`image`: Input should be a valid string"),
-    ("/predict/xray", {"content": b"hello"}, 415, "(no content type, 5 bytes) is not accepted"),
-    ("/predict/xray", {"json": {"data": [[1, 2], [3]]}}, 422, "must be a numeric array"),
-    ("/predict/xray", {"json": {"data": [1, 2, 3]}}, 422, "`data"),
-    ("/predict/xray", {"json": {"data": [[[1, 2], [3, 4]], [[1], [2]]]}}, 422,
-     "must be a numeric array"),
-    ("/predict/xray", {"content": b'{"data": [[NaN, 1], [1, 1]]}',
-                       "headers": {"content-type": "application/json"}}, 422,
-     "`data.0.0`: Input should be a finite number"),
-    ("/predict/xray", {"json": {"data": [[999.0, 1], [1, 1]]}}, 422,
-     "less than or equal to 255"),
-    ("/predict/xray", {"json": {"image": "%%% not base64"}}, 422, "base64"),
-    ("/predict/xray", {"json": {}}, 422, "needs `data`"),
-    ("/predict/xray", {"content": b"{", "headers": {"content-type": "application/json"}},
-     422, "the JSON body (1 bytes) is not accepted: not valid JSON"),
-    ("/predict/xray", {"content": b"hello", "headers": {"content-type": "text/plain"}},
-     415, "not accepted"),
-    ("/predict/xray", {"files": {"other": (None, "text")}}, 422,
-     "no file (fields sent: `other`)"),
-    ("/predict/xray", {"content": b"x" * (2**20 + 1), "headers": {"content-type": "image/png"}},
-     413, "the request body (1,048,577 bytes, image/png) is over the limit of 1,048,576"),
-    ("/predict/ohlcv", {"json": {"data": [[1, 2, 0.5, 1.5, 100]] * 3}}, 422, "needs 10"),
-    ("/predict/ohlcv", {"json": {"data": [[1, 2, 3]] * 12}}, 422,
-     "`data.0` has too few items"),
-    ("/predict/ohlcv", {"json": {"bars": [{"Open": 1}] * 12}}, 422,
-     "`bars.0.High`: Field required"),
-    ("/predict/ohlcv", {"json": {"data": "many"}}, 422, "invalid request"),
-    ("/predict/ohlcv", {"json": {"data": [[1, 2, 3, 4, 5], [1, 2]]}}, 422,
-     "`data.1` has too few items"),  # ragged rows: was a 500
-    ("/predict/ohlcv", {"json": {"bar": []}}, 422, "unknown field `bar`"),
-    ("/predict/ohlcv", {"content": b"{", "headers": {"content-type": "application/json"}},
-     422, "not valid JSON"),
-    ("/predict/ohlcv", {"content": b"hi", "headers": {"content-type": "text/plain"}}, 415,
-     "(sent as text/plain) is not accepted at /predict/ohlcv; send application/json"),
-    ("/predict/ohlcv/batch", {"json": {"windows": [[[1.0] * 5] * 4]}}, 422, "shape"),
-    ("/predict/ohlcv/batch", {"json": {"windows": [[[1.0] * 5] * 4, [[1.0] * 5]]}}, 422,
-     "rows of one length"),
-    ("/predict/ohlcv?series=NOPE", {"json": {"data": [[1] * 5] * 12}}, 404,
-     "series 'NOPE' is not served here; served series: SYNTH"),
-    ("/nowhere", {}, 404, "no endpoint at /nowhere"),
-])
-def test_every_bad_input_gets_a_4xx_that_says_what_is_wrong(flow_project, path, kwargs,
-                                                            status, message):
+@pytest.mark.parametrize(
+    "path, kwargs, status, message",
+    [
+        (
+            "/predict/xray",
+            {"content": b"GIF89a-not-a-png", "headers": {"content-type": "image/png"}},
+            422,
+            "not a readable PNG/JPEG image",
+        ),
+        (
+            "/predict/xray",
+            {"content": png()[:40], "headers": {"content-type": "image/png"}},
+            422,
+            "not a readable PNG/JPEG image",
+        ),
+        (
+            "/predict/xray",
+            {"content": b"", "headers": {"content-type": "image/png"}},
+            422,
+            "the request body (image/png, 0 bytes) is empty",
+        ),
+        # a non-image upload: named by file name, content type and size, and what is accepted
+        (
+            "/predict/xray",
+            {"files": {"file": ("notes.txt", b"hello world", "text/plain")}},
+            422,
+            "file 'notes.txt' in field `file` (text/plain, 11 bytes): not a readable PNG/JPEG",
+        ),
+        (
+            "/predict/xray",
+            {"files": {"file": ("notes.txt", b"hello world", "text/plain")}},
+            422,
+            "send a PNG or JPEG image: multipart/form-data",
+        ),
+        (
+            "/predict/xray",
+            {"json": {"images": [base64.b64encode(b"hello").decode()]}},
+            422,
+            "`images[0]` (base64, 5 bytes): not a readable PNG/JPEG",
+        ),
+        (
+            "/predict/xray",
+            {"json": {"img": "x"}},
+            422,
+            "unknown field `img` (accepted fields: `data`, `image`, `images`)",
+        ),
+        ("/predict/xray", {"json": {"image": 5}}, 422, "`image`: Input should be a valid string"),
+        ("/predict/xray", {"content": b"hello"}, 415, "(no content type, 5 bytes) is not accepted"),
+        ("/predict/xray", {"json": {"data": [[1, 2], [3]]}}, 422, "must be a numeric array"),
+        ("/predict/xray", {"json": {"data": [1, 2, 3]}}, 422, "`data"),
+        (
+            "/predict/xray",
+            {"json": {"data": [[[1, 2], [3, 4]], [[1], [2]]]}},
+            422,
+            "must be a numeric array",
+        ),
+        (
+            "/predict/xray",
+            {
+                "content": b'{"data": [[NaN, 1], [1, 1]]}',
+                "headers": {"content-type": "application/json"},
+            },
+            422,
+            "`data.0.0`: Input should be a finite number",
+        ),
+        (
+            "/predict/xray",
+            {"json": {"data": [[999.0, 1], [1, 1]]}},
+            422,
+            "less than or equal to 255",
+        ),
+        ("/predict/xray", {"json": {"image": "%%% not base64"}}, 422, "base64"),
+        ("/predict/xray", {"json": {}}, 422, "needs `data`"),
+        (
+            "/predict/xray",
+            {"content": b"{", "headers": {"content-type": "application/json"}},
+            422,
+            "the JSON body (1 bytes) is not accepted: not valid JSON",
+        ),
+        (
+            "/predict/xray",
+            {"content": b"hello", "headers": {"content-type": "text/plain"}},
+            415,
+            "not accepted",
+        ),
+        (
+            "/predict/xray",
+            {"files": {"other": (None, "text")}},
+            422,
+            "no file (fields sent: `other`)",
+        ),
+        (
+            "/predict/xray",
+            {"content": b"x" * (2**20 + 1), "headers": {"content-type": "image/png"}},
+            413,
+            "the request body (1,048,577 bytes, image/png) is over the limit of 1,048,576",
+        ),
+        ("/predict/ohlcv", {"json": {"data": [[1, 2, 0.5, 1.5, 100]] * 3}}, 422, "needs 10"),
+        ("/predict/ohlcv", {"json": {"data": [[1, 2, 3]] * 12}}, 422, "`data.0` has too few items"),
+        (
+            "/predict/ohlcv",
+            {"json": {"bars": [{"Open": 1}] * 12}},
+            422,
+            "`bars.0.High`: Field required",
+        ),
+        ("/predict/ohlcv", {"json": {"data": "many"}}, 422, "invalid request"),
+        (
+            "/predict/ohlcv",
+            {"json": {"data": [[1, 2, 3, 4, 5], [1, 2]]}},
+            422,
+            "`data.1` has too few items",
+        ),  # ragged rows: was a 500
+        ("/predict/ohlcv", {"json": {"bar": []}}, 422, "unknown field `bar`"),
+        (
+            "/predict/ohlcv",
+            {"content": b"{", "headers": {"content-type": "application/json"}},
+            422,
+            "not valid JSON",
+        ),
+        (
+            "/predict/ohlcv",
+            {"content": b"hi", "headers": {"content-type": "text/plain"}},
+            415,
+            "(sent as text/plain) is not accepted at /predict/ohlcv; send application/json",
+        ),
+        ("/predict/ohlcv/batch", {"json": {"windows": [[[1.0] * 5] * 4]}}, 422, "shape"),
+        (
+            "/predict/ohlcv/batch",
+            {"json": {"windows": [[[1.0] * 5] * 4, [[1.0] * 5]]}},
+            422,
+            "rows of one length",
+        ),
+        (
+            "/predict/ohlcv?series=NOPE",
+            {"json": {"data": [[1] * 5] * 12}},
+            404,
+            "series 'NOPE' is not served here; served series: SYNTH",
+        ),
+        ("/nowhere", {}, 404, "no endpoint at /nowhere"),
+    ],
+)
+def test_every_bad_input_gets_a_4xx_that_says_what_is_wrong(
+    flow_project, path, kwargs, status, message
+):
     app = create_app(settings(flow_project, alias="challenger", max_request_bytes=2**20))
     with TestClient(app) as api:
         response = api.post(path, **kwargs)
@@ -181,39 +280,50 @@ def test_readiness_metadata_schema_and_api_key(flow_project):
         assert api.post("/predict/xray", **wrong).status_code == 401
         right = {**image, "headers": {**image["headers"], "x-api-key": "s3cret"}}
         assert api.post("/predict/xray", **right).status_code == 200
-        ohlcv = api.post("/predict/ohlcv", json={"data": [[1] * 5] * 12},
-                         headers={"x-api-key": "s3cret"})
+        ohlcv = api.post(
+            "/predict/ohlcv", json={"data": [[1] * 5] * 12}, headers={"x-api-key": "s3cret"}
+        )
         assert ohlcv.status_code == 503 and "champion" in ohlcv.json()["error"]
         paths = api.get("/openapi.json", headers={"x-api-key": "s3cret"}).json()["paths"]
-        assert {"/predict/xray", "/predict/xray/batch", "/predict", "/predict/ohlcv",
-                "/health", "/ready", "/models", "/metrics"} <= set(paths)
+        assert {
+            "/predict/xray",
+            "/predict/xray/batch",
+            "/predict",
+            "/predict/ohlcv",
+            "/health",
+            "/ready",
+            "/models",
+            "/metrics",
+        } <= set(paths)
 
 
 def test_an_alias_move_is_picked_up_during_a_stream_of_requests(flow_copy):
     client = MlflowClient(uri(flow_copy), uri(flow_copy))
     v1 = client.get_model_version("xray-classifier", "1")
-    app = create_app(settings(flow_copy, poll_seconds=0.2,
-                              models={"xray": "xray-classifier"}))
+    app = create_app(settings(flow_copy, poll_seconds=0.2, models={"xray": "xray-classifier"}))
     seen, failures, stop = [], [], threading.Event()
     with TestClient(app) as api:
+
         def stream() -> None:
             while not stop.is_set():
-                r = api.post("/predict/xray", content=png(), headers={"content-type":
-                                                                      "image/png"})
+                r = api.post("/predict/xray", content=png(), headers={"content-type": "image/png"})
                 (seen if r.status_code == 200 else failures).append(
-                    r.json()["model"]["version"] if r.status_code == 200 else r.text)
+                    r.json()["model"]["version"] if r.status_code == 200 else r.text
+                )
 
         thread = threading.Thread(target=stream)
         thread.start()
         try:
             time.sleep(1.0)
             logged = client.get_logged_model(v1.source.removeprefix("models:/"))
-            v2 = client.create_model_version("xray-classifier", logged.artifact_location,
-                                             run_id=v1.run_id, tags=v1.tags)
+            v2 = client.create_model_version(
+                "xray-classifier", logged.artifact_location, run_id=v1.run_id, tags=v1.tags
+            )
             client.set_registered_model_alias("xray-classifier", "champion", v2.version)
             deadline = time.monotonic() + 120
-            while (models := api.get("/models").json())["models"]["xray"]["version"] != \
-                    str(v2.version):
+            while (models := api.get("/models").json())["models"]["xray"]["version"] != str(
+                v2.version
+            ):
                 assert time.monotonic() < deadline, f"the alias move was not picked up: {models}"
                 time.sleep(0.2)
             time.sleep(0.5)
@@ -227,10 +337,14 @@ def test_an_alias_move_is_picked_up_during_a_stream_of_requests(flow_copy):
 def test_a_real_server_process_on_loopback(flow_project, tmp_path):
     port = free_port()
     cmd = [str(BIN / "nnpipe"), "serve", "--port", str(port), "--domain", "xray"]
-    with server_process(cmd, f"http://127.0.0.1:{port}/ready", tmp_path / "serve.log",
-                        cwd=flow_project):
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/predict/xray", data=png(),
-                                     headers={"Content-Type": "image/png"})
+    with server_process(
+        cmd, f"http://127.0.0.1:{port}/ready", tmp_path / "serve.log", cwd=flow_project
+    ):
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict/xray",
+            data=png(),
+            headers={"Content-Type": "image/png"},
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             body = json.loads(resp.read())
     assert body["model"]["version"] == "1" and 0 <= body["probability"] <= 1
@@ -240,14 +354,26 @@ def test_a_real_server_process_on_loopback(flow_project, tmp_path):
 def test_mlflow_models_serve_answers_for_the_same_version(flow_project, tmp_path, api):
     port = free_port()
     env = {**__import__("os").environ, "MLFLOW_TRACKING_URI": uri(flow_project)}
-    cmd = [str(BIN / "mlflow"), "models", "serve", "-m", "models:/xray-classifier/1",
-           "--env-manager", "local", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        str(BIN / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        "models:/xray-classifier/1",
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     image = np.random.default_rng(5).integers(0, 256, (40, 36)).tolist()
-    with server_process(cmd, f"http://127.0.0.1:{port}/ping", tmp_path / "mlflow.log",
-                        env=env):
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
-                                     data=json.dumps({"inputs": [image]}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    with server_process(cmd, f"http://127.0.0.1:{port}/ping", tmp_path / "mlflow.log", env=env):
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps({"inputs": [image]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             theirs = json.loads(resp.read())["predictions"][0]
     ours = api.post("/predict", json={"data": image}).json()["predictions"][0]
@@ -268,8 +394,17 @@ def test_nnpipe_predict_on_the_shared_real_data(flow_project, tmp_path):
     assert set(table["label"]) <= {"normal", "pneumonia"}
     assert (table["model_version"] == 1).all()
     goog = shared_data("ohlcv", "GOOG.csv")
-    nnpipe(flow_project, "predict", "--domain", "ohlcv", str(goog), "-o",
-           str(tmp_path / "goog.csv"), "--alias", "challenger")
+    nnpipe(
+        flow_project,
+        "predict",
+        "--domain",
+        "ohlcv",
+        str(goog),
+        "-o",
+        str(tmp_path / "goog.csv"),
+        "--alias",
+        "challenger",
+    )
     forecasts = pd.read_csv(tmp_path / "goog.csv")
     assert len(forecasts) == 2148 - 10 + 1 and (forecasts["price"] > 0).all()
     assert forecasts["last_bar"].iloc[-1] == "2013-03-01"
@@ -295,7 +430,8 @@ def test_docs_and_its_assets_are_served_locally(api):
 
 
 def test_nnpipe_serve_refuses_a_server_that_would_never_be_ready_and_says_what_is(
-        flow_project, monkeypatch):
+    flow_project, monkeypatch
+):
     # the default domains (params.yaml's serve.domains) include OHLCV, whose gate refused
     # a champion on synthetic data: the server would never be ready
     done = nnpipe(flow_project, "serve", "--port", str(free_port()), check=False)
@@ -314,16 +450,15 @@ def test_nnpipe_serve_refuses_a_server_that_would_never_be_ready_and_says_what_i
     monkeypatch.chdir(flow_project)
     params = load_params()
     assert serve_hint(params) == "nnpipe serve --domain xray"
-    only_xray = params.model_copy(update={"serve": params.serve.model_copy(
-        update={"domains": ["xray"]})})
+    only_xray = params.model_copy(
+        update={"serve": params.serve.model_copy(update={"domains": ["xray"]})}
+    )
     assert serve_hint(only_xray) == "nnpipe serve"
 
 
-def test_wait_keeps_a_server_up_that_is_ready_once_the_alias_points_somewhere(flow_copy,
-                                                                             tmp_path):
+def test_wait_keeps_a_server_up_that_is_ready_once_the_alias_points_somewhere(flow_copy, tmp_path):
     port, log_path = free_port(), tmp_path / "serve.log"
-    cmd = [str(BIN / "nnpipe"), "serve", "--wait", "--poll-seconds", "0.2", "--port",
-           str(port)]
+    cmd = [str(BIN / "nnpipe"), "serve", "--wait", "--poll-seconds", "0.2", "--port", str(port)]
     base = f"http://127.0.0.1:{port}"
     with server_process(cmd, f"{base}/health", log_path, cwd=flow_copy):
         with pytest.raises(urllib.error.HTTPError) as refused:
@@ -331,8 +466,10 @@ def test_wait_keeps_a_server_up_that_is_ready_once_the_alias_points_somewhere(fl
         body = json.loads(refused.value.read())
         assert refused.value.code == 503 and body["ready"] is False
         assert body["waiting_for"] == {"ohlcv/SYNTH": "ohlcv-forecaster@champion"}
-        assert "ohlcv-forecaster has no version under the alias 'champion'" in \
-            body["problems"]["ohlcv/SYNTH"]
+        assert (
+            "ohlcv-forecaster has no version under the alias 'champion'"
+            in body["problems"]["ohlcv/SYNTH"]
+        )
         assert body["models"] == {"xray": "1"}  # what is there is served meanwhile
         time.sleep(2.0)  # about ten polls
         client = MlflowClient(uri(flow_copy), uri(flow_copy))

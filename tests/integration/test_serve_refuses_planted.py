@@ -43,10 +43,14 @@ def get(url: str) -> tuple[int, dict]:
 
 def predict(port: int) -> dict:
     buf = io.BytesIO()
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 30), dtype=np.uint8)
-                    ).save(buf, format="PNG")
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/predict/xray",
-                                 data=buf.getvalue(), headers={"Content-Type": "image/png"})
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 30), dtype=np.uint8)).save(
+        buf, format="PNG"
+    )
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/predict/xray",
+        data=buf.getvalue(),
+        headers={"Content-Type": "image/png"},
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         assert resp.status == 200
         return json.loads(resp.read())
@@ -56,8 +60,7 @@ def copy_of_version_one(client: MlflowClient, dest: Path) -> tuple[Path, Path, d
     """A copy of v1's logged model (its MLmodel, code and deploy folder) to plant in."""
     v1 = client.get_model_version(NAME, "1")
     location = client.get_logged_model(v1.source.removeprefix("models:/")).artifact_location
-    shutil.copytree(urlparse(location).path if location.startswith("file:") else location,
-                    dest)
+    shutil.copytree(urlparse(location).path if location.startswith("file:") else location, dest)
     return dest, deploy_artifact_dir(dest, "copy"), dict(v1.tags)
 
 
@@ -66,8 +69,13 @@ def plant_lambda_h5(path: Path, marker: Path) -> str:
     from nnpipe.keras_env import keras
 
     evil = eval(f'lambda x: (__import__("os").system("touch {marker}"), x)[1]')
-    model = keras.Sequential([keras.layers.Lambda(evil, input_shape=(64, 64, 1)),
-                              keras.layers.Flatten(), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.layers.Lambda(evil, input_shape=(64, 64, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1),
+        ]
+    )
     marker.unlink(missing_ok=True)  # building it above ran it once, in this process
     h5 = path.with_name("planted.h5")
     model.save(h5, save_format="h5")
@@ -98,9 +106,9 @@ def wait_refused(port: int, version: str) -> str:
         time.sleep(0.2)
 
 
-def test_planted_versions_are_refused_and_the_previous_one_keeps_serving(flow_copy,
-                                                                         tmp_path,
-                                                                         monkeypatch):
+def test_planted_versions_are_refused_and_the_previous_one_keeps_serving(
+    flow_copy, tmp_path, monkeypatch
+):
     uri = f"sqlite:///{flow_copy / 'mlflow.db'}"
     client = MlflowClient(uri, uri)
     marker = tmp_path / "pwned"
@@ -109,8 +117,13 @@ def test_planted_versions_are_refused_and_the_previous_one_keeps_serving(flow_co
     root, deploy, tags = copy_of_version_one(client, tmp_path / "lambda-h5")
     (deploy / "model.tflite").unlink()
     sha = plant_lambda_h5(deploy / "model.keras", marker)
-    edit_json(deploy / "deploy.json", file="model.keras", format="keras", sha256=sha,
-              variant="keras_float32")
+    edit_json(
+        deploy / "deploy.json",
+        file="model.keras",
+        format="keras",
+        sha256=sha,
+        variant="keras_float32",
+    )
     plants.append((root, {**tags, "model_sha256": sha}, "is an HDF5 file, not a Keras zip"))
 
     root, deploy, tags = copy_of_version_one(client, tmp_path / "escaping-file")
@@ -132,8 +145,16 @@ def test_planted_versions_are_refused_and_the_previous_one_keeps_serving(flow_co
 
     port = free_port()
     log = tmp_path / "serve.log"
-    cmd = [str(BIN / "nnpipe"), "serve", "--port", str(port), "--domain", "xray",
-           "--poll-seconds", "0.3"]
+    cmd = [
+        str(BIN / "nnpipe"),
+        "serve",
+        "--port",
+        str(port),
+        "--domain",
+        "xray",
+        "--poll-seconds",
+        "0.3",
+    ]
     with server_process(cmd, f"http://127.0.0.1:{port}/ready", log, cwd=flow_copy):
         assert predict(port)["model"]["version"] == "1"
         for source, version_tags, message in plants:
@@ -142,8 +163,7 @@ def test_planted_versions_are_refused_and_the_previous_one_keeps_serving(flow_co
             assert message in reason and "still serving v1" in reason, reason
             assert "re-run promote" in reason
             assert predict(port)["model"]["version"] == "1"  # the previous one serves on
-            assert get(f"http://127.0.0.1:{port}/models")[1]["models"]["xray"]["version"] \
-                == "1"
+            assert get(f"http://127.0.0.1:{port}/models")[1]["models"]["xray"]["version"] == "1"
         # a good version after the refused ones is served: refusing did not wedge the poller
         good = register(client, copy_of_version_one(client, tmp_path / "good")[0], tags)
         deadline = time.monotonic() + 120
@@ -158,8 +178,9 @@ def test_planted_versions_are_refused_and_the_previous_one_keeps_serving(flow_co
     # the register stage re-scores the champion from its deploy folder, safely
     from nnpipe.registration import load_champion
 
-    client.set_registered_model_alias(NAME, "champion", register(client, plants[0][0],
-                                                                 plants[0][1]))
+    client.set_registered_model_alias(
+        NAME, "champion", register(client, plants[0][0], plants[0][1])
+    )
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     predictor, why = load_champion(NAME)
     assert predictor is None and "refused" in why and "HDF5" in why, why

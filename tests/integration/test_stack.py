@@ -38,8 +38,11 @@ from prefect_runs import TF_NOISE, artifact_versions, check_xray_run_reported, w
 pytestmark = pytest.mark.integration
 
 DOCKER = ROOT / "docker"
-S3_KEYS = {"AWS_ACCESS_KEY_ID": "nnpipe", "AWS_SECRET_ACCESS_KEY": "stack-test-secret",
-           "AWS_DEFAULT_REGION": "us-east-1"}
+S3_KEYS = {
+    "AWS_ACCESS_KEY_ID": "nnpipe",
+    "AWS_SECRET_ACCESS_KEY": "stack-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 def _pg_bin(name: str) -> str | None:
@@ -56,23 +59,37 @@ def _as_postgres_user(cmd: list[str]) -> list[str]:
 def postgres_server(log_path: Path):
     initdb, postgres = _pg_bin("initdb"), _pg_bin("postgres")
     if not (initdb and postgres and shutil.which("psql")):
-        pytest.fail("PostgreSQL's server is not installed: apt-get install postgresql "
-                    "(.ci/run does it)")
+        pytest.fail(
+            "PostgreSQL's server is not installed: apt-get install postgresql (.ci/run does it)"
+        )
     data = Path(tempfile.mkdtemp(prefix="nnpipe-pg-"))  # not under root's private tmp
     if os.geteuid() == 0:
         shutil.chown(data, "postgres", "postgres")
-    subprocess.run(_as_postgres_user([initdb, "-D", str(data), "-U", "nnpipe", "--auth=trust",
-                                      "-E", "UTF8"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres_user([initdb, "-D", str(data), "-U", "nnpipe", "--auth=trust", "-E", "UTF8"]),
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     log = log_path.open("w")
-    proc = subprocess.Popen(_as_postgres_user([postgres, "-D", str(data), "-p", str(port),
-                                               "-h", "127.0.0.1", "-k", str(data)]),
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        _as_postgres_user(
+            [postgres, "-D", str(data), "-p", str(port), "-h", "127.0.0.1", "-k", str(data)]
+        ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(port), "POSTGRES_USER": "nnpipe"}
     try:
         deadline = time.monotonic() + 60
-        while subprocess.run(["psql", "-U", "nnpipe", "-d", "postgres", "-c", "select 1"],
-                             env=env, capture_output=True).returncode != 0:
+        while (
+            subprocess.run(
+                ["psql", "-U", "nnpipe", "-d", "postgres", "-c", "select 1"],
+                env=env,
+                capture_output=True,
+            ).returncode
+            != 0
+        ):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"postgres did not start: {log_path.read_text()[-2000:]}")
             time.sleep(0.5)
@@ -87,10 +104,12 @@ def postgres_server(log_path: Path):
 
 
 def api(url: str, path: str, body: dict | None = None, method: str | None = None) -> dict:
-    req = urllib.request.Request(f"{url}{path}", method=method or ("POST" if body is not None
-                                                                     else "GET"),
-                                 data=None if body is None else json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{url}{path}",
+        method=method or ("POST" if body is not None else "GET"),
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=30) as resp:
         return json.load(resp)
 
@@ -102,9 +121,25 @@ def serve_venv(dest: Path) -> Path:
     if uv is None:
         pytest.fail("uv is not installed: run `make setup` first")
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(dest), "UV_PYTHON_DOWNLOADS": "never"}
-    done = subprocess.run([uv, "sync", "-q", "--frozen", "--no-dev", "--no-install-project",
-                           "--extra", "serve", "--python", str(BIN / "python")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            uv,
+            "sync",
+            "-q",
+            "--frozen",
+            "--no-dev",
+            "--no-install-project",
+            "--extra",
+            "serve",
+            "--python",
+            str(BIN / "python"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return dest / "bin" / "python"
 
@@ -143,57 +178,88 @@ def check_deployments(prefect_api: str) -> dict:
     assert daily["entrypoint"] == "flows/ohlcv_training.py:ohlcv_training"
     for dep in (nightly, daily):
         assert dep["work_pool_name"] == "nnpipe-process"
-        limit = (dep.get("global_concurrency_limit") or {}).get("limit") or \
-            dep["concurrency_limit"]
+        limit = (dep.get("global_concurrency_limit") or {}).get("limit") or dep["concurrency_limit"]
         assert limit == 1
-    assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in nightly["schedules"]] \
-        == [("0 2 * * *", "UTC")]
+    assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in nightly["schedules"]] == [
+        ("0 2 * * *", "UTC")
+    ]
     # weekdays, after the US market closes
-    assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in daily["schedules"]] \
-        == [("30 18 * * 1-5", "America/New_York")]
+    assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in daily["schedules"]] == [
+        ("30 18 * * 1-5", "America/New_York")
+    ]
     pool = api(prefect_api, "/work_pools/nnpipe-process")
     assert pool["type"] == "process" and pool["concurrency_limit"] == 1
     return nightly
 
 
-def check_nnpipe_schedule(project: Path, prefect_api: str, log: Path, env: dict[str, str],
-                          mlflow_url: str, worker_run_id: str) -> None:
+def check_nnpipe_schedule(
+    project: Path,
+    prefect_api: str,
+    log: Path,
+    env: dict[str, str],
+    mlflow_url: str,
+    worker_run_id: str,
+) -> None:
     """`nnpipe schedule` serves prefect.yaml's deployments, under their names and crons,
     from its own process (no worker), but refuses to take over the ones `prefect deploy`
     made for the worker; a run of it, every stage current after the worker's, still logs
     and reports: its artifacts follow the worker run's under the same keys."""
-    done = subprocess.run([str(BIN / "nnpipe"), "schedule"], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(BIN / "nnpipe"), "schedule"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 2, done.stderr[-3000:]
     assert "is deployed to work pool 'nnpipe-process'" in done.stderr
     assert "prefect deployment delete xray-training/xray-training-nightly" in done.stderr
     for deployment in api(prefect_api, "/deployments/filter", {}):  # as the message says
-        urllib.request.urlopen(urllib.request.Request(
-            f"{prefect_api}/deployments/{deployment['id']}", method="DELETE"), timeout=30)
-    proc = subprocess.Popen([str(BIN / "nnpipe"), "schedule"], cwd=project, env=env,
-                            stdout=log.open("w"), stderr=subprocess.STDOUT)
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{prefect_api}/deployments/{deployment['id']}", method="DELETE"
+            ),
+            timeout=30,
+        )
+    proc = subprocess.Popen(
+        [str(BIN / "nnpipe"), "schedule"],
+        cwd=project,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 180
         found: dict = {}
         while time.monotonic() < deadline and len(found) < 2:
-            found = {d["name"]: d for d in api(prefect_api, "/deployments/filter", {})
-                     if d["work_pool_name"] is None}
+            found = {
+                d["name"]: d
+                for d in api(prefect_api, "/deployments/filter", {})
+                if d["work_pool_name"] is None
+            }
             if proc.poll() is not None:
                 break
             time.sleep(2)
-        assert set(found) == {"xray-training-nightly", "ohlcv-training-daily"}, \
-            log.read_text()[-3000:]
-        crons = {n: [(s["schedule"]["cron"], s["schedule"]["timezone"])
-                     for s in d["schedules"]] for n, d in found.items()}
-        assert crons == {"xray-training-nightly": [("0 2 * * *", "UTC")],
-                         "ohlcv-training-daily": [("30 18 * * 1-5", "America/New_York")]}
+        assert set(found) == {"xray-training-nightly", "ohlcv-training-daily"}, log.read_text()[
+            -3000:
+        ]
+        crons = {
+            n: [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in d["schedules"]]
+            for n, d in found.items()
+        }
+        assert crons == {
+            "xray-training-nightly": [("0 2 * * *", "UTC")],
+            "ohlcv-training-daily": [("30 18 * * 1-5", "America/New_York")],
+        }
         dep = found["xray-training-nightly"]
         run = api(prefect_api, f"/deployments/{dep['id']}/create_flow_run", {})
         run = wait_for_run(prefect_api, run["id"], 300)
         assert run["state"]["type"] == "COMPLETED", (run["state"], log.read_text()[-4000:])
         assert run["work_pool_name"] is None  # run by `nnpipe schedule`, not the worker
-        text = check_xray_run_reported(prefect_api, run["id"], project, trained=False,
-                                       mlflow_ui=mlflow_url)
+        text = check_xray_run_reported(
+            prefect_api, run["id"], project, trained=False, mlflow_ui=mlflow_url
+        )
         assert "xray-train is up to date" in text
         for key in ("xray-summary", "xray-compression"):
             runs = [a["flow_run_id"] for a in artifact_versions(prefect_api, key)]
@@ -212,47 +278,103 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
 
         s3_port = free_port()
         s3_url = f"http://127.0.0.1:{s3_port}"
-        stack.enter_context(server_process(
-            [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
-            f"{s3_url}/moto-api/", logs / "s3.log"))
-        s3_env = {**os.environ, **S3_KEYS, "AWS_ENDPOINT_URL": s3_url,
-                  "MLFLOW_S3_ENDPOINT_URL": s3_url}
-        subprocess.run([str(BIN / "python"), str(DOCKER / "buckets.py")], check=True,
-                       env={**s3_env, "NNPIPE_BUCKETS": "mlflow dvc"})
+        stack.enter_context(
+            server_process(
+                [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(s3_port)],
+                f"{s3_url}/moto-api/",
+                logs / "s3.log",
+            )
+        )
+        s3_env = {
+            **os.environ,
+            **S3_KEYS,
+            "AWS_ENDPOINT_URL": s3_url,
+            "MLFLOW_S3_ENDPOINT_URL": s3_url,
+        }
+        subprocess.run(
+            [str(BIN / "python"), str(DOCKER / "buckets.py")],
+            check=True,
+            env={**s3_env, "NNPIPE_BUCKETS": "mlflow dvc"},
+        )
 
         # the two servers start side by side (half a minute each), the project meanwhile
         mlflow_port, prefect_port = free_port(), free_port()
         mlflow_url = f"http://127.0.0.1:{mlflow_port}"
         prefect_api = f"http://127.0.0.1:{prefect_port}/api"
-        mlflow = stack.enter_context(started_process(  # the store URI in the env, as compose
-            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
-             "--workers", "1", "--artifacts-destination", "s3://mlflow/"],
-            logs / "mlflow.log", env={
-                **s3_env,
-                "MLFLOW_BACKEND_STORE_URI": f"postgresql://nnpipe@127.0.0.1:{pg_port}/mlflow"}))
-        prefect = stack.enter_context(started_process(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
-             str(prefect_port)], logs / "prefect.log",
-            env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-server"),
-                 "PREFECT_API_DATABASE_CONNECTION_URL":
-                     f"postgresql+asyncpg://nnpipe@127.0.0.1:{pg_port}/prefect"}))
-        project = make_project(tmp_path / "project", {"xray": {
-            "tune": {"enabled": False},
-            "compress": {"variants": ["keras_float32", "tflite_dynamic"]}}})
+        mlflow = stack.enter_context(
+            started_process(  # the store URI in the env, as compose
+                [
+                    str(BIN / "mlflow"),
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(mlflow_port),
+                    "--workers",
+                    "1",
+                    "--artifacts-destination",
+                    "s3://mlflow/",
+                ],
+                logs / "mlflow.log",
+                env={
+                    **s3_env,
+                    "MLFLOW_BACKEND_STORE_URI": f"postgresql://nnpipe@127.0.0.1:{pg_port}/mlflow",
+                },
+            )
+        )
+        prefect = stack.enter_context(
+            started_process(
+                [
+                    str(BIN / "prefect"),
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(prefect_port),
+                ],
+                logs / "prefect.log",
+                env={
+                    **os.environ,
+                    "PREFECT_HOME": str(tmp_path / "prefect-server"),
+                    "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://nnpipe@127.0.0.1:{pg_port}/prefect",
+                },
+            )
+        )
+        project = make_project(
+            tmp_path / "project",
+            {
+                "xray": {
+                    "tune": {"enabled": False},
+                    "compress": {"variants": ["keras_float32", "tflite_dynamic"]},
+                }
+            },
+        )
         wait_http(mlflow, f"{mlflow_url}/health", logs / "mlflow.log")
         wait_http(prefect, f"{prefect_api}/health", logs / "prefect.log")
 
         # nothing set for logs or TensorFlow's C++ noise: the flow's own process does it
-        quiet_env = {k: v for k, v in s3_env.items()
-                     if k not in ("TF_CPP_MIN_LOG_LEVEL", "PREFECT_LOGGING_EXTRA_LOGGERS")}
-        worker_env = {**quiet_env, "PREFECT_API_URL": prefect_api,
-                      "MLFLOW_TRACKING_URI": mlflow_url, "NNPIPE_PROJECT_DIR": str(project),
-                      "NNPIPE_DVC_REMOTE": "s3://dvc/nnpipe",
-                      "DVC_GLOBAL_CONFIG_DIR": str(tmp_path / "dvc-global"),
-                      "PREFECT_HOME": str(tmp_path / "prefect-worker")}
+        quiet_env = {
+            k: v
+            for k, v in s3_env.items()
+            if k not in ("TF_CPP_MIN_LOG_LEVEL", "PREFECT_LOGGING_EXTRA_LOGGERS")
+        }
+        worker_env = {
+            **quiet_env,
+            "PREFECT_API_URL": prefect_api,
+            "MLFLOW_TRACKING_URI": mlflow_url,
+            "NNPIPE_PROJECT_DIR": str(project),
+            "NNPIPE_DVC_REMOTE": "s3://dvc/nnpipe",
+            "DVC_GLOBAL_CONFIG_DIR": str(tmp_path / "dvc-global"),
+            "PREFECT_HOME": str(tmp_path / "prefect-worker"),
+        }
         worker_log = logs / "worker.log"
-        worker = subprocess.Popen(["sh", str(DOCKER / "worker.sh")], env=worker_env,
-                                  stdout=worker_log.open("w"), stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            ["sh", str(DOCKER / "worker.sh")],
+            env=worker_env,
+            stdout=worker_log.open("w"),
+            stderr=subprocess.STDOUT,
+        )
         stack.callback(stop, worker)
         python = serve_venv(tmp_path / "serve-venv")  # the API's, made meanwhile
 
@@ -272,46 +394,67 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
         run = wait_for_flow_run(prefect_api, run["id"], 900, worker_log)
         assert run["state"]["type"] == "COMPLETED", (run["state"], worker_log.read_text()[-6000:])
         # its stages, epochs and summary in the stored logs, its report as artifacts
-        check_xray_run_reported(prefect_api, run["id"], project, trained=True,
-                                mlflow_ui=mlflow_url)
-        assert "xray-train (fit the CNN" in api(prefect_api, f"/deployments/{dep['id']}")[
-            "description"]
-        assert not [n for n in TF_NOISE if n in worker_log.read_text()], \
-            worker_log.read_text()[-3000:]
+        check_xray_run_reported(prefect_api, run["id"], project, trained=True, mlflow_ui=mlflow_url)
+        assert (
+            "xray-train (fit the CNN"
+            in api(prefect_api, f"/deployments/{dep['id']}")["description"]
+        )
+        assert not [n for n in TF_NOISE if n in worker_log.read_text()], worker_log.read_text()[
+            -3000:
+        ]
 
         # the run registered its model on the tracking server, artifacts in S3
         from mlflow import MlflowClient
 
         champion = MlflowClient(mlflow_url, mlflow_url).get_model_version_by_alias(
-            "xray-classifier", "champion")
+            "xray-classifier", "champion"
+        )
         import boto3
 
-        s3 = boto3.client("s3", endpoint_url=s3_url, **{
-            k.lower(): v for k, v in S3_KEYS.items() if k != "AWS_DEFAULT_REGION"},
-                          region_name="us-east-1")
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=s3_url,
+            **{k.lower(): v for k, v in S3_KEYS.items() if k != "AWS_DEFAULT_REGION"},
+            region_name="us-east-1",
+        )
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket="mlflow").get("Contents", [])]
         assert any(k.endswith("deploy.json") for k in keys), keys[:20]
         assert any(k.endswith("roc.png") for k in keys), keys[:20]  # the training run's too
         run_id = champion.run_id
         assert MlflowClient(mlflow_url).get_run(run_id).data.metrics["test_roc_auc"] > 0
         # and pushed what it produced to the DVC remote
-        dvc_keys = [o["Key"] for o in
-                    s3.list_objects_v2(Bucket="dvc", Prefix="nnpipe/").get("Contents", [])]
+        dvc_keys = [
+            o["Key"] for o in s3.list_objects_v2(Bucket="dvc", Prefix="nnpipe/").get("Contents", [])
+        ]
         assert len(dvc_keys) >= 5, dvc_keys
-        status = subprocess.run([str(BIN / "dvc"), "status", "--cloud", "xray-train"],
-                                cwd=project, env=worker_env, capture_output=True, text=True)
+        status = subprocess.run(
+            [str(BIN / "dvc"), "status", "--cloud", "xray-train"],
+            cwd=project,
+            env=worker_env,
+            capture_output=True,
+            text=True,
+        )
         assert status.returncode == 0 and "new:" not in status.stdout, status.stdout
         assert not (project / ".dvc" / "config.local").exists()  # the checkout's config untouched
 
         # the API, from the serving image's packages only, serves that version
         api_port = free_port()
         api_url = f"http://127.0.0.1:{api_port}"
-        serve_env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_url,
-                     "NNPIPE_API_KEY": "stack-key", "PYTHONPATH": str(ROOT / "src")}
-        stack.enter_context(server_process(
-            [str(python), "-m", "nnpipe", "serve", "--domain", "xray", "--port",
-             str(api_port)], f"{api_url}/health", logs / "api.log", env=serve_env,
-            cwd=project))
+        serve_env = {
+            **os.environ,
+            "MLFLOW_TRACKING_URI": mlflow_url,
+            "NNPIPE_API_KEY": "stack-key",
+            "PYTHONPATH": str(ROOT / "src"),
+        }
+        stack.enter_context(
+            server_process(
+                [str(python), "-m", "nnpipe", "serve", "--domain", "xray", "--port", str(api_port)],
+                f"{api_url}/health",
+                logs / "api.log",
+                env=serve_env,
+                cwd=project,
+            )
+        )
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -321,9 +464,11 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
                 if time.monotonic() > deadline:
                     pytest.fail((logs / "api.log").read_text()[-3000:])
                 time.sleep(1)
-        req = urllib.request.Request(f"{api_url}/predict/xray", data=png_bytes(),
-                                     headers={"Content-Type": "image/png",
-                                              "X-API-Key": "stack-key"})
+        req = urllib.request.Request(
+            f"{api_url}/predict/xray",
+            data=png_bytes(),
+            headers={"Content-Type": "image/png", "X-API-Key": "stack-key"},
+        )
         with urllib.request.urlopen(req, timeout=30) as resp:
             answer = json.load(resp)
         assert answer["model"]["name"] == "xray-classifier"
@@ -332,6 +477,11 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
         assert abs(sum(answer["probabilities"].values()) - 1) < 1e-5
         assert not list((tmp_path / "serve-venv").glob("lib/*/site-packages/tensorflow"))
 
-        check_nnpipe_schedule(project, prefect_api, logs / "schedule.log",
-                              {**worker_env, "PREFECT_HOME": str(tmp_path / "schedule")},
-                              mlflow_url, run["id"])
+        check_nnpipe_schedule(
+            project,
+            prefect_api,
+            logs / "schedule.log",
+            {**worker_env, "PREFECT_HOME": str(tmp_path / "schedule")},
+            mlflow_url,
+            run["id"],
+        )

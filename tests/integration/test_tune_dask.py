@@ -17,8 +17,10 @@ pytestmark = pytest.mark.integration
 
 
 def test_trials_run_in_parallel_on_a_local_two_worker_dask_cluster(tmp_path):
-    project = make_project(tmp_path / "project", {"xray": {"tune": {
-        "executor": "dask", "max_trials": 2, "dask": {"workers": 2}}}})
+    project = make_project(
+        tmp_path / "project",
+        {"xray": {"tune": {"executor": "dask", "max_trials": 2, "dask": {"workers": 2}}}},
+    )
     with working_directory(project):  # data stages in-process; tuning as a user runs it
         params = load_params("params.yaml")
         for step in ("ingest", "featurize"):
@@ -35,6 +37,7 @@ def test_trials_run_in_parallel_on_a_local_two_worker_dask_cluster(tmp_path):
     c = MlflowClient(tracking_uri=uri, registry_uri=uri)
     exp = c.get_experiment_by_name("nnpipe-xray")
     (parent,) = c.search_runs([exp.experiment_id], "tags.`nnpipe.stage` = 'tune'")
-    trials = c.search_runs([exp.experiment_id],
-                           f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    trials = c.search_runs(
+        [exp.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
     assert len(trials) == 2 and {t.data.tags["nnpipe.trial_worker"] for t in trials} == workers

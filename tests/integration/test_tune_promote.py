@@ -40,8 +40,7 @@ def test_no_qualifying_variant_and_fallback_none_registers_nothing(flow_copy):
     assert len(client(flow_copy).search_model_versions("name='xray-classifier'")) == len(before)
 
 
-def test_fallback_reference_deploys_the_keras_model_behind_the_same_pyfunc(flow_copy,
-                                                                          monkeypatch):
+def test_fallback_reference_deploys_the_keras_model_behind_the_same_pyfunc(flow_copy, monkeypatch):
     run_stage(flow_copy, "promote", "xray.promote.candidates=[]")
     spec = read_json(flow_copy / "models/xray-deploy/deploy.json")
     assert spec["variant"] == "keras_float32" and spec["format"] == "keras"

@@ -46,16 +46,18 @@ def scaler(x: np.ndarray) -> TrainOnlyScaler:
 
 
 def image_model(name: str, **changes) -> keras.Model:
-    cfg = XrayTrain.model_validate({"model": name, "dropout": 0.0, "learning_rate": 3e-3,
-                                    **changes})
+    cfg = XrayTrain.model_validate(
+        {"model": name, "dropout": 0.0, "learning_rate": 3e-3, **changes}
+    )
     keras.utils.set_random_seed(1)
     return build_model(cfg, IMAGE, 60.0, 50.0)
 
 
 def sequence_model(name: str, **changes) -> keras.Model:
     x, _ = windows()
-    cfg = OhlcvTrain.model_validate({"model": name, "dropout": 0.0, "units": [6, 6],
-                                     "learning_rate": 3e-4, **changes})
+    cfg = OhlcvTrain.model_validate(
+        {"model": name, "dropout": 0.0, "units": [6, 6], "learning_rate": 3e-4, **changes}
+    )
     keras.utils.set_random_seed(1)
     return build_forecaster(cfg, LOOK_BACK, scaler(x))
 
@@ -72,14 +74,16 @@ def step_lowers_the_loss(model: keras.Model, x: np.ndarray, y: np.ndarray) -> No
 def same_after_reload(model: keras.Model, x: np.ndarray, tmp_path) -> None:
     model.save(tmp_path / "model.keras")
     again = load_model(tmp_path / "model.keras")
-    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        again.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6, atol=1e-6
+    )
 
 
 def converts(model: keras.Model, x: np.ndarray) -> None:
     runner = TfliteRunner(to_tflite(model, "tflite_float32"))
-    np.testing.assert_allclose(runner.predict(x[:4]), model.predict(x[:4], verbose=0),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        runner.predict(x[:4]), model.predict(x[:4], verbose=0), rtol=1e-4, atol=1e-4
+    )
 
 
 # pruned here: the layers that no other test prunes (the ViT's, with nnpipe's own layer,
@@ -91,16 +95,24 @@ PRUNED_HERE = {"mlp_mixer", "transformer"}
 def prunes(model: keras.Model, x: np.ndarray, y: np.ndarray, loss: str) -> None:
     """The compress stage's pruning: the target sparsity, no wrappers left, same outputs'
     shape."""
-    pruned = prune(model, x=x, y=y.reshape(len(y), -1), loss=loss, initial_sparsity=0.3,
-                   final_sparsity=0.6, epochs=1, batch_size=8, learning_rate=1e-4)
+    pruned = prune(
+        model,
+        x=x,
+        y=y.reshape(len(y), -1),
+        loss=loss,
+        initial_sparsity=0.3,
+        final_sparsity=0.6,
+        epochs=1,
+        batch_size=8,
+        learning_rate=1e-4,
+    )
     assert sparsity(pruned) == pytest.approx(0.6, abs=0.05)
     assert not any("prune" in type(layer).__name__.lower() for layer in pruned.layers)
     out = pruned.predict(x[:4], verbose=0)
     assert out.shape == (4, 1) and np.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", ["feedforward", "small_cnn", "medical_cnn", "vit",
-                                  "mlp_mixer"])
+@pytest.mark.parametrize("name", ["feedforward", "small_cnn", "medical_cnn", "vit", "mlp_mixer"])
 def test_every_image_architecture_learns_reloads_and_converts(name, tmp_path):
     x, y = images()
     model = image_model(name)
@@ -130,18 +142,17 @@ def test_the_guides_feedforward_and_stacked_rnn_shapes():
     assert any(isinstance(layer, keras.layers.Dropout) for layer in ff.layers)
     rnn = sequence_model("lstm", units=[64, 32])  # the guide's create_rnn
     lstms = [layer for layer in rnn.layers if isinstance(layer, keras.layers.LSTM)]
-    assert [(layer.units, layer.return_sequences) for layer in lstms] == [(64, True),
-                                                                         (32, False)]
+    assert [(layer.units, layer.return_sequences) for layer in lstms] == [(64, True), (32, False)]
 
 
 def test_vit_and_mixer_sizes_come_from_params():
     vit = image_model("vit", vit={"patch_size": 8, "depth": 3, "width": 24, "heads": 3})
-    attention = [layer for layer in vit.layers
-                 if isinstance(layer, keras.layers.MultiHeadAttention)]
+    attention = [
+        layer for layer in vit.layers if isinstance(layer, keras.layers.MultiHeadAttention)
+    ]
     assert len(attention) == 3 and attention[0].get_config()["num_heads"] == 3
     assert vit.get_layer("patches").output_shape == (None, 4, 24)  # (16 / 8)^2 patches
-    mixer = image_model("mlp_mixer", mlp_mixer={"depth": 1, "token_mlp": 7,
-                                                "channel_mlp": 9})
+    mixer = image_model("mlp_mixer", mlp_mixer={"depth": 1, "token_mlp": 7, "channel_mlp": 9})
     assert mixer.get_layer("mixer0_token_mlp1").units == 7
     assert mixer.get_layer("mixer0_channel_mlp1").units == 9
     assert mixer.get_layer("mixer0_token_mlp2").units == 16  # back to the 4 x 4 patches
@@ -221,15 +232,22 @@ def test_accumulated_steps_make_the_update_of_one_large_batch():
     small = image_model("feedforward", feedforward={"units": [16]}, learning_rate=1e-2)
     small.set_weights(big.get_weights())
     big.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
-    history = accumulate_gradients(small, 4).fit(x, y, batch_size=8, epochs=1,
-                                                 shuffle=False, verbose=0)
+    history = accumulate_gradients(small, 4).fit(
+        x, y, batch_size=8, epochs=1, shuffle=False, verbose=0
+    )
     assert int(small.optimizer.iterations) == int(big.optimizer.iterations) == 1
     for a, b in zip(small.get_weights(), big.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert {"loss", "accuracy", "auc"} <= set(history.history)
     # 8 batches of 8 with 4 accumulated: two updates, and the model still saves as itself
     accumulate_gradients(big, 1)  # 1: unchanged
-    small.fit(np.concatenate([x, x]), np.concatenate([y, y]), batch_size=8, epochs=1,
-              shuffle=False, verbose=0)
+    small.fit(
+        np.concatenate([x, x]),
+        np.concatenate([y, y]),
+        batch_size=8,
+        epochs=1,
+        shuffle=False,
+        verbose=0,
+    )
     assert int(small.optimizer.iterations) == 3
     assert type(small).__name__ == "Sequential"

@@ -7,8 +7,10 @@ from nnpipe.registration import champion_text, deployed_lines
 
 
 def test_the_time_table_has_a_row_per_stage_and_says_which_were_current():
-    results = {"xray": {"ingest": {"skipped": True}, "train": {"seconds": 83.4}},
-               "ohlcv": {"ingest": {"seconds": 0.42}}}
+    results = {
+        "xray": {"ingest": {"skipped": True}, "train": {"seconds": 83.4}},
+        "ohlcv": {"ingest": {"seconds": 0.42}},
+    }
     lines = stage_time_lines(results, {"xray": 100.2, "ohlcv": 3.0})
     assert lines[0].split() == ["stage", "xray", "ohlcv"]
     assert lines[1].split() == ["ingest", "current", "0.4", "s"]
@@ -20,11 +22,22 @@ def test_the_time_table_has_a_row_per_stage_and_says_which_were_current():
 def test_no_champion_is_said_plainly_never_as_vnone():
     assert champion_text("3") == "champion is v3"
     assert "None" not in champion_text(None)
-    record = {"registered": True, "model_name": "m", "version": "1",
-              "aliases": ["challenger"], "champion_now": None, "reason": "refused"}
+    record = {
+        "registered": True,
+        "model_name": "m",
+        "version": "1",
+        "aliases": ["challenger"],
+        "champion_now": None,
+        "reason": "refused",
+    }
     lines = deployed_lines(record, {"variant": "tflite_dynamic", "reason": "smallest"})
     assert not any("vNone" in line for line in lines)
-    refused = {"registered": False, "model_name": "m", "reason": "nothing registered",
-               "champion_now": None}
-    assert not any("vNone" in line for line in deployed_lines(refused, {"variant": None,
-                                                                        "reason": "none"}))
+    refused = {
+        "registered": False,
+        "model_name": "m",
+        "reason": "nothing registered",
+        "champion_now": None,
+    }
+    assert not any(
+        "vNone" in line for line in deployed_lines(refused, {"variant": None, "reason": "none"})
+    )

@@ -49,8 +49,9 @@ def test_out_of_range_and_cross_field_rules():
 
 def test_overrides_use_dvc_dotted_keys_and_yaml_values():
     assert parse_override("xray.train.filters=[8, 16]") == (["xray", "train", "filters"], [8, 16])
-    raw = apply_overrides({"xray": {"train": {"epochs": 5}}},
-                          ["xray.train.epochs=7", "xray.ingest.source=folder"])
+    raw = apply_overrides(
+        {"xray": {"train": {"epochs": 5}}}, ["xray.train.epochs=7", "xray.ingest.source=folder"]
+    )
     assert raw["xray"]["train"]["epochs"] == 7
     assert raw["xray"]["ingest"]["source"] == "folder"
     with pytest.raises(ParamsError, match="not of the form"):
@@ -109,8 +110,9 @@ def test_ohlcv_defaults_validate():
 def test_ohlcv_csv_source_without_files_fails_naming_csv_files():
     with pytest.raises(ParamsError, match=r"ohlcv\.ingest.*csv\.files is empty"):
         validate_params({"ohlcv": {"ingest": {"source": "csv"}}})
-    ok = validate_params({"ohlcv": {"ingest": {"source": "csv",
-                                               "csv": {"files": {"GOOG": "GOOG.csv"}}}}})
+    ok = validate_params(
+        {"ohlcv": {"ingest": {"source": "csv", "csv": {"files": {"GOOG": "GOOG.csv"}}}}}
+    )
     assert series_names(ok.ohlcv.ingest) == ["GOOG"]
 
 
@@ -121,8 +123,9 @@ def test_ohlcv_yfinance_source_without_tickers_fails():
 
 def test_several_series_need_a_series_placeholder_in_the_model_name():
     two = {"ingest": {"synthetic": {"names": ["A", "B"]}}}
-    with pytest.raises(ParamsError,
-                       match=r"no \{series\} placeholder.*ohlcv-forecaster-\{series\}"):
+    with pytest.raises(
+        ParamsError, match=r"no \{series\} placeholder.*ohlcv-forecaster-\{series\}"
+    ):
         validate_params({"ohlcv": two})
     params = validate_params({"ohlcv": {**two, "register": {"model_name": "fc-{series}"}}})
     assert [params.ohlcv.model_name(n) for n in ("A", "B")] == ["fc-A", "fc-B"]
@@ -135,17 +138,26 @@ def test_ohlcv_model_name_substitutes_the_series():
 
 
 def test_yfinance_tickers_become_safe_series_names():
-    ingest = OhlcvIngest(source="yfinance",
-                         yfinance=YfinanceSource(tickers=["^GSPC", "BRK/B", "MSFT", "EURUSD=X"]))
+    ingest = OhlcvIngest(
+        source="yfinance", yfinance=YfinanceSource(tickers=["^GSPC", "BRK/B", "MSFT", "EURUSD=X"])
+    )
     assert series_names(ingest) == ["GSPC", "BRK_B", "MSFT", "EURUSD_X"]
-    params = validate_params({"ohlcv": {
-        "ingest": {"source": "yfinance", "yfinance": {"tickers": ["^GSPC", "BRK/B"]}},
-        "register": {"model_name": "fc-{series}"}}})
+    params = validate_params(
+        {
+            "ohlcv": {
+                "ingest": {"source": "yfinance", "yfinance": {"tickers": ["^GSPC", "BRK/B"]}},
+                "register": {"model_name": "fc-{series}"},
+            }
+        }
+    )
     assert [params.ohlcv.model_name(n) for n in series_names(params.ohlcv.ingest)] == [
-        "fc-GSPC", "fc-BRK_B"]
+        "fc-GSPC",
+        "fc-BRK_B",
+    ]
     with pytest.raises(ValueError, match="must be distinct"):
-        series_names(OhlcvIngest(source="yfinance",
-                                 yfinance=YfinanceSource(tickers=["^GSPC", "GSPC"])))
+        series_names(
+            OhlcvIngest(source="yfinance", yfinance=YfinanceSource(tickers=["^GSPC", "GSPC"]))
+        )
 
 
 def test_duplicate_derived_features_are_refused():

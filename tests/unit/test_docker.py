@@ -22,9 +22,11 @@ PINNED = re.compile(r":(\d+\.\d+(\.\d+)?|RELEASE\.\d{4}-\d\d-\d\dT[\d-]+Z)([-.\w
 
 def instructions(text: str) -> list[tuple[str, str]]:
     joined = re.sub(r"\\\n", " ", text)
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
-            for line in (raw.strip() for raw in joined.splitlines())
-            if line and not line.startswith("#")]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
+        for line in (raw.strip() for raw in joined.splitlines())
+        if line and not line.startswith("#")
+    ]
 
 
 @pytest.mark.parametrize("name", IMAGES)
@@ -44,8 +46,9 @@ def test_dependencies_come_from_the_lock_file_and_the_user_is_not_root(name, ext
     steps = instructions(IMAGES[name].read_text())
     runs = [rest for kind, rest in steps if kind == "RUN"]
     syncs = [r for r in runs if "uv sync" in r]
-    assert syncs and all("--frozen" in r and f"--extra {extra}" in r and "--no-dev" in r
-                         for r in syncs)
+    assert syncs and all(
+        "--frozen" in r and f"--extra {extra}" in r and "--no-dev" in r for r in syncs
+    )
     assert "uv.lock" in " ".join(rest for kind, rest in steps if kind == "COPY")
     users = [rest for kind, rest in steps if kind == "USER"]
     assert users and users[-1] not in ("root", "0")
@@ -87,8 +90,10 @@ def _lock_closure(groups: list[str]) -> set[str]:
         for dep in packages[name].get("dependencies", []):
             todo.append(dep["name"])
             for extra in dep.get("extra", []):
-                todo += [d["name"] for d in
-                         packages[dep["name"]].get("optional-dependencies", {}).get(extra, [])]
+                todo += [
+                    d["name"]
+                    for d in packages[dep["name"]].get("optional-dependencies", {}).get(extra, [])
+                ]
     return seen
 
 
@@ -96,12 +101,22 @@ def test_the_serving_image_is_slim():
     """The serve extra brings the registry client and LiteRT, not the training stack."""
     serve = _lock_closure(["serve"])
     assert {"mlflow-skinny", "ai-edge-litert", "fastapi", "uvicorn"} <= serve
-    heavy = {"tensorflow", "tf-keras", "keras", "mlflow", "prefect", "dvc", "scikit-learn",
-             "matplotlib", "dask", "sqlalchemy", "scipy"}
+    heavy = {
+        "tensorflow",
+        "tf-keras",
+        "keras",
+        "mlflow",
+        "prefect",
+        "dvc",
+        "scikit-learn",
+        "matplotlib",
+        "dask",
+        "sqlalchemy",
+        "scipy",
+    }
     assert not serve & heavy, serve & heavy
     pipeline = _lock_closure(["pipeline"])
-    assert {"tensorflow", "prefect", "dvc", "dvc-s3", "psycopg",
-            "boto3"} <= pipeline
+    assert {"tensorflow", "prefect", "dvc", "dvc-s3", "psycopg", "boto3"} <= pipeline
     assert len(serve) < len(pipeline) / 3
 
 
@@ -111,8 +126,9 @@ SERVICES = COMPOSE["services"]
 
 
 def test_the_stack_has_every_service_the_topology_needs():
-    assert {"postgres", "minio", "buckets", "mlflow", "prefect-server", "worker",
-            "api"} <= set(SERVICES)
+    assert {"postgres", "minio", "buckets", "mlflow", "prefect-server", "worker", "api"} <= set(
+        SERVICES
+    )
     assert SERVICES["api"]["build"]["dockerfile"] == "docker/serve.Dockerfile"
     for name in ("mlflow", "prefect-server", "worker", "buckets"):
         assert SERVICES[name]["build"]["dockerfile"] == "docker/Dockerfile", name
@@ -155,8 +171,12 @@ def test_secrets_come_from_the_environment_and_must_be_set():
             assert value == "" or ("PASSWORD" not in key and "KEY" not in key), line
     assert "docker/.env" in (ROOT / ".gitignore").read_text().splitlines()
     assert "docker/.env" in (ROOT / ".dockerignore").read_text().splitlines()  # not in images
-    assert "docker/.env" not in subprocess.run(["git", "ls-files", "docker"], cwd=ROOT,
-                                               capture_output=True, text=True).stdout.split()
+    assert (
+        "docker/.env"
+        not in subprocess.run(
+            ["git", "ls-files", "docker"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.split()
+    )
 
 
 def test_published_ports_are_on_loopback_only():
@@ -169,8 +189,10 @@ def test_services_wait_for_what_they_need():
     def needs(name):
         return {k: v["condition"] for k, v in SERVICES[name].get("depends_on", {}).items()}
 
-    assert needs("mlflow") == {"postgres": "service_healthy",
-                               "buckets": "service_completed_successfully"}
+    assert needs("mlflow") == {
+        "postgres": "service_healthy",
+        "buckets": "service_completed_successfully",
+    }
     assert needs("prefect-server") == {"postgres": "service_healthy"}
     assert needs("worker") == {"prefect-server": "service_healthy", "mlflow": "service_healthy"}
     assert needs("api") == {"mlflow": "service_healthy"}

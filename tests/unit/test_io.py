@@ -27,8 +27,9 @@ def test_successful_directory_write_replaces_wholly(tmp_path):
 def test_atomic_file_writes(tmp_path):
     atomic_write_json(tmp_path / "d" / "m.json", {"b": 1, "a": 2})
     assert read_json(tmp_path / "d" / "m.json") == {"a": 2, "b": 1}
-    assert (tmp_path / "d" / "m.json").read_text().index('"a"') < \
-        (tmp_path / "d" / "m.json").read_text().index('"b"')
+    assert (tmp_path / "d" / "m.json").read_text().index('"a"') < (
+        tmp_path / "d" / "m.json"
+    ).read_text().index('"b"')
     atomic_write_text(tmp_path / "t.txt", "hello")
     assert (tmp_path / "t.txt").read_text() == "hello"
     assert oct((tmp_path / "t.txt").stat().st_mode & 0o777) == "0o644"

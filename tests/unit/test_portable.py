@@ -20,17 +20,32 @@ ROOT = Path(__file__).resolve().parents[2]
 # /app) are the image's own and are not matched.
 MACHINE_PATH = re.compile(
     r"(?<![\w.$}/-])(/work/|/root/|/Users/|/private/var/|/var/folders/|/tmp/[\w.-]+"
-    r"|/home/(?!nnpipe\b)[\w.-]+/|[A-Z]:\\\\Users\\\\)")
-TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".txt", ".json",
-                 ".sh", ".lock", ".example", ""}
+    r"|/home/(?!nnpipe\b)[\w.-]+/|[A-Z]:\\\\Users\\\\)"
+)
+TEXT_SUFFIXES = {
+    ".py",
+    ".md",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".cfg",
+    ".ini",
+    ".txt",
+    ".json",
+    ".sh",
+    ".lock",
+    ".example",
+    "",
+}
 
 
 def tracked_entries() -> list[tuple[str, str]]:
     """(mode, path) of every file git tracks here."""
     if not (ROOT / ".git").exists():
         pytest.skip("not a git checkout: nothing is tracked")
-    out = subprocess.run(["git", "ls-files", "-s", "-z"], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["git", "ls-files", "-s", "-z"], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout
     entries = []
     for record in filter(None, out.split("\0")):
         meta, path = record.split("\t", 1)
@@ -47,13 +62,20 @@ def test_no_tracked_symlink_points_outside_the_repository():
     for mode, path in tracked_entries():
         if mode != "120000":
             continue
-        target = subprocess.run(["git", "cat-file", "-p", f":{path}"], cwd=ROOT, check=True,
-                                capture_output=True, text=True).stdout
+        target = subprocess.run(
+            ["git", "cat-file", "-p", f":{path}"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         resolved = Path(os.path.normpath(ROOT / Path(path).parent / target))
         if os.path.isabs(target) or not resolved.is_relative_to(ROOT):
             escaping.append(f"{path} -> {target}")
-    assert not escaping, ("tracked symbolic links leave the repository (they break every "
-                          f"other machine; `git rm --cached` them): {escaping}")
+    assert not escaping, (
+        "tracked symbolic links leave the repository (they break every "
+        f"other machine; `git rm --cached` them): {escaping}"
+    )
 
 
 def test_no_tracked_text_file_names_a_development_machines_path():
@@ -75,20 +97,38 @@ def test_no_run_outputs_are_committed():
     """A fresh clone must not mislead: ``dvc.lock`` and the reports record one machine's
     run, whose cached outputs no other machine has (``dvc checkout`` would fail and
     ``dvc status`` would call every stage changed). The user commits their own run."""
-    committed = [path for _, path in tracked_entries()
-                 if path == "dvc.lock" or path.startswith(("reports/", "data/", "models/"))]
+    committed = [
+        path
+        for _, path in tracked_entries()
+        if path == "dvc.lock" or path.startswith(("reports/", "data/", "models/"))
+    ]
     assert not committed, f"run outputs are tracked: {committed[:10]}"
 
 
-@pytest.mark.parametrize("text", ["cd /work/main", "PREFECT_HOME=/tmp/prefect-home",
-                                  "see /home/alice/project", "/root/.cache/uv",
-                                  "/Users/bob/nnpipe"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cd /work/main",
+        "PREFECT_HOME=/tmp/prefect-home",
+        "see /home/alice/project",
+        "/root/.cache/uv",
+        "/Users/bob/nnpipe",
+    ],
+)
 def test_the_path_check_catches_machine_paths(text):
     assert machine_paths(text)
 
 
-@pytest.mark.parametrize("text", ["WORKDIR /home/nnpipe", "${paths.data}/xray/raw",
-                                  "http://127.0.0.1:5000/#/models", "src/nnpipe/work/",
-                                  "mktemp -d", "sqlite:///mlflow.db"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "WORKDIR /home/nnpipe",
+        "${paths.data}/xray/raw",
+        "http://127.0.0.1:5000/#/models",
+        "src/nnpipe/work/",
+        "mktemp -d",
+        "sqlite:///mlflow.db",
+    ],
+)
 def test_the_path_check_spares_project_and_container_paths(text):
     assert not machine_paths(text)

@@ -47,11 +47,15 @@ def test_error_metric_worse_than_champion_beyond_tolerance_is_refused():
 
 
 def test_error_metric_within_tolerance_or_better_than_champion_is_promoted():
-    assert decide_promotion("relative_mae", 0.91, 1.0, 0.90, 0.02, "4",
-                            higher_is_better=False).promote
-    assert decide_promotion("relative_mae", 0.92, 1.0, 0.90, 0.025, "4",
-                            higher_is_better=False).promote
-    assert decide_promotion("relative_mae", 0.85, 1.0, 0.90, 0.0, "4",
-                            higher_is_better=False).promote
-    assert not decide_promotion("relative_mae", 0.9001, 1.0, 0.90, 0.0, "4",
-                                higher_is_better=False).promote
+    assert decide_promotion(
+        "relative_mae", 0.91, 1.0, 0.90, 0.02, "4", higher_is_better=False
+    ).promote
+    assert decide_promotion(
+        "relative_mae", 0.92, 1.0, 0.90, 0.025, "4", higher_is_better=False
+    ).promote
+    assert decide_promotion(
+        "relative_mae", 0.85, 1.0, 0.90, 0.0, "4", higher_is_better=False
+    ).promote
+    assert not decide_promotion(
+        "relative_mae", 0.9001, 1.0, 0.90, 0.0, "4", higher_is_better=False
+    ).promote

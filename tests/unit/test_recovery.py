@@ -25,10 +25,16 @@ def dead_pid() -> int:
     return proc.pid
 
 
-@pytest.mark.parametrize("override", ["xray.train.epochs=true", "seed=false",
-                                      "xray.train.learning_rate=true",
-                                      "ohlcv.train.epochs=true",
-                                      "xray.train.filters=[true,8]"])
+@pytest.mark.parametrize(
+    "override",
+    [
+        "xray.train.epochs=true",
+        "seed=false",
+        "xray.train.learning_rate=true",
+        "ohlcv.train.epochs=true",
+        "xray.train.filters=[true,8]",
+    ],
+)
 def test_a_boolean_is_not_a_number(override):
     with pytest.raises(ParamsError) as err:
         load_params(PARAMS, [override])
@@ -37,8 +43,9 @@ def test_a_boolean_is_not_a_number(override):
 
 
 def test_switches_still_take_booleans():
-    params = load_params(PARAMS, ["xray.train.stream_from_disk=true",
-                                         "xray.train.batch_norm=false"])
+    params = load_params(
+        PARAMS, ["xray.train.stream_from_disk=true", "xray.train.batch_norm=false"]
+    )
     assert params.xray.train.stream_from_disk is True and params.xray.train.batch_norm is False
 
 
@@ -96,8 +103,9 @@ HOLDER = textwrap.dedent("""
 
 
 def test_the_project_lock_is_one_holder_at_a_time_and_dies_with_it(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(ProjectBusy) as err:

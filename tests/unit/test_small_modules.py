@@ -24,8 +24,9 @@ def test_balanced_class_weight_matches_sklearn():
 def test_history_csv_has_one_row_per_epoch():
     from nnpipe.stages.xray.train import history_csv
 
-    text = history_csv([{"epoch": 1, "loss": 0.5, "val_loss": 0.6},
-                        {"epoch": 2, "loss": 0.4, "val_loss": None}])
+    text = history_csv(
+        [{"epoch": 1, "loss": 0.5, "val_loss": 0.6}, {"epoch": 2, "loss": 0.4, "val_loss": None}]
+    )
     assert text.splitlines() == ["epoch,loss,val_loss", "1,0.5,0.6", "2,0.4,"]
 
 
@@ -35,9 +36,13 @@ def test_profiles_become_dotted_overrides(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "p.yaml").write_text(
-        "xray.train.filters: [8, 16]\nxray.ingest.medmnist.path: null\nseed: 3\n")
-    assert read_profile("p") == ["xray.train.filters=[8, 16]", "xray.ingest.medmnist.path=null",
-                                 "seed=3"]
+        "xray.train.filters: [8, 16]\nxray.ingest.medmnist.path: null\nseed: 3\n"
+    )
+    assert read_profile("p") == [
+        "xray.train.filters=[8, 16]",
+        "xray.ingest.medmnist.path=null",
+        "seed=3",
+    ]
     with pytest.raises(ParamsError, match=r"profile 'nope' not found.*\['p'\]"):
         read_profile("nope")
 
@@ -48,8 +53,9 @@ def test_shipped_profile_is_valid():
     root = Path(__file__).resolve().parents[2]
     profile = yaml.safe_load((root / "profiles" / "pneumoniamnist.yaml").read_text())
     raw = yaml.safe_load((root / "params.yaml").read_text())
-    overrides = [f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}"
-                 for k, v in profile.items()]
+    overrides = [
+        f"{k}={yaml.safe_dump(v, default_flow_style=True).strip()}" for k, v in profile.items()
+    ]
     params = validate_params(apply_overrides(raw, [o.removesuffix("\n...") for o in overrides]))
     assert params.xray.ingest.source == "medmnist" and params.xray.featurize.image_size == 28
 

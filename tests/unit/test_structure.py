@@ -27,17 +27,20 @@ def imports_of(path: Path) -> set[str]:
 
 
 def test_dvc_yaml_is_generated_from_the_registry():
-    assert (ROOT / "dvc.yaml").read_text() == render_dvc_yaml(), \
+    assert (ROOT / "dvc.yaml").read_text() == render_dvc_yaml(), (
         "dvc.yaml is stale: run `nnpipe dvc-yaml`"
+    )
 
 
 def test_every_registered_stage_has_a_module_with_run_and_main():
     assert set(PIPELINES) == set(DOMAINS)
-    assert {p.name for p in (PACKAGE / "stages").iterdir() if p.is_dir()
-            and p.name != "__pycache__"} == set(DOMAINS)
+    assert {
+        p.name for p in (PACKAGE / "stages").iterdir() if p.is_dir() and p.name != "__pycache__"
+    } == set(DOMAINS)
     for domain, stages in PIPELINES.items():
-        modules = {p.stem for p in (PACKAGE / "stages" / domain).glob("*.py")
-                   if p.stem != "__init__"}
+        modules = {
+            p.stem for p in (PACKAGE / "stages" / domain).glob("*.py") if p.stem != "__init__"
+        }
         assert modules == {s.step for s in stages}, domain
         for stage in stages:
             module = stage.module()
@@ -55,7 +58,7 @@ def test_stage_module_main_runs_its_own_domain_only(tmp_path):
 @pytest.mark.parametrize("domain", DOMAINS)
 def test_flows_use_the_registry_not_their_own_stages(domain):
     flow_file = ROOT / "flows" / f"{domain}_training.py"
-    assert f"run_domain(\"{domain}\"" in flow_file.read_text()
+    assert f'run_domain("{domain}"' in flow_file.read_text()
     assert imports_of(flow_file) <= {"__future__", "prefect", "nnpipe"}
 
 
@@ -63,25 +66,32 @@ def test_a_domain_stage_depends_on_its_own_domain_code_only():
     for name, stage in STAGES.items():
         other = {d for d in DOMAINS if d != stage.domain}
         deps = code_dependencies(stage.module_name)
-        leaked = [f for f in deps for d in other
-                  if f.startswith((f"src/nnpipe/{d}/", f"src/nnpipe/stages/{d}/"))]
+        leaked = [
+            f
+            for f in deps
+            for d in other
+            if f.startswith((f"src/nnpipe/{d}/", f"src/nnpipe/stages/{d}/"))
+        ]
         assert leaked == [], name
 
 
 def test_only_keras_env_imports_tensorflow():
-    offenders = [p.relative_to(ROOT).as_posix() for p in
-                 [*PACKAGE.rglob("*.py"), *(ROOT / "flows").rglob("*.py")]
-                 if p.name != "keras_env.py"
-                 and imports_of(p) & {"tensorflow", "tf_keras", "keras"}]
+    offenders = [
+        p.relative_to(ROOT).as_posix()
+        for p in [*PACKAGE.rglob("*.py"), *(ROOT / "flows").rglob("*.py")]
+        if p.name != "keras_env.py" and imports_of(p) & {"tensorflow", "tf_keras", "keras"}
+    ]
     assert offenders == []
 
 
 def test_legacy_keras_is_chosen_by_the_package_root_before_any_tensorflow_import():
-    code = ("import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n"
-            "import nnpipe.tracking\n"  # imports mlflow.tensorflow before nnpipe.keras_env
-            "import tensorflow as tf\n"
-            "import tf_keras\n"
-            "assert tf.keras.Model is tf_keras.Model, 'tf.keras is Keras 3'\n")
+    code = (
+        "import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n"
+        "import nnpipe.tracking\n"  # imports mlflow.tensorflow before nnpipe.keras_env
+        "import tensorflow as tf\n"
+        "import tf_keras\n"
+        "assert tf.keras.Model is tf_keras.Model, 'tf.keras is Keras 3'\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
 
@@ -95,43 +105,64 @@ def test_keras_is_keras_2():
 
 def test_core_does_not_import_orchestration_or_tracking():
     edge = {"prefect", "dvc", "mlflow"}
-    core = [p for p in PACKAGE.rglob("*.py")
-            if p.parent.name != "stages" and p.name not in
-            {"tracking.py", "dvc_repo.py", "flow_tasks.py", "cli.py", "dvcfile.py",
-             # adapters: trials on Prefect-on-Dask, the MLflow pyfunc of a deploy folder,
-             # the MLflow UI's server, Prefect's settings and temporary server
-             "cluster.py", "pyfunc.py", "mlflow_model.py", "registry.py", "mlflow_ui.py",
-             "prefect_env.py", "tracking_http.py"}]
+    core = [
+        p
+        for p in PACKAGE.rglob("*.py")
+        if p.parent.name != "stages"
+        and p.name
+        not in {
+            "tracking.py",
+            "dvc_repo.py",
+            "flow_tasks.py",
+            "cli.py",
+            "dvcfile.py",
+            # adapters: trials on Prefect-on-Dask, the MLflow pyfunc of a deploy folder,
+            # the MLflow UI's server, Prefect's settings and temporary server
+            "cluster.py",
+            "pyfunc.py",
+            "mlflow_model.py",
+            "registry.py",
+            "mlflow_ui.py",
+            "prefect_env.py",
+            "tracking_http.py",
+        }
+    ]
     offenders = {p.name: imports_of(p) & edge for p in core if imports_of(p) & edge}
     assert offenders == {}
 
 
 def test_importing_the_package_has_no_side_effects(tmp_path):
-    code = ("import os, importlib, nnpipe, nnpipe.stages, nnpipe.xray\n"
-            "before = set(os.listdir('.'))\n"
-            "for m in ['config', 'io', 'layout', 'promotion', 'dvc_hash', 'errors',\n"
-            "          'xray.dataset', 'xray.sources', 'xray.images', 'xray.synthetic',\n"
-            "          'stages.xray.ingest', 'stages.ohlcv.ingest', 'ohlcv.sources',\n"
-            "          'ohlcv.windows', 'ohlcv.forecasting', 'ohlcv.market', 'dvcfile',\n"
-            "          'tuning.search', 'tuning.trials', 'compression.selection',\n"
-            "          'serving.predictor', 'serving.deploy', 'prefect_env']:\n"
-            "    importlib.import_module('nnpipe.' + m)\n"
-            "import logging\n"
-            "assert not logging.getLogger().handlers, 'logging configured on import'\n"
-            "assert set(os.listdir('.')) == before, 'files created on import'\n"
-            "import sys; assert 'tensorflow' not in sys.modules, 'TF imported by non-TF modules'\n"
-            "assert 'mlflow' not in sys.modules and 'prefect' not in sys.modules\n")
+    code = (
+        "import os, importlib, nnpipe, nnpipe.stages, nnpipe.xray\n"
+        "before = set(os.listdir('.'))\n"
+        "for m in ['config', 'io', 'layout', 'promotion', 'dvc_hash', 'errors',\n"
+        "          'xray.dataset', 'xray.sources', 'xray.images', 'xray.synthetic',\n"
+        "          'stages.xray.ingest', 'stages.ohlcv.ingest', 'ohlcv.sources',\n"
+        "          'ohlcv.windows', 'ohlcv.forecasting', 'ohlcv.market', 'dvcfile',\n"
+        "          'tuning.search', 'tuning.trials', 'compression.selection',\n"
+        "          'serving.predictor', 'serving.deploy', 'prefect_env']:\n"
+        "    importlib.import_module('nnpipe.' + m)\n"
+        "import logging\n"
+        "assert not logging.getLogger().handlers, 'logging configured on import'\n"
+        "assert set(os.listdir('.')) == before, 'files created on import'\n"
+        "import sys; assert 'tensorflow' not in sys.modules, 'TF imported by non-TF modules'\n"
+        "assert 'mlflow' not in sys.modules and 'prefect' not in sys.modules\n"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
 
 
-@pytest.mark.parametrize("stage", ["xray.ingest", "xray.featurize", "ohlcv.ingest",
-                                   "ohlcv.featurize"])
+@pytest.mark.parametrize(
+    "stage", ["xray.ingest", "xray.featurize", "ohlcv.ingest", "ohlcv.featurize"]
+)
 def test_declared_code_deps_cover_what_a_stage_really_imports(tmp_path, stage):
-    code = (f"import sys, nnpipe.stages.{stage}\n"
-            "print('\\n'.join(m.__file__ for n, m in sys.modules.items()\n"
-            "                 if n.startswith('nnpipe') and getattr(m, '__file__', None)))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
-                         capture_output=True, text=True).stdout.split()
+    code = (
+        f"import sys, nnpipe.stages.{stage}\n"
+        "print('\\n'.join(m.__file__ for n, m in sys.modules.items()\n"
+        "                 if n.startswith('nnpipe') and getattr(m, '__file__', None)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, check=True, capture_output=True, text=True
+    ).stdout.split()
     loaded = {Path(p).resolve().relative_to(ROOT).as_posix() for p in out}
     assert loaded <= set(code_dependencies(f"nnpipe.stages.{stage}"))
 
@@ -158,10 +189,23 @@ def test_dvc_resolves_stage_paths_to_the_layout_python_uses(tmp_path):
         deps = {str(d.def_path) for s in repo.index.stages for d in s.deps}
     for domain in DOMAINS:
         layout = domain_layout(params, domain)
-        for path in (layout.raw, layout.features, layout.model, layout.metrics, layout.plots,
-                     layout.figures, layout.history_plot, layout.registration,
-                     layout.hyperparameters, layout.tuning, layout.tuning_trials,
-                     layout.variants, layout.compression, layout.deploy, layout.promotion):
+        for path in (
+            layout.raw,
+            layout.features,
+            layout.model,
+            layout.metrics,
+            layout.plots,
+            layout.figures,
+            layout.history_plot,
+            layout.registration,
+            layout.hyperparameters,
+            layout.tuning,
+            layout.tuning_trials,
+            layout.variants,
+            layout.compression,
+            layout.deploy,
+            layout.promotion,
+        ):
             assert str(path) in outs, path
         assert str(layout.raw) in deps and str(layout.features) in deps
 

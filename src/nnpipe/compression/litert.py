@@ -37,8 +37,7 @@ class TfliteRunner:
             return x.astype(np.float32)
         scale, zero = self.input["quantization"]
         info = np.iinfo(self.input["dtype"])
-        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(
-            self.input["dtype"])
+        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(self.input["dtype"])
 
     def _dequantize(self, y: np.ndarray) -> np.ndarray:
         if self.output["dtype"] == np.float32:
@@ -62,5 +61,5 @@ class TfliteRunner:
     def predict(self, x: np.ndarray, batch_size: int = 64) -> np.ndarray:
         size = 1 if self.fixed_batch else batch_size
         with self._lock:
-            outs = [self._invoke(x[i:i + size]) for i in range(0, len(x), size)]
+            outs = [self._invoke(x[i : i + size]) for i in range(0, len(x), size)]
         return np.concatenate(outs).reshape(len(x), -1)

@@ -34,17 +34,19 @@ def relog(line: str) -> bool:
     reaches the stage's log and Prefect's); False for any other output."""
     if not line.startswith(worker.LOG_MARK):
         return False
-    level, _, message = line[len(worker.LOG_MARK):].partition("|")
-    log.log(logging.getLevelName(level) if level.isupper() else logging.INFO, "%s",
-            message.rstrip())
+    level, _, message = line[len(worker.LOG_MARK) :].partition("|")
+    log.log(
+        logging.getLevelName(level) if level.isupper() else logging.INFO, "%s", message.rstrip()
+    )
     return True
 
 
 def run_worker(cmd: list[str], timeout: float) -> tuple[int | None, str]:
     """Run one worker process, re-logging its progress lines as they come; return its exit
     code (None when it ran out of time and was killed) and the tail of its other output."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, errors="replace")
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, errors="replace"
+    )
     other: collections.deque[str] = collections.deque(maxlen=200)
 
     def read() -> None:
@@ -64,8 +66,13 @@ def run_worker(cmd: list[str], timeout: float) -> tuple[int | None, str]:
     return code, "".join(other)[-1500:]
 
 
-def run_variants(job_dir: Path, job: dict, data: dict[str, np.ndarray], timeout: float,
-                 worker_module: str = worker.__name__) -> dict[str, dict]:
+def run_variants(
+    job_dir: Path,
+    job: dict,
+    data: dict[str, np.ndarray],
+    timeout: float,
+    worker_module: str = worker.__name__,
+) -> dict[str, dict]:
     """Build every variant of ``job`` in worker processes; one row per variant.
 
     A worker that dies (a native crash, a time-out) marks the variant it was building
@@ -85,14 +92,24 @@ def run_variants(job_dir: Path, job: dict, data: dict[str, np.ndarray], timeout:
         unfinished = [v for v in pending if not (job_dir / f"{v}.json").exists()]
         if not unfinished:
             continue
-        crashed = next((v for v in unfinished if (job_dir / f"{v}.started").exists()),
-                       unfinished[0])
-        reason = (f"the worker timed out after {timeout:.0f} s" if code is None
-                  else f"the worker {_describe_exit(code)}")
+        crashed = next(
+            (v for v in unfinished if (job_dir / f"{v}.started").exists()), unfinished[0]
+        )
+        reason = (
+            f"the worker timed out after {timeout:.0f} s"
+            if code is None
+            else f"the worker {_describe_exit(code)}"
+        )
         log.warning("variant %s: %s", crashed, reason)
-        atomic_write_json(job_dir / f"{crashed}.json", {
-            "variant": crashed, "status": "unsupported",
-            "reason": f"{reason} while building it", "stderr_tail": tail})
+        atomic_write_json(
+            job_dir / f"{crashed}.json",
+            {
+                "variant": crashed,
+                "status": "unsupported",
+                "reason": f"{reason} while building it",
+                "stderr_tail": tail,
+            },
+        )
     return {v: json.loads((job_dir / f"{v}.json").read_text()) for v in job["variants"]}
 
 
@@ -122,5 +139,6 @@ def reference_predictions(job_dir: Path, rows: dict[str, dict]) -> np.ndarray:
         raise ReferenceFailedError(
             f"the Keras float32 reference could not be run on the test split ({reason}); "
             "no variant can be compared with it. Check that the train stage's model loads "
-            "(`dvc repro` the train stage)")
+            "(`dvc repro` the train stage)"
+        )
     return found

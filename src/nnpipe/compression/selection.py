@@ -31,15 +31,28 @@ class SelectionRule:
     fallback: str = "reference"  # reference | none
 
 
-def rule_from_params(promote: Any, *, metric: str, higher_is_better: bool, parity: str,
-                     parity_bound: float, parity_higher_is_better: bool) -> SelectionRule:
+def rule_from_params(
+    promote: Any,
+    *,
+    metric: str,
+    higher_is_better: bool,
+    parity: str,
+    parity_bound: float,
+    parity_higher_is_better: bool,
+) -> SelectionRule:
     """A domain's rule: its metric and parity check, the shared settings from params."""
-    return SelectionRule(metric=metric, higher_is_better=higher_is_better,
-                         tolerance=promote.metric_tolerance, parity=parity,
-                         parity_bound=parity_bound,
-                         parity_higher_is_better=parity_higher_is_better,
-                         rank_by=promote.rank_by, size_tie=promote.size_tie,
-                         candidates=promote.candidates, fallback=promote.fallback)
+    return SelectionRule(
+        metric=metric,
+        higher_is_better=higher_is_better,
+        tolerance=promote.metric_tolerance,
+        parity=parity,
+        parity_bound=parity_bound,
+        parity_higher_is_better=parity_higher_is_better,
+        rank_by=promote.rank_by,
+        size_tie=promote.size_tie,
+        candidates=promote.candidates,
+        fallback=promote.fallback,
+    )
 
 
 @dataclass(frozen=True)
@@ -65,13 +78,16 @@ def judge_variant(row: Mapping, reference: Mapping, rule: SelectionRule) -> str 
         return f"no {rule.metric} was measured"
     shortfall = (ref - value) if rule.higher_is_better else (value - ref)
     if shortfall > rule.tolerance + 1e-12:
-        return (f"{rule.metric} {_fmt(value)} is {_fmt(shortfall)} worse than the reference's "
-                f"{_fmt(ref)} (tolerance {_fmt(rule.tolerance)})")
+        return (
+            f"{rule.metric} {_fmt(value)} is {_fmt(shortfall)} worse than the reference's "
+            f"{_fmt(ref)} (tolerance {_fmt(rule.tolerance)})"
+        )
     parity = row.get(rule.parity)
     if parity is None:
         return f"no {rule.parity} was measured"
-    fails = parity < rule.parity_bound if rule.parity_higher_is_better \
-        else parity > rule.parity_bound
+    fails = (
+        parity < rule.parity_bound if rule.parity_higher_is_better else parity > rule.parity_bound
+    )
     if fails:
         side = "below the minimum" if rule.parity_higher_is_better else "above the maximum"
         return f"{rule.parity} {_fmt(parity)} is {side} {_fmt(rule.parity_bound)}"
@@ -82,10 +98,14 @@ def select_variant(rows: Mapping[str, Mapping], rule: SelectionRule) -> Selectio
     """Apply ``rule`` to the variant table ``rows`` (name -> measured row)."""
     reference = rows.get(REFERENCE)
     if reference is None or reference.get("status") != "ok":
-        return Selection(None, "the Keras reference was not measured, so no variant can be "
-                               "compared with it", {})
-    names = [n for n in rows if n != REFERENCE] if rule.candidates is None else \
-        [n for n in rule.candidates if n in rows]
+        return Selection(
+            None, "the Keras reference was not measured, so no variant can be compared with it", {}
+        )
+    names = (
+        [n for n in rows if n != REFERENCE]
+        if rule.candidates is None
+        else [n for n in rule.candidates if n in rows]
+    )
     verdicts: dict[str, str] = {}
     eligible = []
     for name in rows:
@@ -100,20 +120,28 @@ def select_variant(rows: Mapping[str, Mapping], rule: SelectionRule) -> Selectio
         why = "no candidate variant qualifies"
         if rule.fallback == "reference":
             verdicts[REFERENCE] = "chosen: the fallback"
-            return Selection(REFERENCE, f"{why}; the Keras reference is deployed "
-                                        "(promote.fallback=reference)", verdicts)
+            return Selection(
+                REFERENCE,
+                f"{why}; the Keras reference is deployed (promote.fallback=reference)",
+                verdicts,
+            )
         return Selection(None, f"{why}; nothing is deployed (promote.fallback=none)", verdicts)
     smallest = min(rows[n][rule.rank_by] for n in eligible)
     tied = [n for n in eligible if rows[n][rule.rank_by] <= smallest * (1 + rule.size_tie)]
-    chosen = min(tied, key=lambda n: (rows[n].get("latency_ms_median", float("inf")),
-                                      rows[n][rule.rank_by]))
+    chosen = min(
+        tied, key=lambda n: (rows[n].get("latency_ms_median", float("inf")), rows[n][rule.rank_by])
+    )
     ref_size = reference[rule.rank_by]
-    reason = (f"{chosen}: the smallest variant that qualifies ({rule.rank_by} "
-              f"{rows[chosen][rule.rank_by] / ref_size:.3f}x the reference; {rule.metric} "
-              f"{_fmt(rows[chosen][rule.metric])} vs {_fmt(reference[rule.metric])}; "
-              f"{rule.parity} {_fmt(rows[chosen][rule.parity])})")
+    reason = (
+        f"{chosen}: the smallest variant that qualifies ({rule.rank_by} "
+        f"{rows[chosen][rule.rank_by] / ref_size:.3f}x the reference; {rule.metric} "
+        f"{_fmt(rows[chosen][rule.metric])} vs {_fmt(reference[rule.metric])}; "
+        f"{rule.parity} {_fmt(rows[chosen][rule.parity])})"
+    )
     if len(tied) > 1:
-        reason += (f"; tied within {rule.size_tie:.0%} of the smallest size with "
-                   f"{', '.join(n for n in tied if n != chosen)}, fastest wins")
+        reason += (
+            f"; tied within {rule.size_tie:.0%} of the smallest size with "
+            f"{', '.join(n for n in tied if n != chosen)}, fastest wins"
+        )
     verdicts[chosen] = "chosen"
     return Selection(chosen, reason, verdicts)

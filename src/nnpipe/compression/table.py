@@ -28,13 +28,17 @@ def _fmt(value: object, spec: str) -> str:
     return "" if value is None else format(value, spec)
 
 
-def markdown(rows: dict[str, dict], metric: str, parity: str, title: str,
-             columns: Sequence[str] = ()) -> str:
+def markdown(
+    rows: dict[str, dict], metric: str, parity: str, title: str, columns: Sequence[str] = ()
+) -> str:
     """A short report: one line per variant, unsupported ones with their reason."""
-    lines = [f"# {title}", "",
-             f"| variant | size KiB | gzip KiB | size x | gzip x | {metric} | "
-             f"{parity} | latency ms (median / p99) | inputs/s | sparsity | build s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        f"| variant | size KiB | gzip KiB | size x | gzip x | {metric} | "
+        f"{parity} | latency ms (median / p99) | inputs/s | sparsity | build s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in rows.items():
         if r.get("status") != "ok":
             lines.append(f"| {name} | unsupported: {r.get('reason')} |||||||||| ")
@@ -45,6 +49,7 @@ def markdown(rows: dict[str, dict], metric: str, parity: str, title: str,
             f"{_fmt(r.get(metric), '.4f')} | {_fmt(r.get(parity), '.4g')} | "
             f"{r['latency_ms_median']:.3f} / {r['latency_ms_p99']:.3f} | "
             f"{r['throughput_per_s']:.0f} | {_fmt(r.get('sparsity'), '.2f')} | "
-            f"{_fmt(r.get('build_seconds'), '.1f')} |")
+            f"{_fmt(r.get('build_seconds'), '.1f')} |"
+        )
     lines += ["", *columns]
     return "\n".join(lines) + "\n"

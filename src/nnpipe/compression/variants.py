@@ -17,8 +17,15 @@ from nnpipe.keras_env import keras, tf
 log = logging.getLogger(__name__)
 
 # In order of the table: the reference first, then conversions, then pruned ones.
-VARIANTS = ("keras_float32", "tflite_float32", "tflite_float16", "tflite_dynamic",
-            "tflite_int8", "pruned", "pruned_int8")
+VARIANTS = (
+    "keras_float32",
+    "tflite_float32",
+    "tflite_float16",
+    "tflite_dynamic",
+    "tflite_int8",
+    "pruned",
+    "pruned_int8",
+)
 RECURRENT = (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN)
 
 
@@ -29,22 +36,30 @@ def has_recurrent_layers(model: keras.Model) -> bool:
 def _representative(data: np.ndarray, batch: int) -> Callable[[], Iterator[list[np.ndarray]]]:
     def generate() -> Iterator[list[np.ndarray]]:
         for i in range(0, len(data), batch):
-            yield [data[i:i + batch].astype(np.float32)]
+            yield [data[i : i + batch].astype(np.float32)]
+
     return generate
 
 
 def check_representative(data: np.ndarray, input_shape: tuple) -> None:
     """A representative dataset must exist and match the model's input (without batch)."""
     if data is None or len(data) == 0:
-        raise ValueError("the representative dataset is empty: full-integer quantization "
-                         "needs training inputs to calibrate its ranges")
+        raise ValueError(
+            "the representative dataset is empty: full-integer quantization "
+            "needs training inputs to calibrate its ranges"
+        )
     if tuple(data.shape[1:]) != tuple(input_shape):
-        raise ValueError(f"representative inputs have shape {tuple(data.shape[1:])}, the "
-                         f"model takes {tuple(input_shape)}")
+        raise ValueError(
+            f"representative inputs have shape {tuple(data.shape[1:])}, the "
+            f"model takes {tuple(input_shape)}"
+        )
 
 
-def to_tflite(model: keras.Model, variant: str, representative: np.ndarray | None = None,
-              ) -> bytes:
+def to_tflite(
+    model: keras.Model,
+    variant: str,
+    representative: np.ndarray | None = None,
+) -> bytes:
     """Convert ``model``; ``variant`` is one of the tflite_* names (pruned ones convert as
     tflite_float32 / tflite_int8).
 
@@ -84,9 +99,18 @@ def _prunable(layer: keras.layers.Layer) -> bool:
     return isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D, *RECURRENT))
 
 
-def prune(model: keras.Model, *, x: np.ndarray, y: np.ndarray, loss: str | Callable,
-          initial_sparsity: float, final_sparsity: float, epochs: int, batch_size: int,
-          learning_rate: float) -> keras.Model:
+def prune(
+    model: keras.Model,
+    *,
+    x: np.ndarray,
+    y: np.ndarray,
+    loss: str | Callable,
+    initial_sparsity: float,
+    final_sparsity: float,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+) -> keras.Model:
     """Magnitude pruning with the guide's PolynomialDecay schedule, fine-tuned on (x, y),
     then ``strip_pruning``: a plain Keras model whose pruned weights are exact zeros.
 
@@ -102,8 +126,12 @@ def prune(model: keras.Model, *, x: np.ndarray, y: np.ndarray, loss: str | Calla
     frequency = max(1, steps // 10)
     end_step = max(frequency, frequency * ((steps - 1) // frequency))
     schedule = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=initial_sparsity, final_sparsity=final_sparsity, begin_step=0,
-        end_step=end_step, frequency=frequency)
+        initial_sparsity=initial_sparsity,
+        final_sparsity=final_sparsity,
+        begin_step=0,
+        end_step=end_step,
+        frequency=frequency,
+    )
 
     def wrap(layer: keras.layers.Layer) -> keras.layers.Layer:
         fresh = layer.__class__.from_config(layer.get_config())  # never prune the original
@@ -114,9 +142,15 @@ def prune(model: keras.Model, *, x: np.ndarray, y: np.ndarray, loss: str | Calla
     pruned = keras.models.clone_model(model, clone_function=wrap)
     _copy_weights(model, pruned)
     pruned.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss)
-    pruned.fit(x.astype(np.float32), y.astype(np.float32), epochs=epochs,
-               batch_size=batch_size, verbose=0, shuffle=True,
-               callbacks=[tfmot.sparsity.keras.UpdatePruningStep()])
+    pruned.fit(
+        x.astype(np.float32),
+        y.astype(np.float32),
+        epochs=epochs,
+        batch_size=batch_size,
+        verbose=0,
+        shuffle=True,
+        callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+    )
     return tfmot.sparsity.keras.strip_pruning(pruned)
 
 
@@ -144,10 +178,9 @@ def sparsity(model: keras.Model) -> float:
 # --------------------------------------------------------------------------- running
 
 
-
-
-def latency(predict_one: Callable[[np.ndarray], object], sample: np.ndarray, runs: int,
-            warmup: int = 5) -> dict[str, float]:
+def latency(
+    predict_one: Callable[[np.ndarray], object], sample: np.ndarray, runs: int, warmup: int = 5
+) -> dict[str, float]:
     """Median and p99 wall time of one single-input prediction, in milliseconds."""
     for _ in range(warmup):
         predict_one(sample)
@@ -156,12 +189,15 @@ def latency(predict_one: Callable[[np.ndarray], object], sample: np.ndarray, run
         start = time.perf_counter()
         predict_one(sample)
         times.append((time.perf_counter() - start) * 1000)
-    return {"latency_ms_median": float(np.median(times)),
-            "latency_ms_p99": float(np.percentile(times, 99))}
+    return {
+        "latency_ms_median": float(np.median(times)),
+        "latency_ms_p99": float(np.percentile(times, 99)),
+    }
 
 
-def throughput(predict_batch: Callable[[np.ndarray], object], x: np.ndarray,
-               repeats: int = 3) -> float:
+def throughput(
+    predict_batch: Callable[[np.ndarray], object], x: np.ndarray, repeats: int = 3
+) -> float:
     """Inputs per second over the whole array, best of ``repeats``."""
     best = math.inf
     for _ in range(repeats):

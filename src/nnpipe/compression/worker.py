@@ -45,10 +45,17 @@ def _pruned_model(job: dict, job_dir: Path, model, data):
     if path.is_file():
         return load_model(path)
     p = job["prune"]
-    pruned = prune(model, x=data["x_tune"], y=data["y_tune"], loss=job["loss"],
-                   initial_sparsity=p["initial_sparsity"], final_sparsity=p["final_sparsity"],
-                   epochs=p["epochs"], batch_size=p["batch_size"],
-                   learning_rate=p["learning_rate"])
+    pruned = prune(
+        model,
+        x=data["x_tune"],
+        y=data["y_tune"],
+        loss=job["loss"],
+        initial_sparsity=p["initial_sparsity"],
+        final_sparsity=p["final_sparsity"],
+        epochs=p["epochs"],
+        batch_size=p["batch_size"],
+        learning_rate=p["learning_rate"],
+    )
     pruned.save(path)
     return pruned
 
@@ -77,7 +84,8 @@ def build_variant(name: str, job: dict, job_dir: Path, model, data) -> dict:
         call = tf.function(lambda s: model(s, training=False))
         row |= latency(lambda s: call(s).numpy(), sample, job["latency_runs"])
         row["throughput_per_s"] = throughput(
-            lambda x: model.predict(x, batch_size=64, verbose=0), x_test)
+            lambda x: model.predict(x, batch_size=64, verbose=0), x_test
+        )
         row["sparsity"] = sparsity(model)
     else:
         source = model
@@ -97,20 +105,25 @@ def build_variant(name: str, job: dict, job_dir: Path, model, data) -> dict:
         row.setdefault("sparsity", sparsity(model))
     row["size_bytes"] = len(content)
     row["gzip_bytes"] = gzip_size(content)
-    np.save(job_dir / f"{name}.npy",
-            np.asarray(predictions, dtype=np.float64).reshape(len(x_test), -1))
+    np.save(
+        job_dir / f"{name}.npy", np.asarray(predictions, dtype=np.float64).reshape(len(x_test), -1)
+    )
     if "x_val" in data:  # a domain that chooses its decision threshold per variant
         x_val = data["x_val"].astype(np.float32)
-        np.save(job_dir / f"{name}.val.npy",
-                np.asarray(predict(x_val), dtype=np.float64).reshape(len(x_val), -1))
+        np.save(
+            job_dir / f"{name}.val.npy",
+            np.asarray(predict(x_val), dtype=np.float64).reshape(len(x_val), -1),
+        )
     return row
 
 
 def describe_row(row: dict) -> str:
     """One line of a built variant's numbers, for the progress log (its metric is scored
     by the parent, from the predictions saved beside the row)."""
-    return (f"built and measured in {row['build_seconds']:.1f} s, "
-            f"{row.get('size_bytes', 0) / 1024:.0f} KiB")
+    return (
+        f"built and measured in {row['build_seconds']:.1f} s, "
+        f"{row.get('size_bytes', 0) / 1024:.0f} KiB"
+    )
 
 
 def run_job(job_dir: Path) -> None:
@@ -133,9 +146,12 @@ def run_job(job_dir: Path) -> None:
             log.info("variant %d/%d %s: %s", number, total, name, describe_row(row))
         except Exception as exc:  # any failure of one variant is that variant's row
             log.warning("variant %d/%d %s is unsupported: %s", number, total, name, exc)
-            row = {"variant": name, "status": "unsupported",
-                   "reason": f"{type(exc).__name__}: {exc}".strip()[:600],
-                   "traceback": traceback.format_exc()[-2000:]}
+            row = {
+                "variant": name,
+                "status": "unsupported",
+                "reason": f"{type(exc).__name__}: {exc}".strip()[:600],
+                "traceback": traceback.format_exc()[-2000:],
+            }
         atomic_write_json(job_dir / f"{name}.json", row)
 
 

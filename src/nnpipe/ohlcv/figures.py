@@ -55,17 +55,23 @@ def _to_dates(dates: DateLike) -> np.ndarray:
     try:
         index = pd.DatetimeIndex(pd.to_datetime(raw, format=fmt))
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"dates could not be read as dates ({exc}); pass ISO date strings "
-                         "like '2024-01-31' or numpy datetime64 values") from exc
+        raise ValueError(
+            f"dates could not be read as dates ({exc}); pass ISO date strings "
+            "like '2024-01-31' or numpy datetime64 values"
+        ) from exc
     if index.tz is not None:
         index = index.tz_convert(None)
     missing = int(index.isna().sum())
     if missing:
-        raise ValueError(f"dates holds {missing} missing date(s) of {len(index)}; "
-                         "every forecast step needs a date")
+        raise ValueError(
+            f"dates holds {missing} missing date(s) of {len(index)}; "
+            "every forecast step needs a date"
+        )
     if not index.is_monotonic_increasing:
-        raise ValueError("dates are not in increasing order; sort the rows (with their "
-                         "actuals and forecasts) by date first")
+        raise ValueError(
+            "dates are not in increasing order; sort the rows (with their "
+            "actuals and forecasts) by date first"
+        )
     return index.to_numpy(dtype="datetime64[ns]")
 
 
@@ -73,8 +79,9 @@ def _to_series(name: str, values: Any, n_dates: int) -> np.ndarray:
     """``values`` as flat floats, one per date; an (n, 1) model output is accepted too."""
     series = np.asarray(values, dtype=float).ravel()
     if series.size != n_dates:
-        raise ValueError(f"{name} has {series.size} value(s) but dates has {n_dates}; "
-                         "pass one value per date")
+        raise ValueError(
+            f"{name} has {series.size} value(s) but dates has {n_dates}; pass one value per date"
+        )
     return series
 
 
@@ -82,8 +89,12 @@ def _log_gaps(name: str, series: np.ndarray) -> None:
     """Count the non-finite values that will show as gaps, so none goes unnoticed."""
     gaps = int((~np.isfinite(series)).sum())
     if gaps:
-        log.info("%s: %d of %d value(s) are NaN or infinite and are left out of the figure",
-                 name, gaps, series.size)
+        log.info(
+            "%s: %d of %d value(s) are NaN or infinite and are left out of the figure",
+            name,
+            gaps,
+            series.size,
+        )
 
 
 def _to_float(value: Any, where: str) -> float:
@@ -124,8 +135,9 @@ def _save_png(fig: Figure, path: Path) -> Path:
 # --------------------------------------------------------------------------- forecasts
 
 
-def plot_forecast(dates: DateLike, actual: np.ndarray, forecasts: dict[str, np.ndarray],
-                  path: Path, title: str) -> Path:
+def plot_forecast(
+    dates: DateLike, actual: np.ndarray, forecasts: dict[str, np.ndarray], path: Path, title: str
+) -> Path:
     """The actual Close against each forecast over the test period, in price units.
 
     ``forecasts`` maps a label (``"model"``, ``"persistence"``, ``"moving average"``) to
@@ -136,8 +148,10 @@ def plot_forecast(dates: DateLike, actual: np.ndarray, forecasts: dict[str, np.n
     truth = _to_series("actual", actual, when.size)
     if not forecasts:
         raise ValueError("forecasts is empty; pass at least one, e.g. {'model': predictions}")
-    lines = {name: _to_series(f"forecasts[{name!r}]", values, when.size)
-             for name, values in forecasts.items()}
+    lines = {
+        name: _to_series(f"forecasts[{name!r}]", values, when.size)
+        for name, values in forecasts.items()
+    }
     fig = _new_figure(9, 4)
     ax = fig.subplots()
     _log_gaps("actual", truth)
@@ -179,8 +193,7 @@ def _draw_residual_histogram(ax: Axes, finite: np.ndarray) -> None:
     ax.set(title="distribution", xlabel="actual - forecast", ylabel="count")
     if finite.size == 0:
         log.warning("no finite residuals to draw a histogram of")
-        ax.text(0.5, 0.5, "no finite residuals", ha="center", va="center",
-                transform=ax.transAxes)
+        ax.text(0.5, 0.5, "no finite residuals", ha="center", va="center", transform=ax.transAxes)
         return
     mean, std = float(finite.mean()), float(finite.std())
     bins = int(np.clip(np.sqrt(finite.size), 5, 50))
@@ -227,12 +240,15 @@ def plot_fold_errors(folds: list[dict], path: Path, metric: str = "rmse") -> Pat
         raise ValueError("folds is empty; pass one row per walk-forward fold")
     names = _forecaster_names(folds)
     if not names:
-        raise ValueError("no forecaster in folds: each row needs keys like 'model' whose "
-                         f"values are dicts of metrics; the first row has {sorted(folds[0])}")
+        raise ValueError(
+            "no forecaster in folds: each row needs keys like 'model' whose "
+            f"values are dicts of metrics; the first row has {sorted(folds[0])}"
+        )
     table = _fold_error_table(folds, names, metric)
     if np.isnan(table).all():
-        available = sorted({k for row in folds for n in names
-                            if isinstance(row.get(n), dict) for k in row[n]})
+        available = sorted(
+            {k for row in folds for n in names if isinstance(row.get(n), dict) for k in row[n]}
+        )
         raise ValueError(f"metric {metric!r} has no value in any fold; available: {available}")
     _log_gaps(f"fold {metric}", table)
     labels = [str(row.get("fold", i + 1)) for i, row in enumerate(folds)]
@@ -257,8 +273,13 @@ def _draw_grouped_bars(ax: Axes, table: np.ndarray, names: list[str]) -> None:
         finite = column[np.isfinite(column)]
         label = f"{name} (mean {finite.mean():.3g})" if finite.size else f"{name} (no values)"
         # NaN bars are drawn with zero height so the other forecasters keep their slots.
-        ax.bar(positions + offset, np.nan_to_num(column, nan=0.0), width=width,
-               color=f"C{j}", label=label)
+        ax.bar(
+            positions + offset,
+            np.nan_to_num(column, nan=0.0),
+            width=width,
+            color=f"C{j}",
+            label=label,
+        )
         if finite.size:
             ax.axhline(float(finite.mean()), color=f"C{j}", linewidth=1.0, linestyle="--")
 
@@ -268,8 +289,9 @@ def _draw_grouped_bars(ax: Axes, table: np.ndarray, names: list[str]) -> None:
 
 def _history_column(history: list[dict], key: str) -> np.ndarray:
     """``key`` of every row as floats; a missing key, None or NaN becomes NaN."""
-    return np.array([_to_float(row.get(key), f"history[{i}][{key!r}]")
-                     for i, row in enumerate(history)])
+    return np.array(
+        [_to_float(row.get(key), f"history[{i}][{key!r}]") for i, row in enumerate(history)]
+    )
 
 
 def _positive_only(name: str, values: np.ndarray) -> np.ndarray:
@@ -288,17 +310,23 @@ def plot_history(history: list[dict], path: Path) -> Path:
     plateaus that a scheduler cut short easy to tell apart from real convergence.
     """
     if not history:
-        raise ValueError("history is empty; pass one row per epoch, e.g. "
-                         "{'epoch': 1, 'loss': 0.1, 'val_loss': 0.2}")
-    epochs = np.array([_to_float(row.get("epoch"), f"history[{i}]['epoch']")
-                       for i, row in enumerate(history)])
+        raise ValueError(
+            "history is empty; pass one row per epoch, e.g. "
+            "{'epoch': 1, 'loss': 0.1, 'val_loss': 0.2}"
+        )
+    epochs = np.array(
+        [_to_float(row.get("epoch"), f"history[{i}]['epoch']") for i, row in enumerate(history)]
+    )
     epochs = np.where(np.isnan(epochs), np.arange(1, len(history) + 1), epochs)
-    curves = {key: _positive_only(key, _history_column(history, key))
-              for key in ("loss", "val_loss")}
+    curves = {
+        key: _positive_only(key, _history_column(history, key)) for key in ("loss", "val_loss")
+    }
     if all(np.isnan(values).all() for values in curves.values()):
         seen = sorted({key for row in history for key in row})
-        raise ValueError(f"history has no positive loss or val_loss in any of its "
-                         f"{len(history)} row(s); keys seen: {seen}")
+        raise ValueError(
+            f"history has no positive loss or val_loss in any of its "
+            f"{len(history)} row(s); keys seen: {seen}"
+        )
     lr = _positive_only("lr", _history_column(history, "lr"))
     has_lr = bool(np.isfinite(lr).any())
     fig = _new_figure(9 if has_lr else 5.5, 3.5)
@@ -319,8 +347,15 @@ def _draw_loss_curves(ax: Axes, epochs: np.ndarray, curves: dict[str, np.ndarray
         if np.isfinite(values).any():
             _log_gaps(key, values)
             # Markers keep single epochs between gaps visible, which a line alone would not.
-            ax.plot(epochs, values, color=f"C{i}", linestyle="-" if i == 0 else "--",
-                    linewidth=1.0, marker=".", label=key)
+            ax.plot(
+                epochs,
+                values,
+                color=f"C{i}",
+                linestyle="-" if i == 0 else "--",
+                linewidth=1.0,
+                marker=".",
+                label=key,
+            )
     ax.set(title="loss", xlabel="epoch", ylabel="loss", yscale="log")
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="best", fontsize="small")

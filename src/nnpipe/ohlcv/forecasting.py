@@ -40,16 +40,20 @@ def prepare_series(frame: pd.DataFrame, derived: list[str], target_kind: str) ->
     features["__target"] = make_target(frame, target_kind)
     complete = features.dropna()
     values = complete.drop(columns="__target")
-    return SeriesFrame(dates=pd.DatetimeIndex(complete.index), values=values.to_numpy(float),
-                       feature_names=list(values.columns),
-                       target=complete["__target"].to_numpy(float),
-                       close=complete["Close"].to_numpy(float))
+    return SeriesFrame(
+        dates=pd.DatetimeIndex(complete.index),
+        values=values.to_numpy(float),
+        feature_names=list(values.columns),
+        target=complete["__target"].to_numpy(float),
+        close=complete["Close"].to_numpy(float),
+    )
 
 
 def series_table(series: SeriesFrame) -> pd.DataFrame:
     """The prepared series as a table (the featurize output, read back by later stages)."""
-    table = pd.DataFrame(series.values, columns=series.feature_names,
-                         index=series.dates.rename("date"))
+    table = pd.DataFrame(
+        series.values, columns=series.feature_names, index=series.dates.rename("date")
+    )
     table["target"] = series.target
     return table
 
@@ -57,9 +61,13 @@ def series_table(series: SeriesFrame) -> pd.DataFrame:
 def read_series_table(table: pd.DataFrame) -> SeriesFrame:
     """Inverse of :func:`series_table`."""
     values = table.drop(columns="target")
-    return SeriesFrame(dates=pd.DatetimeIndex(table.index), values=values.to_numpy(float),
-                       feature_names=list(values.columns), target=table["target"].to_numpy(float),
-                       close=table["Close"].to_numpy(float))
+    return SeriesFrame(
+        dates=pd.DatetimeIndex(table.index),
+        values=values.to_numpy(float),
+        feature_names=list(values.columns),
+        target=table["target"].to_numpy(float),
+        close=table["Close"].to_numpy(float),
+    )
 
 
 @dataclass(frozen=True)
@@ -72,22 +80,31 @@ class Windows:
         return len(self.y)
 
 
-def windows_between(series: SeriesFrame, look_back: int, horizon: int, start: int, end: int,
-                    ) -> Windows:
+def windows_between(
+    series: SeriesFrame,
+    look_back: int,
+    horizon: int,
+    start: int,
+    end: int,
+) -> Windows:
     """Windows with inputs and target all in rows ``[start, end)``."""
     x, y, rows = make_windows(series.values, series.target, look_back, horizon, start, end)
     return Windows(x, y, rows)
 
 
-def windows_targeting(series: SeriesFrame, look_back: int, horizon: int, first: int,
-                      end: int) -> Windows:
+def windows_targeting(
+    series: SeriesFrame, look_back: int, horizon: int, first: int, end: int
+) -> Windows:
     """Windows whose *targets* are rows ``[first, end)``; their inputs are the rows before,
     which are in the past when each forecast is made (walk-forward test blocks)."""
     return windows_between(series, look_back, horizon, first - look_back - horizon + 1, end)
 
 
-def fit_scalers(series: SeriesFrame, train: Windows, train_rows: tuple[int, int],
-                ) -> tuple[TrainOnlyScaler, TrainOnlyScaler]:
+def fit_scalers(
+    series: SeriesFrame,
+    train: Windows,
+    train_rows: tuple[int, int],
+) -> tuple[TrainOnlyScaler, TrainOnlyScaler]:
     """Input scaler on the training rows, target scaler on the training targets: nothing
     from validation or test enters either."""
     start, end = train_rows
@@ -96,20 +113,29 @@ def fit_scalers(series: SeriesFrame, train: Windows, train_rows: tuple[int, int]
     return inputs, target
 
 
-def to_price(forecast: np.ndarray, last_close: np.ndarray, target_kind: str,
-             horizon: int) -> np.ndarray:
+def to_price(
+    forecast: np.ndarray, last_close: np.ndarray, target_kind: str, horizon: int
+) -> np.ndarray:
     """A forecast in target units as a Close: itself, or the last Close grown by the
     predicted log return (a horizon-h return is the return of the target row's day)."""
     if target_kind == "close":
         return np.asarray(forecast, dtype=float)
     if horizon != 1:
-        raise ValueError("a log-return target converts to a price only for horizon 1: the "
-                         "Closes between the window and the target are unknown")
+        raise ValueError(
+            "a log-return target converts to a price only for horizon 1: the "
+            "Closes between the window and the target are unknown"
+        )
     return np.asarray(last_close, dtype=float) * np.exp(np.asarray(forecast, dtype=float))
 
 
-def score_forecasts(series: SeriesFrame, rows: np.ndarray, horizon: int,
-                    model_price: np.ndarray, train_end: int, ma_window: int) -> dict:
+def score_forecasts(
+    series: SeriesFrame,
+    rows: np.ndarray,
+    horizon: int,
+    model_price: np.ndarray,
+    train_end: int,
+    ma_window: int,
+) -> dict:
     """Test metrics in price units for the model and both baselines, with the
     Diebold-Mariano test of model against persistence.
 
@@ -136,8 +162,9 @@ def score_forecasts(series: SeriesFrame, rows: np.ndarray, horizon: int,
         }
     result["relative_mae"] = result["model"]["mae"] / result["persistence"]["mae"]
     result["relative_rmse"] = result["model"]["rmse"] / result["persistence"]["rmse"]
-    stat, p_value = m.diebold_mariano(actual - forecasts["model"],
-                                      actual - forecasts["persistence"], horizon=horizon)
+    stat, p_value = m.diebold_mariano(
+        actual - forecasts["model"], actual - forecasts["persistence"], horizon=horizon
+    )
     # a constant non-zero loss difference gives an infinite statistic; JSON has none: null
     result["dm_statistic"] = stat if np.isfinite(stat) else None
     result["dm_p_value"] = p_value
@@ -166,12 +193,20 @@ def read_prepared(features_dir: Path, name: str, meta: dict) -> Prepared:
     table = pd.read_csv(features_dir / f"{name}.csv", index_col="date", parse_dates=["date"])
     series = read_series_table(table)
     if series.feature_names != info["features"] or len(series.target) != info["rows"]:
-        raise ValueError(f"{features_dir / (name + '.csv')} does not match meta.json; re-run "
-                         "featurize")
+        raise ValueError(
+            f"{features_dir / (name + '.csv')} does not match meta.json; re-run featurize"
+        )
     splits = {s: (int(v["rows"][0]), int(v["rows"][1])) for s, v in info["splits"].items()}
     look_back, horizon = int(meta["look_back"]), int(meta["horizon"])
     windows = {s: windows_between(series, look_back, horizon, *r) for s, r in splits.items()}
-    return Prepared(name, series, splits, windows,
-                    TrainOnlyScaler.from_dict(info["input_scaler"]),
-                    TrainOnlyScaler.from_dict(info["target_scaler"]),
-                    look_back, horizon, meta["target"])
+    return Prepared(
+        name,
+        series,
+        splits,
+        windows,
+        TrainOnlyScaler.from_dict(info["input_scaler"]),
+        TrainOnlyScaler.from_dict(info["target_scaler"]),
+        look_back,
+        horizon,
+        meta["target"],
+    )

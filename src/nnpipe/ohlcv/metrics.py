@@ -88,14 +88,15 @@ def mase(y_true: np.ndarray, y_pred: np.ndarray, y_train: np.ndarray, m: int = 1
     if m < 1:
         raise ValueError(f"m must be >= 1, got {m}")
     if train.size <= m:
-        raise ValueError(f"y_train needs more than m={m} value(s) to scale MASE, "
-                         f"got {train.size}")
+        raise ValueError(f"y_train needs more than m={m} value(s) to scale MASE, got {train.size}")
     if not np.isfinite(train).all():
         raise ValueError("y_train must be finite; found NaN or infinity")
     scale = float(np.mean(np.abs(train[m:] - train[:-m])))
     if scale == 0:
-        raise ValueError("MASE is undefined: the training series is constant, so the "
-                         "naive forecast has no error to scale by")
+        raise ValueError(
+            "MASE is undefined: the training series is constant, so the "
+            "naive forecast has no error to scale by"
+        )
     return float(np.mean(np.abs(a - b)) / scale)
 
 
@@ -130,8 +131,9 @@ def last_known_values(series: np.ndarray, target_index: np.ndarray, horizon: int
         raise ValueError(f"horizon must be >= 1, got {horizon}")
     rows = np.asarray(target_index, dtype=int) - horizon
     if rows.size and rows.min() < 0:
-        raise ValueError(f"target row {rows.min() + horizon} has no row {horizon} step(s) "
-                         "before it")
+        raise ValueError(
+            f"target row {rows.min() + horizon} has no row {horizon} step(s) before it"
+        )
     return np.asarray(series, dtype=float)[rows]
 
 
@@ -140,8 +142,9 @@ def persistence_forecast(prev_close: np.ndarray) -> np.ndarray:
     return np.array(prev_close, dtype=float, copy=True)
 
 
-def moving_average_forecast(closes: np.ndarray, window: int, target_index: np.ndarray,
-                            horizon: int) -> np.ndarray:
+def moving_average_forecast(
+    closes: np.ndarray, window: int, target_index: np.ndarray, horizon: int
+) -> np.ndarray:
     """For each target row, the mean of the ``window`` Closes known when forecasting it.
 
     Those are the rows ``[k - horizon - window + 1, k - horizon]`` for target row ``k``:
@@ -153,8 +156,10 @@ def moving_average_forecast(closes: np.ndarray, window: int, target_index: np.nd
         raise ValueError(f"window and horizon must be >= 1, got {window}, {horizon}")
     last = targets - horizon  # the last known row
     if targets.size and (last.min() - window + 1 < 0 or targets.max() >= len(closes)):
-        raise ValueError(f"each target row needs {window + horizon - 1} earlier row(s) and "
-                         f"must be < {len(closes)}; got rows {targets.min()}..{targets.max()}")
+        raise ValueError(
+            f"each target row needs {window + horizon - 1} earlier row(s) and "
+            f"must be < {len(closes)}; got rows {targets.min()}..{targets.max()}"
+        )
     sums = np.concatenate([[0.0], np.cumsum(closes)])
     return (sums[last + 1] - sums[last + 1 - window]) / window
 
@@ -162,8 +167,9 @@ def moving_average_forecast(closes: np.ndarray, window: int, target_index: np.nd
 # --------------------------------------------------------------------------- significance
 
 
-def diebold_mariano(e1: np.ndarray, e2: np.ndarray, horizon: int = 1,
-                    power: int = 2) -> tuple[float, float]:
+def diebold_mariano(
+    e1: np.ndarray, e2: np.ndarray, horizon: int = 1, power: int = 2
+) -> tuple[float, float]:
     """Diebold-Mariano test of equal accuracy of two forecasts, from their errors.
 
     Loss differential ``d = |e1|**power - |e2|**power``; its long-run variance uses the
@@ -184,12 +190,13 @@ def diebold_mariano(e1: np.ndarray, e2: np.ndarray, horizon: int = 1,
         raise ValueError(f"horizon and power must be >= 1, got {horizon}, {power}")
     n = a.size
     if n < 2 or n <= horizon:
-        raise ValueError(f"the Diebold-Mariano test needs more than max(1, horizon={horizon}) "
-                         f"errors, got {n}")
+        raise ValueError(
+            f"the Diebold-Mariano test needs more than max(1, horizon={horizon}) errors, got {n}"
+        )
     d = np.abs(a) ** power - np.abs(b) ** power
     mean = float(d.mean())
     centred = d - mean
-    gamma = [float(centred[k:] @ centred[:n - k]) / n for k in range(horizon)]
+    gamma = [float(centred[k:] @ centred[: n - k]) / n for k in range(horizon)]
     variance = (gamma[0] + 2 * sum(gamma[1:])) / n
     if variance <= 0 and gamma[0] > 0:
         log.warning("DM: autocovariances make the variance negative; using lag 0 only")
@@ -211,8 +218,9 @@ def diebold_mariano(e1: np.ndarray, e2: np.ndarray, horizon: int = 1,
 # --------------------------------------------------------------------------- back-testing
 
 
-def walk_forward_folds(n_rows: int, n_folds: int, min_train: int, gap: int,
-                       test_size: int | None = None) -> list[tuple[range, range]]:
+def walk_forward_folds(
+    n_rows: int, n_folds: int, min_train: int, gap: int, test_size: int | None = None
+) -> list[tuple[range, range]]:
     """Expanding-window folds ``(train rows, test rows)``, the last test block ending last.
 
     Fold ``k`` trains on every row up to ``gap`` rows before its test block; test blocks
@@ -222,8 +230,9 @@ def walk_forward_folds(n_rows: int, n_folds: int, min_train: int, gap: int,
     holds at least ``min_train`` rows (more when rows are left over).
     """
     if n_folds < 1 or min_train < 1 or gap < 0:
-        raise ValueError(f"need n_folds >= 1, min_train >= 1 and gap >= 0; got {n_folds}, "
-                         f"{min_train}, {gap}")
+        raise ValueError(
+            f"need n_folds >= 1, min_train >= 1 and gap >= 0; got {n_folds}, {min_train}, {gap}"
+        )
     if test_size is None:
         test_size = (n_rows - min_train - gap) // n_folds
     elif test_size < 1:
@@ -233,7 +242,8 @@ def walk_forward_folds(n_rows: int, n_folds: int, min_train: int, gap: int,
         raise OhlcvDataError(
             f"{n_rows} rows are too few for {n_folds} walk-forward fold(s): {min_train} "
             f"training row(s) + a gap of {gap} + {n_folds} test block(s) of "
-            f"{max(test_size, 1)} need {needed}; use fewer folds or a longer history")
+            f"{max(test_size, 1)} need {needed}; use fewer folds or a longer history"
+        )
     first_test = n_rows - n_folds * test_size
     folds = []
     for k in range(n_folds):
@@ -249,19 +259,26 @@ def headline_metrics(series_metrics: dict) -> dict[str, dict[str, float]]:
     model, persistence = series_metrics["model"], series_metrics["persistence"]
     moving = series_metrics["moving_average"]
     headline = {
-        "test": {"rmse": model["rmse"], "mae": model["mae"], "mase": model["mase"],
-                 "directional_accuracy": model["directional_accuracy"],
-                 "relative_mae": series_metrics["relative_mae"],
-                 "dm_p_value": series_metrics["dm_p_value"]},
-        "baseline": {"persistence_rmse": persistence["rmse"],
-                     "persistence_mae": persistence["mae"],
-                     "moving_average_rmse": moving["rmse"], "moving_average_mae": moving["mae"]},
+        "test": {
+            "rmse": model["rmse"],
+            "mae": model["mae"],
+            "mase": model["mase"],
+            "directional_accuracy": model["directional_accuracy"],
+            "relative_mae": series_metrics["relative_mae"],
+            "dm_p_value": series_metrics["dm_p_value"],
+        },
+        "baseline": {
+            "persistence_rmse": persistence["rmse"],
+            "persistence_mae": persistence["mae"],
+            "moving_average_rmse": moving["rmse"],
+            "moving_average_mae": moving["mae"],
+        },
     }
     walk = series_metrics.get("walk_forward")
     if walk:
-        headline["walk_forward"] = {"relative_mae": walk["relative_mae"],
-                                    "folds": walk["folds"],
-                                    "folds_beating_persistence":
-                                        walk["folds_model_beats_persistence"]}
-    return {group: {k: float(v) for k, v in values.items()}
-            for group, values in headline.items()}
+        headline["walk_forward"] = {
+            "relative_mae": walk["relative_mae"],
+            "folds": walk["folds"],
+            "folds_beating_persistence": walk["folds_model_beats_persistence"],
+        }
+    return {group: {k: float(v) for k, v in values.items()} for group, values in headline.items()}

@@ -34,28 +34,36 @@ from nnpipe.ohlcv.windows import TrainOnlyScaler
 
 log = logging.getLogger(__name__)
 
-RECURRENT = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU,
-             "simple_rnn": keras.layers.SimpleRNN}
+RECURRENT = {
+    "lstm": keras.layers.LSTM,
+    "gru": keras.layers.GRU,
+    "simple_rnn": keras.layers.SimpleRNN,
+}
 
 
-def _minmax_layer(scaler: TrainOnlyScaler, name: str, inverse: bool = False,
-                  ) -> keras.layers.Rescaling:
+def _minmax_layer(
+    scaler: TrainOnlyScaler,
+    name: str,
+    inverse: bool = False,
+) -> keras.layers.Rescaling:
     """The scaler as a built-in layer (saved and loaded without custom code)."""
     low = np.asarray(scaler.data_min, dtype=float)
     span = np.asarray(scaler.data_max, dtype=float) - low
     span = np.where(span > 0, span, 1.0)
     if inverse:
         return keras.layers.Rescaling(scale=span.tolist(), offset=low.tolist(), name=name)
-    return keras.layers.Rescaling(scale=(1.0 / span).tolist(), offset=(-low / span).tolist(),
-                                  name=name)
+    return keras.layers.Rescaling(
+        scale=(1.0 / span).tolist(), offset=(-low / span).tolist(), name=name
+    )
 
 
 def _recurrent(cfg: OhlcvTrain, name: str, x):
     layer, reg = RECURRENT[name], kernel_regularizer(cfg)
     for i, units in enumerate(cfg.units):
         last = i == len(cfg.units) - 1
-        x = layer(units, return_sequences=not last, kernel_regularizer=reg,
-                  name=f"{name}_{i + 1}")(x)
+        x = layer(units, return_sequences=not last, kernel_regularizer=reg, name=f"{name}_{i + 1}")(
+            x
+        )
         x = keras.layers.Dropout(cfg.dropout, name=f"dropout_{i + 1}")(x)
     return x
 
@@ -71,17 +79,24 @@ def _transformer(cfg: OhlcvTrain, look_back: int, x):
     x = keras.layers.Dense(t.width, kernel_regularizer=reg, name="projection")(x)
     x = PositionEmbedding(name="positions")(x)
     for i in range(t.blocks):
-        h = keras.layers.MultiHeadAttention(t.heads, t.width // t.heads, dropout=cfg.dropout,
-                                            kernel_regularizer=reg,
-                                            name=f"block{i}_attention")(x, x)
+        h = keras.layers.MultiHeadAttention(
+            t.heads,
+            t.width // t.heads,
+            dropout=cfg.dropout,
+            kernel_regularizer=reg,
+            name=f"block{i}_attention",
+        )(x, x)
         x = keras.layers.LayerNormalization(epsilon=1e-6, name=f"block{i}_norm1")(
-            keras.layers.Add(name=f"block{i}_residual1")([x, h]))
-        h = keras.layers.Dense(t.ff_dim, activation="relu", kernel_regularizer=reg,
-                               name=f"block{i}_ff1")(x)
+            keras.layers.Add(name=f"block{i}_residual1")([x, h])
+        )
+        h = keras.layers.Dense(
+            t.ff_dim, activation="relu", kernel_regularizer=reg, name=f"block{i}_ff1"
+        )(x)
         h = keras.layers.Dropout(cfg.dropout)(h)
         h = keras.layers.Dense(t.width, kernel_regularizer=reg, name=f"block{i}_ff2")(h)
         x = keras.layers.LayerNormalization(epsilon=1e-6, name=f"block{i}_norm2")(
-            keras.layers.Add(name=f"block{i}_residual2")([x, h]))
+            keras.layers.Add(name=f"block{i}_residual2")([x, h])
+        )
     x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
     return keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
 
@@ -91,8 +106,11 @@ def architecture(cfg: OhlcvTrain, look_back: int, n_features: int) -> str:
     return resolve_model("ohlcv", cfg.model, (look_back, n_features))
 
 
-def build_forecaster(cfg: OhlcvTrain, look_back: int, input_scaler: TrainOnlyScaler,
-                     ) -> keras.Model:
+def build_forecaster(
+    cfg: OhlcvTrain,
+    look_back: int,
+    input_scaler: TrainOnlyScaler,
+) -> keras.Model:
     """The trainable model: raw window in, scaled target out (float32 head)."""
     n_features = len(input_scaler.data_min)
     name = architecture(cfg, look_back, n_features)
@@ -100,13 +118,15 @@ def build_forecaster(cfg: OhlcvTrain, look_back: int, input_scaler: TrainOnlySca
     try:
         inputs = keras.Input(shape=(look_back, n_features), name="window")
         x = _minmax_layer(input_scaler, "train_minmax")(inputs)
-        x = _transformer(cfg, look_back, x) if name == "transformer" else \
-            _recurrent(cfg, name, x)
+        x = _transformer(cfg, look_back, x) if name == "transformer" else _recurrent(cfg, name, x)
         outputs = keras.layers.Dense(1, dtype="float32", name="scaled_target")(x)
         model = keras.Model(inputs, outputs, name=f"{name}_forecaster")
         loss = keras.losses.Huber() if cfg.loss == "huber" else "mse"
-        model.compile(optimizer=make_optimizer(cfg), loss=loss,
-                      metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+        model.compile(
+            optimizer=make_optimizer(cfg),
+            loss=loss,
+            metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
+        )
     finally:
         keras.mixed_precision.set_global_policy("float32")
     return model
@@ -124,32 +144,53 @@ class Fitted:
     history: list[dict[str, float | None]]
 
 
-def fit_forecaster(cfg: OhlcvTrain, x_train: np.ndarray, y_train: np.ndarray,
-                   x_val: np.ndarray, y_val: np.ndarray, input_scaler: TrainOnlyScaler,
-                   target_scaler: TrainOnlyScaler, *, epochs: int | None = None,
-                   label: str = "", extra_callbacks: tuple = ()) -> Fitted:
+def fit_forecaster(
+    cfg: OhlcvTrain,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    input_scaler: TrainOnlyScaler,
+    target_scaler: TrainOnlyScaler,
+    *,
+    epochs: int | None = None,
+    label: str = "",
+    extra_callbacks: tuple = (),
+) -> Fitted:
     """Train with Adam, EarlyStopping on validation loss (best weights restored) and
     ReduceLROnPlateau; targets are scaled with ``target_scaler`` (train statistics)."""
     epochs = epochs or cfg.epochs
-    model = accumulate_gradients(build_forecaster(cfg, x_train.shape[1], input_scaler),
-                                 cfg.gradient_accumulation_steps)
+    model = accumulate_gradients(
+        build_forecaster(cfg, x_train.shape[1], input_scaler), cfg.gradient_accumulation_steps
+    )
 
     def scale(y: np.ndarray) -> np.ndarray:
         return target_scaler.transform(y.reshape(-1, 1)).astype("float32")
 
     callbacks = [
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.early_stopping_patience,
-                                      restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=cfg.reduce_lr_factor,
-                                          patience=cfg.reduce_lr_patience, min_lr=1e-6),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss",
+            factor=cfg.reduce_lr_factor,
+            patience=cfg.reduce_lr_patience,
+            min_lr=1e-6,
+        ),
         keras.callbacks.TerminateOnNaN(),
         EpochProgressLog(epochs, label, monitor="val_loss"),
         *extra_callbacks,
     ]
-    result = model.fit(x_train.astype("float32"), scale(y_train),
-                       validation_data=(x_val.astype("float32"), scale(y_val)),
-                       epochs=epochs, batch_size=cfg.batch_size, shuffle=True,
-                       callbacks=callbacks, verbose=fit_verbosity())
+    result = model.fit(
+        x_train.astype("float32"),
+        scale(y_train),
+        validation_data=(x_val.astype("float32"), scale(y_val)),
+        epochs=epochs,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=fit_verbosity(),
+    )
     history = history_rows(result)
     check_not_diverged(history, label, "lower train.learning_rate or use train.loss=huber")
     return Fitted(export_forecaster(model, target_scaler), history)

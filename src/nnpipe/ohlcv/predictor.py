@@ -29,8 +29,10 @@ class OhlcvPredictor(Predictor):
         frame.columns = [str(c).strip().capitalize() for c in frame.columns]
         missing = [c for c in ("Open", "High", "Low", "Close", "Volume") if c not in frame]
         if missing:
-            raise PredictionInputError(f"the bars lack column(s) {missing}; give Open, High, "
-                                       "Low, Close and Volume, oldest row first")
+            raise PredictionInputError(
+                f"the bars lack column(s) {missing}; give Open, High, "
+                "Low, Close and Volume, oldest row first"
+            )
         try:
             features = add_features(frame, list(self.spec.get("derived", []))).dropna()
         except (TypeError, ValueError) as exc:
@@ -39,7 +41,8 @@ class OhlcvPredictor(Predictor):
         if len(features) < look_back:
             raise PredictionInputError(
                 f"{len(frame)} bars give {len(features)} complete rows; the model needs "
-                f"{look_back} (plus the history its derived features use)")
+                f"{look_back} (plus the history its derived features use)"
+            )
         window = features[self.spec["features"]].to_numpy(float)[-look_back:]
         return finite(window, "the bars")[None]
 
@@ -53,13 +56,17 @@ class OhlcvPredictor(Predictor):
         if x.ndim != 3 or x.shape[1:] != self.window_shape:
             raise PredictionInputError(
                 f"windows must have shape (n, {self.window_shape[0]}, {self.window_shape[1]})"
-                f" (look-back rows of {', '.join(self.spec['features'])}), got {x.shape}")
+                f" (look-back rows of {', '.join(self.spec['features'])}), got {x.shape}"
+            )
         finite(x, "the windows")
         forecast = self.run(x.astype(np.float32)).reshape(-1)
         last_close = x[:, -1, self.spec["features"].index("Close")]
         price = to_price(forecast, last_close, self.spec["target"], int(self.spec["horizon"]))
-        return {"forecast": forecast.tolist(), "price": np.asarray(price).tolist(),
-                "target": [self.spec["target"]] * len(forecast)}
+        return {
+            "forecast": forecast.tolist(),
+            "price": np.asarray(price).tolist(),
+            "target": [self.spec["target"]] * len(forecast),
+        }
 
     def predict_input(self, model_input: Any) -> dict[str, list]:
         import pandas as pd

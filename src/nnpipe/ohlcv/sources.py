@@ -48,8 +48,16 @@ _DROPPED_NAMES = frozenset({"adjclose"})  # the dividend-adjusted close: not one
 _UNNAMED = re.compile(r"^(Unnamed: \d+)?$")
 _SHOWN = 10  # violations (and bad values) quoted in an error message
 # Rule names, in the order a row's violations are listed.
-RULES = ("duplicate_timestamp", "out_of_order", "gap", "price_missing", "price_not_positive",
-         "ohlc_inconsistent", "volume_missing", "volume_negative")
+RULES = (
+    "duplicate_timestamp",
+    "out_of_order",
+    "gap",
+    "price_missing",
+    "price_not_positive",
+    "ohlc_inconsistent",
+    "volume_missing",
+    "volume_negative",
+)
 
 
 class OhlcvDataError(NnpipeError, ValueError):
@@ -91,19 +99,26 @@ def _read_raw(source: str | os.PathLike[str] | TextIO, origin: str) -> pd.DataFr
         if isinstance(source, str | os.PathLike):
             path = Path(source)
             if not path.is_file():
-                raise OhlcvDataError(f"price file {path} does not exist (or is not a file); "
-                                     "check the path")
+                raise OhlcvDataError(
+                    f"price file {path} does not exist (or is not a file); check the path"
+                )
             if path.stat().st_size == 0:
-                raise OhlcvDataError(f"price file {path} is empty; expected a CSV with a "
-                                     f"header (date, {', '.join(COLUMNS)}) and one row per day")
+                raise OhlcvDataError(
+                    f"price file {path} is empty; expected a CSV with a "
+                    f"header (date, {', '.join(COLUMNS)}) and one row per day"
+                )
             return pd.read_csv(path, encoding="utf-8-sig", **options)
         return pd.read_csv(source, **options)
     except pd.errors.EmptyDataError:
-        raise OhlcvDataError(f"price file {origin} is empty; expected a CSV with a header "
-                             f"(date, {', '.join(COLUMNS)}) and one row per day") from None
+        raise OhlcvDataError(
+            f"price file {origin} is empty; expected a CSV with a header "
+            f"(date, {', '.join(COLUMNS)}) and one row per day"
+        ) from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise OhlcvDataError(f"price file {origin} is not a readable CSV ({exc}); "
-                             "check that it is a comma-separated text file") from None
+        raise OhlcvDataError(
+            f"price file {origin} is not a readable CSV ({exc}); "
+            "check that it is a comma-separated text file"
+        ) from None
 
 
 def _map_columns(raw: pd.DataFrame, origin: str) -> tuple[str, dict[str, str]]:
@@ -114,31 +129,35 @@ def _map_columns(raw: pd.DataFrame, origin: str) -> tuple[str, dict[str, str]]:
         by_norm.setdefault(_normalise_name(name), []).append(name)
     twice = {k: v for k, v in by_norm.items() if len(v) > 1 and k}
     if twice:
-        raise OhlcvDataError(f"price file {origin} has columns that differ only in case or "
-                             f"spacing: {list(twice.values())}; keep one of each")
+        raise OhlcvDataError(
+            f"price file {origin} has columns that differ only in case or "
+            f"spacing: {list(twice.values())}; keep one of each"
+        )
     wanted = {c: by_norm.get(c.lower(), [None])[0] for c in COLUMNS}
     missing = [c for c, name in wanted.items() if name is None]
     if missing:
         raise OhlcvDataError(
             f"price file {origin} lacks column(s) {missing} (found {found}); a price file needs "
-            f"a date column and {', '.join(COLUMNS)} (any letter case)")
+            f"a date column and {', '.join(COLUMNS)} (any letter case)"
+        )
     dated = [by_norm[n][0] for n in _DATE_NAMES if n in by_norm]
     if len(dated) > 1:
-        raise OhlcvDataError(f"price file {origin} has several date columns {dated}; "
-                             "keep one")
+        raise OhlcvDataError(f"price file {origin} has several date columns {dated}; keep one")
     if dated:
         return dated[0], {c: name for c, name in wanted.items() if name is not None}
     if _UNNAMED.match(found[0]) and found[0] not in wanted.values():
         return found[0], {c: name for c, name in wanted.items() if name is not None}
     raise OhlcvDataError(
         f"price file {origin} has no date column (found {found}); name it 'Date', 'Datetime' "
-        "or 'timestamp', or leave the first column's header empty as pandas writes an index")
+        "or 'timestamp', or leave the first column's header empty as pandas writes an index"
+    )
 
 
 def _quote_bad(raw: pd.Series, bad: np.ndarray) -> str:
     rows = np.flatnonzero(bad)
-    shown = ", ".join(f"row {r} {'(empty)' if pd.isna(raw.iloc[r]) else repr(raw.iloc[r])}"
-                      for r in rows[:_SHOWN])
+    shown = ", ".join(
+        f"row {r} {'(empty)' if pd.isna(raw.iloc[r]) else repr(raw.iloc[r])}" for r in rows[:_SHOWN]
+    )
     more = f" and {len(rows) - _SHOWN} more" if len(rows) > _SHOWN else ""
     return f"{len(rows)} value(s): {shown}{more}"
 
@@ -168,7 +187,8 @@ def _parse_dates(raw: pd.Series, origin: str) -> pd.DatetimeIndex:
         raise OhlcvDataError(
             f"price file {origin}: date column {raw.name!r} has unparseable or missing "
             f"{_quote_bad(raw, bad)} (rows are 0-based, header not counted). Fix or remove "
-            "those rows; dates should look like 2004-08-19 or 2024-01-02 09:30:00-05:00")
+            "those rows; dates should look like 2004-08-19 or 2024-01-02 09:30:00-05:00"
+        )
     return pd.DatetimeIndex(parsed, name="date").as_unit("ns")
 
 
@@ -180,7 +200,8 @@ def _parse_numbers(raw: pd.Series, column: str, origin: str) -> np.ndarray:
         raise OhlcvDataError(
             f"price file {origin}: column {column} ({raw.name!r} in the file) has non-numeric "
             f"{_quote_bad(raw, bad)} (rows are 0-based, header not counted). Write plain "
-            "numbers such as 1234.5, without thousands separators or currency signs")
+            "numbers such as 1234.5, without thousands separators or currency signs"
+        )
     return numbers.to_numpy(dtype=float)
 
 
@@ -195,16 +216,23 @@ def read_ohlcv_csv(source: str | os.PathLike[str] | TextIO) -> pd.DataFrame:
     raw = _read_raw(source, origin)
     date_column, names = _map_columns(raw, origin)
     if raw.empty:
-        raise OhlcvDataError(f"price file {origin} has a header but no data rows; it needs "
-                             "one row per trading day (or bar)")
+        raise OhlcvDataError(
+            f"price file {origin} has a header but no data rows; it needs "
+            "one row per trading day (or bar)"
+        )
     ignored = [str(c) for c in raw.columns if c != date_column and c not in names.values()]
     if ignored:
         log.debug("%s: ignoring column(s) %s", origin, ignored)
     index = _parse_dates(raw[date_column], origin)
     data = {c: _parse_numbers(raw[names[c]], c, origin) for c in COLUMNS}
     frame = pd.DataFrame(data, index=index, columns=list(COLUMNS))
-    log.info("read %d price row(s) from %s (%s to %s)", len(frame), origin,
-             frame.index.min(), frame.index.max())
+    log.info(
+        "read %d price row(s) from %s (%s to %s)",
+        len(frame),
+        origin,
+        frame.index.min(),
+        frame.index.max(),
+    )
     return frame
 
 
@@ -213,8 +241,14 @@ def read_ohlcv_csv(source: str | os.PathLike[str] | TextIO) -> pd.DataFrame:
 
 def fetch_url(url: str, dest: Path, timeout: float = 30, attempts: int = 3) -> Path:
     """Download a price file from ``url`` to ``dest`` (see :func:`nnpipe.download.fetch`)."""
-    return fetch(url, dest, error=OhlcvDataError, timeout=timeout, attempts=attempts,
-                 hint="download the file yourself and give its path")
+    return fetch(
+        url,
+        dest,
+        error=OhlcvDataError,
+        timeout=timeout,
+        attempts=attempts,
+        hint="download the file yourself and give its path",
+    )
 
 
 # --------------------------------------------------------------------------- validation
@@ -232,15 +266,27 @@ def _find_order_violations(index: pd.DatetimeIndex) -> list[Violation]:
     found = []
     for row in np.flatnonzero(index.duplicated(keep="first")):
         first = int(np.flatnonzero(stamps == stamps[row])[0])
-        found.append(Violation(int(row), _format_date(index[row]), "duplicate_timestamp",
-                               f"same timestamp as row {first}"))
+        found.append(
+            Violation(
+                int(row),
+                _format_date(index[row]),
+                "duplicate_timestamp",
+                f"same timestamp as row {first}",
+            )
+        )
     if len(stamps) > 1:
         latest_before = np.maximum.accumulate(stamps)[:-1]
         for row in np.flatnonzero(stamps[1:] < latest_before) + 1:
             later = int(np.argmax(stamps[:row]))
-            found.append(Violation(int(row), _format_date(index[row]), "out_of_order",
-                                   f"dated before row {later} ({_format_date(index[later])}); "
-                                   "rows must be in time order"))
+            found.append(
+                Violation(
+                    int(row),
+                    _format_date(index[row]),
+                    "out_of_order",
+                    f"dated before row {later} ({_format_date(index[later])}); "
+                    "rows must be in time order",
+                )
+            )
     return found
 
 
@@ -256,17 +302,20 @@ def _find_row_violations(frame: pd.DataFrame, rows: np.ndarray) -> list[Violatio
         not_positive = finite & (prices <= 0)
         vol_negative = np.isfinite(volume) & (volume < 0)
     found = []
-    for i in np.flatnonzero(~complete | not_positive.any(axis=1) | high_low
-                            | ~np.isfinite(volume) | vol_negative):
+    for i in np.flatnonzero(
+        ~complete | not_positive.any(axis=1) | high_low | ~np.isfinite(volume) | vol_negative
+    ):
         where = (int(rows[i]), _format_date(frame.index[i]))
         if not complete[i]:
             cols = [f"{PRICE_COLUMNS[j]}={prices[i, j]}" for j in np.flatnonzero(~finite[i])]
-            found.append(Violation(*where, "price_missing", f"missing or infinite: "
-                                   f"{', '.join(cols)}"))
+            found.append(
+                Violation(*where, "price_missing", f"missing or infinite: {', '.join(cols)}")
+            )
         if not_positive[i].any():
             cols = [f"{PRICE_COLUMNS[j]}={prices[i, j]:g}" for j in np.flatnonzero(not_positive[i])]
-            found.append(Violation(*where, "price_not_positive",
-                                   f"prices must be > 0: {', '.join(cols)}"))
+            found.append(
+                Violation(*where, "price_not_positive", f"prices must be > 0: {', '.join(cols)}")
+            )
         if high_low[i]:
             found.append(Violation(*where, "ohlc_inconsistent", _describe_bar(prices[i])))
         if not np.isfinite(volume[i]):
@@ -288,18 +337,23 @@ def _describe_bar(bar: np.ndarray) -> str:
     return "; ".join(problems)
 
 
-def _find_gaps(index: pd.DatetimeIndex, rows: np.ndarray,
-                    max_gap_days: int) -> list[Violation]:
+def _find_gaps(index: pd.DatetimeIndex, rows: np.ndarray, max_gap_days: int) -> list[Violation]:
     """Holes longer than ``max_gap_days`` calendar days in a sorted, duplicate-free index."""
     if len(index) < 2:
         return []
     days = np.diff(index.asi8) / pd.Timedelta(days=1).value
     found = []
     for i in np.flatnonzero(days > max_gap_days) + 1:
-        found.append(Violation(int(rows[i]), _format_date(index[i]), "gap",
-                               f"{days[i - 1]:g} calendar days since the previous row "
-                               f"({_format_date(index[i - 1])}), more than "
-                               f"max_gap_days={max_gap_days}"))
+        found.append(
+            Violation(
+                int(rows[i]),
+                _format_date(index[i]),
+                "gap",
+                f"{days[i - 1]:g} calendar days since the previous row "
+                f"({_format_date(index[i - 1])}), more than "
+                f"max_gap_days={max_gap_days}",
+            )
+        )
     return found
 
 
@@ -312,14 +366,17 @@ def _describe_failure(violations: list[Violation], n_rows: int) -> str:
     rules = sorted({v.rule for v in violations}, key=RULES.index)
     hints = ["fix the file"]
     if set(rules) - {"gap"}:
-        hints.append("set the validation policy to 'drop' (remove bad rows, sort, de-duplicate) "
-                     "or 'ffill' (carry the last good value forward)")
+        hints.append(
+            "set the validation policy to 'drop' (remove bad rows, sort, de-duplicate) "
+            "or 'ffill' (carry the last good value forward)"
+        )
     if "gap" in rules:
-        hints.append("raise max_gap_days if the gaps are expected (exchange holidays, "
-                     "closures)")
-    return (f"price data ({n_rows} rows) has {len(violations)} violation(s) of rule(s) {rules}; "
-            f"first {min(len(violations), _SHOWN)} (rows 0-based as in the file):\n  {shown}\n"
-            f"To go on: {', or '.join(hints)}.")
+        hints.append("raise max_gap_days if the gaps are expected (exchange holidays, closures)")
+    return (
+        f"price data ({n_rows} rows) has {len(violations)} violation(s) of rule(s) {rules}; "
+        f"first {min(len(violations), _SHOWN)} (rows 0-based as in the file):\n  {shown}\n"
+        f"To go on: {', or '.join(hints)}."
+    )
 
 
 def _check_arguments(df: pd.DataFrame, max_gap_days: int, policy: str, min_rows: int) -> None:
@@ -331,15 +388,20 @@ def _check_arguments(df: pd.DataFrame, max_gap_days: int, policy: str, min_rows:
         raise ValueError(f"min_rows must be at least 1, got {min_rows}")
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
-        raise OhlcvDataError(f"price data lacks column(s) {missing} (found "
-                             f"{[str(c) for c in df.columns]}); read it with read_ohlcv_csv")
+        raise OhlcvDataError(
+            f"price data lacks column(s) {missing} (found "
+            f"{[str(c) for c in df.columns]}); read it with read_ohlcv_csv"
+        )
     if not isinstance(df.index, pd.DatetimeIndex):
-        raise OhlcvDataError(f"price data must be indexed by date, not by "
-                             f"{type(df.index).__name__}; read it with read_ohlcv_csv")
+        raise OhlcvDataError(
+            f"price data must be indexed by date, not by "
+            f"{type(df.index).__name__}; read it with read_ohlcv_csv"
+        )
 
 
-def validate_ohlcv(df: pd.DataFrame, *, max_gap_days: int, policy: Policy,
-                   min_rows: int) -> tuple[pd.DataFrame, list[Violation]]:
+def validate_ohlcv(
+    df: pd.DataFrame, *, max_gap_days: int, policy: Policy, min_rows: int
+) -> tuple[pd.DataFrame, list[Violation]]:
     """Check a price series and clean it by ``policy``; return it with every violation found.
 
     Rules: timestamps sorted and unique; no gap of more than ``max_gap_days`` calendar days
@@ -373,24 +435,37 @@ def validate_ohlcv(df: pd.DataFrame, *, max_gap_days: int, policy: Policy,
         if policy == "ffill":
             missing = ~np.isfinite(frame.to_numpy())
             frame = frame.mask(missing).ffill()
-            log.info("forward-filled %d missing value(s) in %d row(s)", int(missing.sum()),
-                     int(missing.any(axis=1).sum()))
+            log.info(
+                "forward-filled %d missing value(s) in %d row(s)",
+                int(missing.sum()),
+                int(missing.any(axis=1).sum()),
+            )
         bad_rows = {v.row for v in _find_row_violations(frame, rows)}
         keep = ~np.isin(rows, list(bad_rows))
         frame, rows = frame[keep], rows[keep]
-        log.info("validation (policy %r): %d duplicate(s) removed, %d out-of-order row(s) "
-                 "sorted, %d invalid row(s) dropped; %d of %d rows kept", policy,
-                 int((~unique).sum()), sum(v.rule == "out_of_order" for v in found),
-                 len(bad_rows), len(frame), len(df))
+        log.info(
+            "validation (policy %r): %d duplicate(s) removed, %d out-of-order row(s) "
+            "sorted, %d invalid row(s) dropped; %d of %d rows kept",
+            policy,
+            int((~unique).sum()),
+            sum(v.rule == "out_of_order" for v in found),
+            len(bad_rows),
+            len(frame),
+            len(df),
+        )
         gaps = _find_gaps(frame.index, rows, max_gap_days)
         if gaps:
-            log.warning("%d gap(s) longer than %d calendar days are kept as they are, e.g. %s",
-                        len(gaps), max_gap_days, gaps[0])
+            log.warning(
+                "%d gap(s) longer than %d calendar days are kept as they are, e.g. %s",
+                len(gaps),
+                max_gap_days,
+                gaps[0],
+            )
         found += gaps
     if len(frame) < min_rows:
         raise OhlcvDataError(
             f"only {len(frame)} usable price row(s) (of {len(df)} read, policy {policy!r}), but "
             f"{min_rows} are needed for the look-back window, the horizon and the train, val "
-            "and test splits. Use a longer price history, or a shorter look-back")
+            "and test splits. Use a longer price history, or a shorter look-back"
+        )
     return frame.rename_axis("date"), sorted(found, key=_sort_key)
-

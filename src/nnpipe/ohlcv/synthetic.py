@@ -32,14 +32,18 @@ _VOLUME_NOISE = 0.3  # log-normal day-to-day noise of volume
 _VOLUME_SENSITIVITY = 0.5  # extra volume per standard deviation of |return|
 
 
-def _check_arguments(n_days: int, seed: int, start: str, start_price: float,
-                     ticker: str) -> pd.Timestamp:
+def _check_arguments(
+    n_days: int, seed: int, start: str, start_price: float, ticker: str
+) -> pd.Timestamp:
     if isinstance(n_days, bool) or not isinstance(n_days, int | np.integer) or n_days < 1:
         raise ValueError(f"n_days must be a positive integer, got {n_days!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if not isinstance(start_price, int | float) or not math.isfinite(start_price) \
-            or start_price <= 0:
+    if (
+        not isinstance(start_price, int | float)
+        or not math.isfinite(start_price)
+        or start_price <= 0
+    ):
         raise ValueError(f"start_price must be a finite number > 0, got {start_price!r}")
     if not isinstance(ticker, str) or not ticker.strip():
         raise ValueError(f"ticker must be a non-empty string, got {ticker!r}")
@@ -68,8 +72,13 @@ def _simulate_garch_returns(rng: np.random.Generator, n: int) -> tuple[np.ndarra
     return _DRIFT - 0.5 * variance + returns, vol
 
 
-def generate_ohlcv(n_days: int, seed: int, start: str = "2015-01-02",
-                   start_price: float = 100.0, ticker: str = "SYN") -> pd.DataFrame:
+def generate_ohlcv(
+    n_days: int,
+    seed: int,
+    start: str = "2015-01-02",
+    start_price: float = 100.0,
+    ticker: str = "SYN",
+) -> pd.DataFrame:
     """``n_days`` business days of prices, the same for the same arguments.
 
     Returns a frame indexed by a business-day ``DatetimeIndex`` named ``date`` (from
@@ -90,12 +99,22 @@ def generate_ohlcv(n_days: int, seed: int, start: str = "2015-01-02",
     high = np.maximum(open_, close) * np.exp(upper)
     low = np.minimum(open_, close) * np.exp(-lower)
     surprise = np.abs(log_returns - _DRIFT) / _LONG_RUN_VOL
-    volume = _BASE_VOLUME * (1 + _VOLUME_SENSITIVITY * surprise) \
+    volume = (
+        _BASE_VOLUME
+        * (1 + _VOLUME_SENSITIVITY * surprise)
         * np.exp(rng.normal(0.0, _VOLUME_NOISE, n_days))
+    )
     index = pd.bdate_range(start=first, periods=n_days, name="date").as_unit("ns")
-    frame = pd.DataFrame({"Open": open_, "High": high, "Low": low, "Close": close,
-                          "Volume": np.maximum(np.rint(volume), 1).astype(np.int64)},
-                         index=index)
+    frame = pd.DataFrame(
+        {
+            "Open": open_,
+            "High": high,
+            "Low": low,
+            "Close": close,
+            "Volume": np.maximum(np.rint(volume), 1).astype(np.int64),
+        },
+        index=index,
+    )
     frame.attrs["ticker"] = ticker
     log.debug("generated %d synthetic day(s) for %s from seed %d", n_days, ticker, seed)
     return frame

@@ -48,8 +48,9 @@ VOLUME_Z_WINDOW = 20  # trading days: about a month
 # --------------------------------------------------------------------------- splits
 
 
-def _size_splits(n_rows: int, val_fraction: float, test_fraction: float,
-                 gap: int) -> dict[str, int]:
+def _size_splits(
+    n_rows: int, val_fraction: float, test_fraction: float, gap: int
+) -> dict[str, int]:
     usable = n_rows - 2 * gap
     n_val = round(usable * val_fraction)
     n_test = round(usable * test_fraction)
@@ -66,8 +67,9 @@ def _count_rows_needed(val_fraction: float, test_fraction: float, gap: int, per_
     return n
 
 
-def chronological_splits(n_rows: int, val_fraction: float, test_fraction: float, gap: int,
-                         *, horizon: int = 1) -> dict[str, tuple[int, int]]:
+def chronological_splits(
+    n_rows: int, val_fraction: float, test_fraction: float, gap: int, *, horizon: int = 1
+) -> dict[str, tuple[int, int]]:
     """Contiguous ``[start, end)`` row ranges ``train``, ``val``, ``test``, in time order.
 
     ``gap`` rows (the look-back) are left out between train and val and between val and
@@ -77,10 +79,11 @@ def chronological_splits(n_rows: int, val_fraction: float, test_fraction: float,
     otherwise :class:`OhlcvDataError` says which split is short and how many rows are
     needed in total.
     """
-    if not 0 < val_fraction < 1 or not 0 < test_fraction < 1 \
-            or val_fraction + test_fraction >= 1:
-        raise ValueError(f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) "
-                         "must each be in (0, 1) and leave room for training (sum < 1)")
+    if not 0 < val_fraction < 1 or not 0 < test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError(
+            f"val_fraction ({val_fraction}) and test_fraction ({test_fraction}) "
+            "must each be in (0, 1) and leave room for training (sum < 1)"
+        )
     if gap < 0:
         raise ValueError(f"gap must be >= 0, got {gap}")
     if horizon < 1:
@@ -96,7 +99,8 @@ def chronological_splits(n_rows: int, val_fraction: float, test_fraction: float,
             f"(look-back {gap} + horizon {horizon}), and {gap} row(s) are left out between "
             f"splits. With val_fraction={val_fraction} and test_fraction={test_fraction} at "
             f"least {needed} rows are needed; use a longer history, larger fractions or a "
-            "shorter look-back")
+            "shorter look-back"
+        )
     splits, start = {}, 0
     for name in SPLIT_NAMES:
         splits[name] = (start, start + sizes[name])
@@ -133,8 +137,9 @@ class TrainOnlyScaler:
         if values.ndim != 2:
             raise ValueError(f"expected a 2-D array (rows, features), got shape {values.shape}")
         if self.fitted and values.shape[1] != len(self.data_min):
-            raise ValueError(f"the scaler was fitted on {len(self.data_min)} feature(s), "
-                             f"got {values.shape[1]}")
+            raise ValueError(
+                f"the scaler was fitted on {len(self.data_min)} feature(s), got {values.shape[1]}"
+            )
         return values
 
     def fit(self, values: np.ndarray) -> TrainOnlyScaler:
@@ -143,11 +148,14 @@ class TrainOnlyScaler:
         if len(values) == 0:
             raise ValueError("cannot fit a scaler on zero rows")
         if not np.isfinite(values).all():
-            raise ValueError("cannot fit a scaler on NaN or infinite values; drop the rows "
-                             "that lack history (see add_features) before fitting")
+            raise ValueError(
+                "cannot fit a scaler on NaN or infinite values; drop the rows "
+                "that lack history (see add_features) before fitting"
+            )
         if self.feature_names is not None and len(self.feature_names) != values.shape[1]:
-            raise ValueError(f"{len(self.feature_names)} feature name(s) for "
-                             f"{values.shape[1]} column(s)")
+            raise ValueError(
+                f"{len(self.feature_names)} feature name(s) for {values.shape[1]} column(s)"
+            )
         self.data_min, self.data_max = values.min(axis=0), values.max(axis=0)
         return self
 
@@ -163,8 +171,9 @@ class TrainOnlyScaler:
         if not self.fitted:
             raise RuntimeError("fit the scaler before inverting it")
         if not -len(self.data_min) <= column_index < len(self.data_min):
-            raise IndexError(f"column_index {column_index} is out of range for "
-                             f"{len(self.data_min)} feature(s)")
+            raise IndexError(
+                f"column_index {column_index} is out of range for {len(self.data_min)} feature(s)"
+            )
         values = np.asarray(values, dtype=float)
         return values * self._range()[column_index] + self.data_min[column_index]
 
@@ -172,15 +181,21 @@ class TrainOnlyScaler:
         """Plain JSON-ready statistics, to be saved beside the model that needs them."""
         if not self.fitted:
             raise RuntimeError("fit the scaler before saving it")
-        return {"kind": "minmax", "feature_names": self.feature_names,
-                "data_min": self.data_min.tolist(), "data_max": self.data_max.tolist()}
+        return {
+            "kind": "minmax",
+            "feature_names": self.feature_names,
+            "data_min": self.data_min.tolist(),
+            "data_max": self.data_max.tolist(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainOnlyScaler:
         """Rebuild a scaler saved with :meth:`to_dict`."""
         if data.get("kind") != "minmax" or not {"data_min", "data_max"} <= set(data):
-            raise ValueError("not a saved min-max scaler: expected keys kind='minmax', "
-                             f"data_min, data_max; got {sorted(data)}")
+            raise ValueError(
+                "not a saved min-max scaler: expected keys kind='minmax', "
+                f"data_min, data_max; got {sorted(data)}"
+            )
         data_min = np.asarray(data["data_min"], dtype=float)
         data_max = np.asarray(data["data_max"], dtype=float)
         if data_min.shape != data_max.shape or data_min.ndim != 1:
@@ -190,8 +205,9 @@ class TrainOnlyScaler:
         return scaler
 
 
-def scale_splits(values: np.ndarray, splits: dict[str, tuple[int, int]],
-                 feature_names: list[str] | None = None) -> tuple[np.ndarray, TrainOnlyScaler]:
+def scale_splits(
+    values: np.ndarray, splits: dict[str, tuple[int, int]], feature_names: list[str] | None = None
+) -> tuple[np.ndarray, TrainOnlyScaler]:
     """All rows scaled by a :class:`TrainOnlyScaler` fitted on the ``train`` range only."""
     start, end = splits["train"]
     scaler = TrainOnlyScaler(feature_names).fit(np.asarray(values, dtype=float)[start:end])
@@ -218,8 +234,9 @@ def add_features(df: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     """
     unknown = [f for f in features if f not in DERIVED_FEATURES and f not in COLUMNS]
     if unknown:
-        raise ValueError(f"unknown feature(s) {unknown}; choose from "
-                         f"{list(COLUMNS) + list(DERIVED_FEATURES)}")
+        raise ValueError(
+            f"unknown feature(s) {unknown}; choose from {list(COLUMNS) + list(DERIVED_FEATURES)}"
+        )
     if len(set(features)) != len(features):
         raise ValueError(f"features lists a name twice: {features}")
     out = df[list(COLUMNS)].astype(float)
@@ -257,8 +274,9 @@ def make_target(df: pd.DataFrame, kind: Literal["close", "log_return"]) -> np.nd
 # --------------------------------------------------------------------------- windows
 
 
-def make_windows(values: np.ndarray, target: np.ndarray, look_back: int, horizon: int,
-                 start: int, end: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_windows(
+    values: np.ndarray, target: np.ndarray, look_back: int, horizon: int, start: int, end: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Supervised windows lying wholly within rows ``[start, end)``.
 
     Window ``i`` has inputs ``values[t - look_back : t]`` and target
@@ -275,24 +293,30 @@ def make_windows(values: np.ndarray, target: np.ndarray, look_back: int, horizon
     if values.ndim != 2:
         raise ValueError(f"values must be 2-D (rows, features), got shape {values.shape}")
     if target.shape != (len(values),):
-        raise ValueError(f"target must have one value per row ({len(values)}), got shape "
-                         f"{target.shape}")
+        raise ValueError(
+            f"target must have one value per row ({len(values)}), got shape {target.shape}"
+        )
     if look_back < 1 or horizon < 1:
         raise ValueError(f"look_back and horizon must be >= 1, got {look_back}, {horizon}")
     if not 0 <= start <= end <= len(values):
-        raise ValueError(f"[start, end) = [{start}, {end}) is not a range within the "
-                         f"{len(values)} rows")
+        raise ValueError(
+            f"[start, end) = [{start}, {end}) is not a range within the {len(values)} rows"
+        )
     n = end - start - look_back - horizon + 1
     if n < 1:
-        raise ValueError(f"rows [{start}, {end}) are too few for one window: it needs "
-                         f"look_back + horizon = {look_back + horizon} rows")
-    inputs = values[start:end - horizon]
+        raise ValueError(
+            f"rows [{start}, {end}) are too few for one window: it needs "
+            f"look_back + horizon = {look_back + horizon} rows"
+        )
+    inputs = values[start : end - horizon]
     windows = np.lib.stride_tricks.sliding_window_view(inputs, look_back, axis=0)
     x = np.ascontiguousarray(windows.transpose(0, 2, 1))  # (n, look_back, features)
     target_rows = np.arange(start + look_back + horizon - 1, end)
     y = target[target_rows].copy()
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError(f"rows [{start}, {end}) hold NaN or infinite values; drop the "
-                         "first rows that lack history (add_features, a log-return target) "
-                         "before windowing")
+        raise ValueError(
+            f"rows [{start}, {end}) hold NaN or infinite values; drop the "
+            "first rows that lack history (add_features, a log-return target) "
+            "before windowing"
+        )
     return x, y, target_rows

@@ -26,6 +26,7 @@ from nnpipe.xray.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
+
 class BatchInputError(NnpipeError, ValueError):
     """The batch input cannot be read as a whole."""
 
@@ -42,8 +43,10 @@ def xray_inputs(path: Path) -> Iterator[tuple[str, Any]]:
         with np.load(path) as npz:
             keys = [k for k in npz.files if k.endswith("images")]
             if not keys:
-                raise BatchInputError(f"{path} has no image arrays (keys ending in `images`, "
-                                      f"as MedMNIST's train_images); it has {npz.files}")
+                raise BatchInputError(
+                    f"{path} has no image arrays (keys ending in `images`, "
+                    f"as MedMNIST's train_images); it has {npz.files}"
+                )
             for key in keys:
                 for i, image in enumerate(npz[key]):
                     yield f"{key}[{i}]", image
@@ -63,17 +66,30 @@ def predict_xray(predictor: Predictor, path: Path, batch_size: int = 64) -> pd.D
             threshold = float(predictor.spec["threshold"])
             classes = predictor.spec["classes"]
             for (name, _), p in zip(pending, out.reshape(-1), strict=True):
-                rows.append({"input": name, "probability": float(p),
-                             "label": classes[int(p >= threshold)], "threshold": threshold,
-                             "error": ""})
+                rows.append(
+                    {
+                        "input": name,
+                        "probability": float(p),
+                        "label": classes[int(p >= threshold)],
+                        "threshold": threshold,
+                        "error": "",
+                    }
+                )
             pending.clear()
 
     for name, image in xray_inputs(path):
         try:
             pending.append((name, predictor.to_pixels(image)))
         except NnpipeError as exc:  # one unreadable image is its own row, not the end
-            rows.append({"input": name, "probability": None, "label": None,
-                         "threshold": None, "error": str(exc)})
+            rows.append(
+                {
+                    "input": name,
+                    "probability": None,
+                    "label": None,
+                    "threshold": None,
+                    "error": str(exc),
+                }
+            )
         if len(pending) >= batch_size:
             flush()
     flush()
@@ -89,14 +105,21 @@ def predict_ohlcv(predictor: Predictor, path: Path) -> pd.DataFrame:
     features = add_features(frame, list(spec.get("derived", []))).dropna()
     look_back = int(spec["look_back"])
     if len(features) < look_back:
-        raise BatchInputError(f"{path} gives {len(features)} complete rows; the model needs "
-                              f"{look_back}")
+        raise BatchInputError(
+            f"{path} gives {len(features)} complete rows; the model needs {look_back}"
+        )
     values = features[spec["features"]].to_numpy(float)
     windows = np.lib.stride_tricks.sliding_window_view(values, (look_back, values.shape[1]))
     out = predictor.predict_windows(windows[:, 0])
-    dates = [d.date().isoformat() for d in features.index[look_back - 1:]]
-    return pd.DataFrame({"last_bar": dates, "forecast": out["forecast"],
-                         "price": out["price"], "target": out["target"]})
+    dates = [d.date().isoformat() for d in features.index[look_back - 1 :]]
+    return pd.DataFrame(
+        {
+            "last_bar": dates,
+            "forecast": out["forecast"],
+            "price": out["price"],
+            "target": out["target"],
+        }
+    )
 
 
 def write_predictions(table: pd.DataFrame, model: dict[str, Any], output: Path) -> Path:

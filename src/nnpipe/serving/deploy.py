@@ -19,13 +19,21 @@ def variant_file(variants: Path, variant: str) -> Path:
     return variants / (f"{variant}.keras" if variant == REFERENCE else f"{variant}.tflite")
 
 
-def write_deploy_folder(dest: Path, variants: Path, selection: Selection, rows: dict,
-                        spec: dict[str, Any]) -> dict:
+def write_deploy_folder(
+    dest: Path, variants: Path, selection: Selection, rows: dict, spec: dict[str, Any]
+) -> dict:
     """Fill ``dest`` (a staging folder) and return its ``deploy.json`` record."""
     dest.mkdir(parents=True, exist_ok=True)
-    record: dict[str, Any] = {**spec, **selection.as_dict(), "file": None, "format": None,
-                              "sha256": None, "reference_file": None, "measured": None,
-                              "reference": None}
+    record: dict[str, Any] = {
+        **spec,
+        **selection.as_dict(),
+        "file": None,
+        "format": None,
+        "sha256": None,
+        "reference_file": None,
+        "measured": None,
+        "reference": None,
+    }
     reference = variant_file(variants, REFERENCE)
     if reference.is_file():
         shutil.copy2(reference, dest / "reference.keras")
@@ -36,8 +44,12 @@ def write_deploy_folder(dest: Path, variants: Path, selection: Selection, rows: 
         name = "model.keras" if selection.variant == REFERENCE else "model.tflite"
         shutil.copy2(source, dest / name)
         # the sha256 is the version's lineage: serving refuses a file that no longer has it
-        record |= {"file": name, "format": "keras" if name.endswith(".keras") else "tflite",
-                   "sha256": file_sha256(dest / name), "measured": rows[selection.variant]}
+        record |= {
+            "file": name,
+            "format": "keras" if name.endswith(".keras") else "tflite",
+            "sha256": file_sha256(dest / name),
+            "measured": rows[selection.variant],
+        }
     atomic_write_json(dest / "variants.json", rows)
     atomic_write_json(dest / DEPLOY_FILE, record)
     return record
@@ -47,9 +59,23 @@ def promotion_summary(record: dict) -> dict:
     """The DVC metrics of a promotion: the choice, why, and its numbers next to the
     reference's (sizes as ratios)."""
     chosen = record.get("measured") or {}
-    return {"variant": record["variant"], "reason": record["reason"],
-            "verdicts": record["verdicts"],
-            **{k: chosen.get(k) for k in ("size_bytes", "gzip_bytes", "size_ratio",
-                                          "gzip_ratio", "latency_ms_median", "latency_ratio",
-                                          record["metric"], record["parity"], "threshold")
-               if k in chosen}}
+    return {
+        "variant": record["variant"],
+        "reason": record["reason"],
+        "verdicts": record["verdicts"],
+        **{
+            k: chosen.get(k)
+            for k in (
+                "size_bytes",
+                "gzip_bytes",
+                "size_ratio",
+                "gzip_ratio",
+                "latency_ms_median",
+                "latency_ratio",
+                record["metric"],
+                record["parity"],
+                "threshold",
+            )
+            if k in chosen
+        },
+    }

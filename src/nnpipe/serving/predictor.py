@@ -38,8 +38,10 @@ DEPLOY_FILE = "deploy.json"
 FORMATS = {"tflite": ".tflite", "keras": ".keras"}  # what promote writes, by suffix
 TFLITE_IDENTIFIER = b"TFL3"  # a TFLite flatbuffer's file identifier, at bytes 4..8
 _SHA256 = re.compile(r"[0-9a-f]{64}")
-REPROMOTE = ("re-run promote and register on a project you trust (`nnpipe run`, or `dvc "
-             "repro -f <domain>-promote` then `nnpipe run`)")
+REPROMOTE = (
+    "re-run promote and register on a project you trust (`nnpipe run`, or `dvc "
+    "repro -f <domain>-promote` then `nnpipe run`)"
+)
 
 
 class PredictionInputError(NnpipeError, ValueError):
@@ -59,17 +61,22 @@ def confined_path(directory: Path, name: Any, what: str) -> Path:
     """``directory / name`` where ``name`` is a relative path that stays inside
     ``directory`` (no absolute path, no ``..``, no symlink out); else RefusedModelError."""
     if not isinstance(name, str) or not name or "\\" in name or "\0" in name:
-        raise RefusedModelError(f"{what} must be a file name inside {directory}, got "
-                                f"{name!r}; {REPROMOTE}")
+        raise RefusedModelError(
+            f"{what} must be a file name inside {directory}, got {name!r}; {REPROMOTE}"
+        )
     parts = Path(name).parts
     if Path(name).is_absolute() or ".." in parts or re.match(r"[A-Za-z]:", name):
-        raise RefusedModelError(f"{what} is {name!r}: it must be a path inside "
-                                f"{directory}, never absolute or with '..'; {REPROMOTE}")
+        raise RefusedModelError(
+            f"{what} is {name!r}: it must be a path inside "
+            f"{directory}, never absolute or with '..'; {REPROMOTE}"
+        )
     root = directory.resolve()
     target = (directory / name).resolve()
     if not target.is_relative_to(root):
-        raise RefusedModelError(f"{what} {name!r} leads outside {directory} (to {target}, "
-                                f"through a symlink); {REPROMOTE}")
+        raise RefusedModelError(
+            f"{what} {name!r} leads outside {directory} (to {target}, "
+            f"through a symlink); {REPROMOTE}"
+        )
     return target
 
 
@@ -79,23 +86,30 @@ def check_deploy_spec(directory: Path, spec: Any) -> Path:
     if not isinstance(spec, dict):
         raise RefusedModelError(f"{where} is not a JSON object; {REPROMOTE}")
     if spec.get("domain") not in DOMAINS:
-        raise RefusedModelError(f"{where}: domain {spec.get('domain')!r} is not one of "
-                                f"{', '.join(DOMAINS)}; {REPROMOTE}")
+        raise RefusedModelError(
+            f"{where}: domain {spec.get('domain')!r} is not one of "
+            f"{', '.join(DOMAINS)}; {REPROMOTE}"
+        )
     fmt = spec.get("format")
     if fmt not in FORMATS:
-        raise RefusedModelError(f"{where}: format {fmt!r} is not one nnpipe serves "
-                                f"({', '.join(FORMATS)}); {REPROMOTE}")
+        raise RefusedModelError(
+            f"{where}: format {fmt!r} is not one nnpipe serves ({', '.join(FORMATS)}); {REPROMOTE}"
+        )
     path = confined_path(directory, spec.get("file"), f"{where}: file")
     if path.suffix != FORMATS[fmt]:
-        raise RefusedModelError(f"{where}: a {fmt} model is a {FORMATS[fmt]} file, not "
-                                f"{spec['file']!r}; {REPROMOTE}")
+        raise RefusedModelError(
+            f"{where}: a {fmt} model is a {FORMATS[fmt]} file, not {spec['file']!r}; {REPROMOTE}"
+        )
     if not path.is_file():
-        raise RefusedModelError(f"{where} names {spec['file']!r}, which is not a file in "
-                                f"{directory}; {REPROMOTE}")
+        raise RefusedModelError(
+            f"{where} names {spec['file']!r}, which is not a file in {directory}; {REPROMOTE}"
+        )
     if not isinstance(spec.get("sha256"), str) or not _SHA256.fullmatch(spec["sha256"]):
-        raise RefusedModelError(f"{where} records no sha256 of {spec['file']} (a deploy "
-                                f"folder from before nnpipe recorded one, or edited); "
-                                f"{REPROMOTE}")
+        raise RefusedModelError(
+            f"{where} records no sha256 of {spec['file']} (a deploy "
+            f"folder from before nnpipe recorded one, or edited); "
+            f"{REPROMOTE}"
+        )
     return path
 
 
@@ -103,16 +117,23 @@ def read_model_file(path: Path, fmt: str, sha256: str) -> bytes:
     """The model file's bytes, once: they must hash to ``sha256`` and be of ``fmt``."""
     content = path.read_bytes()
     if (found := sha256_of(content)) != sha256:
-        raise RefusedModelError(f"{path} has changed since promote wrote it (sha256 {found}, "
-                                f"recorded {sha256}); {REPROMOTE}")
+        raise RefusedModelError(
+            f"{path} has changed since promote wrote it (sha256 {found}, "
+            f"recorded {sha256}); {REPROMOTE}"
+        )
     if fmt == "tflite" and content[4:8] != TFLITE_IDENTIFIER:
-        raise RefusedModelError(f"{path} is not a TFLite flatbuffer (no {TFLITE_IDENTIFIER!r} "
-                                f"identifier); {REPROMOTE}")
+        raise RefusedModelError(
+            f"{path} is not a TFLite flatbuffer (no {TFLITE_IDENTIFIER!r} identifier); {REPROMOTE}"
+        )
     return content
 
 
-def load_runner(path: Path, fmt: str, threads: int = 1, content: bytes | None = None,
-                ) -> Callable[[np.ndarray], np.ndarray]:
+def load_runner(
+    path: Path,
+    fmt: str,
+    threads: int = 1,
+    content: bytes | None = None,
+) -> Callable[[np.ndarray], np.ndarray]:
     """A function from a float32 batch to the model's outputs, for either format
     (``content``: the file's bytes, already checked by :func:`read_model_file`)."""
     content = path.read_bytes() if content is None else content
@@ -124,15 +145,17 @@ def load_runner(path: Path, fmt: str, threads: int = 1, content: bytes | None = 
         runner = TfliteRunner(content, threads=threads)
         return runner.predict
     if fmt != "keras":
-        raise RefusedModelError(f"{path}: format {fmt!r} is not one nnpipe serves "
-                                f"({', '.join(FORMATS)}); {REPROMOTE}")
+        raise RefusedModelError(
+            f"{path}: format {fmt!r} is not one nnpipe serves ({', '.join(FORMATS)}); {REPROMOTE}"
+        )
     try:
         from nnpipe.keras_env import load_served_keras, tf
     except ImportError as exc:
         raise NnpipeError(
             f"{path.name} is a Keras model and TensorFlow is not installed here ({exc}): "
             "serve it from an install with nnpipe[pipeline] (the pipeline image), or "
-            "promote a TFLite variant") from None
+            "promote a TFLite variant"
+        ) from None
 
     try:
         model = load_served_keras(content, str(path))  # never tf-keras' format dispatcher
@@ -141,8 +164,9 @@ def load_runner(path: Path, fmt: str, threads: int = 1, content: bytes | None = 
     call = tf.function(lambda x: model(x, training=False))  # compiled once per input shape
 
     def predict(x: np.ndarray) -> np.ndarray:
-        outs = [call(tf.constant(x[i:i + 256])).numpy() for i in range(0, len(x), 256)]
+        outs = [call(tf.constant(x[i : i + 256])).numpy() for i in range(0, len(x), 256)]
         return np.concatenate(outs).reshape(len(x), -1).astype(np.float64)
+
     return predict
 
 
@@ -174,13 +198,13 @@ def read_deploy_spec(directory: Path) -> dict[str, Any]:
     """A deploy folder's ``deploy.json``, as written (not yet checked)."""
     spec_path = directory / DEPLOY_FILE
     if not spec_path.is_file():
-        raise NnpipeError(f"{directory} is not a deploy folder (no {DEPLOY_FILE}); the "
-                          "promote stage writes one")
+        raise NnpipeError(
+            f"{directory} is not a deploy folder (no {DEPLOY_FILE}); the promote stage writes one"
+        )
     try:
         return json.loads(spec_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise RefusedModelError(f"{spec_path} is not valid JSON ({exc}); {REPROMOTE}") \
-            from None
+        raise RefusedModelError(f"{spec_path} is not valid JSON ({exc}); {REPROMOTE}") from None
 
 
 def load_predictor(directory: str | Path, threads: int = 1) -> Predictor:

@@ -65,17 +65,21 @@ def resolve(tracking_uri: str, name: str, alias: str) -> RegisteredDeployable:
     client = client_for(tracking_uri)
     version = alias_version(client, name, alias)
     if version is None:
-        raise ModelNotFoundError(f"no version of {name!r} has the alias {alias!r} in the "
-                                 f"registry at {tracking_uri}; run the pipeline "
-                                 "(`nnpipe run`) until one passes the gate")
+        raise ModelNotFoundError(
+            f"no version of {name!r} has the alias {alias!r} in the "
+            f"registry at {tracking_uri}; run the pipeline "
+            "(`nnpipe run`) until one passes the gate"
+        )
     mv = client.get_model_version(name, version)
     # through the logged model's own location (a `models:/` URI would be resolved against
     # the process-wide registry, which may be another store)
-    model_id = mv.model_id or (mv.source.removeprefix("models:/")
-                               if mv.source.startswith("models:/m-") else None)
+    model_id = mv.model_id or (
+        mv.source.removeprefix("models:/") if mv.source.startswith("models:/m-") else None
+    )
     location = client.get_logged_model(model_id).artifact_location if model_id else mv.source
-    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=location,
-                                                    tracking_uri=tracking_uri))
+    root = Path(
+        mlflow.artifacts.download_artifacts(artifact_uri=location, tracking_uri=tracking_uri)
+    )
     tags = dict(mv.tags or {})
     deploy_dir = deploy_artifact_dir(root, f"{name} v{version}", ARTIFACT)
     check_lineage(deploy_dir, tags, f"{name} v{version}")
@@ -96,20 +100,25 @@ def deploy_artifact_dir(root: Path, what: str, artifact: str = "deploy") -> Path
     try:
         spec = yaml.safe_load((root / "MLmodel").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ModelNotFoundError(f"{what} has no readable MLmodel ({exc}); {REPROMOTE}") \
-            from None
+        raise ModelNotFoundError(f"{what} has no readable MLmodel ({exc}); {REPROMOTE}") from None
     flavors = spec.get("flavors") if isinstance(spec, dict) else None
     pyfunc = flavors.get("python_function") if isinstance(flavors, dict) else None
     artifacts = pyfunc.get("artifacts") if isinstance(pyfunc, dict) else None
     if not isinstance(artifacts, dict) or artifact not in artifacts:
-        raise ModelNotFoundError(f"{what} is not a deployable nnpipe version (no "
-                                 f"'{artifact}' artifact); re-run promote and register")
+        raise ModelNotFoundError(
+            f"{what} is not a deployable nnpipe version (no "
+            f"'{artifact}' artifact); re-run promote and register"
+        )
     entry = artifacts[artifact]
-    path = confined_path(root, entry.get("path") if isinstance(entry, dict) else None,
-                         f"{what}: the MLmodel's '{artifact}' artifact path")
+    path = confined_path(
+        root,
+        entry.get("path") if isinstance(entry, dict) else None,
+        f"{what}: the MLmodel's '{artifact}' artifact path",
+    )
     if not path.is_dir():
-        raise RefusedModelError(f"{what}: the MLmodel's '{artifact}' artifact {path} is not a "
-                                f"folder; {REPROMOTE}")
+        raise RefusedModelError(
+            f"{what}: the MLmodel's '{artifact}' artifact {path} is not a folder; {REPROMOTE}"
+        )
     return path
 
 
@@ -119,18 +128,23 @@ def check_lineage(deploy_dir: Path, tags: dict[str, str], what: str) -> None:
     same sha256 when it is loaded (:func:`nnpipe.serving.predictor.load_predictor`)."""
     recorded = tags.get(MODEL_SHA256_TAG)
     if not recorded:
-        raise RefusedModelError(f"{what} has no {MODEL_SHA256_TAG} tag (registered before "
-                                f"nnpipe recorded model hashes, or its tags were edited); "
-                                f"{REPROMOTE}")
+        raise RefusedModelError(
+            f"{what} has no {MODEL_SHA256_TAG} tag (registered before "
+            f"nnpipe recorded model hashes, or its tags were edited); "
+            f"{REPROMOTE}"
+        )
     spec = read_deploy_spec(deploy_dir)
     found = spec.get("sha256") if isinstance(spec, dict) else None
     if found != recorded:
-        raise RefusedModelError(f"{what}: its deploy.json records the model sha256 {found}, "
-                                f"but register recorded {recorded} on the version: the "
-                                f"artifacts were changed after registration; {REPROMOTE}")
+        raise RefusedModelError(
+            f"{what}: its deploy.json records the model sha256 {found}, "
+            f"but register recorded {recorded} on the version: the "
+            f"artifacts were changed after registration; {REPROMOTE}"
+        )
 
 
 # What `nnpipe serve` is asked to serve, and what it can serve now -----------------------
+
 
 def served_models(params: Params, domains: list[str]) -> dict[str, str]:
     """Registered model names per served slot: ``xray``, ``ohlcv/<series>``."""
@@ -143,8 +157,11 @@ def served_models(params: Params, domains: list[str]) -> dict[str, str]:
     return models
 
 
-def alias_versions(tracking_uri: str, models: dict[str, str], alias: str,
-                   ) -> dict[str, str | None]:
+def alias_versions(
+    tracking_uri: str,
+    models: dict[str, str],
+    alias: str,
+) -> dict[str, str | None]:
     """The version each slot's model has under ``alias`` now (None: none)."""
     client = client_for(tracking_uri)
     return {key: alias_version(client, name, alias) for key, name in models.items()}
@@ -169,8 +186,9 @@ def gate_reason(params: Params, key: str) -> str | None:
     return f"the register gate did not promote{version}: {record['reason']} (see {path})"
 
 
-def serve_command(domains: list[str] | None = None, alias: str | None = None,
-                  extra: list[str] | None = None) -> str:
+def serve_command(
+    domains: list[str] | None = None, alias: str | None = None, extra: list[str] | None = None
+) -> str:
     """An ``nnpipe serve`` command line."""
     parts = ["nnpipe", "serve", *[f"--domain {d}" for d in domains or []]]
     parts += [f"--alias {alias}"] if alias else []
@@ -194,11 +212,17 @@ class ServePlan:
         return [k for k, v in self.versions.items() if v is None]
 
     def ready_domains(self, versions: dict[str, str | None]) -> list[str]:
-        return [d for d in self.domains
-                if all(v is not None for k, v in versions.items() if k.split("/")[0] == d)]
+        return [
+            d
+            for d in self.domains
+            if all(v is not None for k, v in versions.items() if k.split("/")[0] == d)
+        ]
 
-    def ready_commands(self, asked_domains: bool, extra: list[str] | None = None,
-                       ) -> list[tuple[str, str]]:
+    def ready_commands(
+        self,
+        asked_domains: bool,
+        extra: list[str] | None = None,
+    ) -> list[tuple[str, str]]:
         """(command, what it serves) that would be ready now, best first: the domains
         whose every model has the alias, then the same domains' newest versions."""
         found = []
@@ -206,23 +230,42 @@ class ServePlan:
         challenger = None if self.default_alias == "challenger" else "challenger"
         ready = self.ready_domains(self.versions)
         if ready and ready != self.domains:
-            found.append((serve_command(ready, alias, extra), "only " + ", ".join(
-                f"{self.models[k]} v{v}" for k, v in self.versions.items() if v
-                and k.split("/")[0] in ready)))
+            found.append(
+                (
+                    serve_command(ready, alias, extra),
+                    "only "
+                    + ", ".join(
+                        f"{self.models[k]} v{v}"
+                        for k, v in self.versions.items()
+                        if v and k.split("/")[0] in ready
+                    ),
+                )
+            )
         if self.alias != "challenger" and all(self.challengers.values()):
-            found.append((serve_command(self.domains if asked_domains else None,
-                                        challenger, extra),
-                          "the newest registered versions, promoted or not"))
+            found.append(
+                (
+                    serve_command(self.domains if asked_domains else None, challenger, extra),
+                    "the newest registered versions, promoted or not",
+                )
+            )
         elif self.alias != "challenger":
             partial = [d for d in self.ready_domains(self.challengers) if d not in ready]
             if partial:
-                found.append((serve_command(partial, challenger, extra),
-                              "the newest registered versions of " + ", ".join(partial)))
+                found.append(
+                    (
+                        serve_command(partial, challenger, extra),
+                        "the newest registered versions of " + ", ".join(partial),
+                    )
+                )
         return found
 
 
-def serve_plan(params: Params, domains: list[str] | None = None, alias: str | None = None,
-               tracking_uri: str | None = None) -> ServePlan:
+def serve_plan(
+    params: Params,
+    domains: list[str] | None = None,
+    alias: str | None = None,
+    tracking_uri: str | None = None,
+) -> ServePlan:
     """What can be served now of ``domains`` under ``alias`` (params.serve by default)."""
     from nnpipe import store
 
@@ -231,8 +274,7 @@ def serve_plan(params: Params, domains: list[str] | None = None, alias: str | No
     uri = tracking_uri or store.tracking_uri(params)
     models = served_models(params, domains)
     versions = alias_versions(uri, models, alias)
-    challengers = versions if alias == "challenger" else alias_versions(uri, models,
-                                                                        "challenger")
+    challengers = versions if alias == "challenger" else alias_versions(uri, models, "challenger")
     return ServePlan(domains, alias, models, versions, challengers, params.serve.alias)
 
 
@@ -251,30 +293,49 @@ def serve_hint(params: Params, tracking_uri: str | None = None) -> str:
     return commands[0][0] if commands else ""
 
 
-def not_ready_message(params: Params, plan: ServePlan, asked_domains: bool,
-                      extra: list[str] | None = None) -> str:
+def not_ready_message(
+    params: Params, plan: ServePlan, asked_domains: bool, extra: list[str] | None = None
+) -> str:
     """Why ``nnpipe serve`` would never be ready, and the exact commands that would be."""
     count = len(plan.missing)
-    lines = [f"nnpipe serve would never be ready: {count} of the {len(plan.models)} models "
-             f"asked for {'has' if count == 1 else 'have'} no version under the alias "
-             f"{plan.alias!r}:"]
+    lines = [
+        f"nnpipe serve would never be ready: {count} of the {len(plan.models)} models "
+        f"asked for {'has' if count == 1 else 'have'} no version under the alias "
+        f"{plan.alias!r}:"
+    ]
     for key in plan.missing:
         reason = gate_reason(params, key) if plan.alias == "champion" else None
         newest = plan.challengers.get(key)
-        lines.append(f"  {plan.models[key]} ({key}): "
-                     + (reason or (f"its newest version is v{newest} (challenger)" if newest
-                                   else "no version is registered: run the pipeline "
-                                        "(`nnpipe run`)")))
-    lines.append("Commands that are ready now:" if (commands := plan.ready_commands(
-        asked_domains, extra)) else "Nothing asked for is servable yet.")
+        lines.append(
+            f"  {plan.models[key]} ({key}): "
+            + (
+                reason
+                or (
+                    f"its newest version is v{newest} (challenger)"
+                    if newest
+                    else "no version is registered: run the pipeline (`nnpipe run`)"
+                )
+            )
+        )
+    lines.append(
+        "Commands that are ready now:"
+        if (commands := plan.ready_commands(asked_domains, extra))
+        else "Nothing asked for is servable yet."
+    )
     width = max((len(c) for c, _ in commands), default=0)
     lines += [f"  {command.ljust(width)}   # {what}" for command, what in commands]
-    wait = serve_command(plan.domains if asked_domains else None,
-                         None if plan.alias == plan.default_alias else plan.alias,
-                         [*(extra or []), "--wait"])
-    lines.append(f"Or start anyway and wait for the alias: {wait} (/ready answers 503, "
-                 "naming the missing model, until then).")
+    wait = serve_command(
+        plan.domains if asked_domains else None,
+        None if plan.alias == plan.default_alias else plan.alias,
+        [*(extra or []), "--wait"],
+    )
+    lines.append(
+        f"Or start anyway and wait for the alias: {wait} (/ready answers 503, "
+        "naming the missing model, until then)."
+    )
     if not asked_domains:
-        lines.append("The domains and alias `nnpipe serve` uses by default are "
-                     "params.yaml's serve.domains and serve.alias.")
+        lines.append(
+            "The domains and alias `nnpipe serve` uses by default are "
+            "params.yaml's serve.domains and serve.alias."
+        )
     return "\n".join(lines)

@@ -106,22 +106,35 @@ def hyperparameters_file(domain: str) -> str:
 def tune_stage(domain: str) -> Stage:
     """Both domains tune alike: keras-tuner's search, trials here or on Dask."""
     reports = reports_dir(domain)
-    return Stage(domain, "tune", "search hyper-parameters; train applies the best",
-                 params=("tune", "train", "seed") + (("augment",) if domain == "xray" else ()),
-                 deps=(features_dir(domain),),
-                 outs=(Output(hyperparameters_file(domain)),
-                       Output(f"{reports}/tuning.json", cache=False),
-                       Output(f"{reports}/tuning.csv", cache=False)))
+    return Stage(
+        domain,
+        "tune",
+        "search hyper-parameters; train applies the best",
+        params=("tune", "train", "seed") + (("augment",) if domain == "xray" else ()),
+        deps=(features_dir(domain),),
+        outs=(
+            Output(hyperparameters_file(domain)),
+            Output(f"{reports}/tuning.json", cache=False),
+            Output(f"{reports}/tuning.csv", cache=False),
+        ),
+    )
 
 
 def compress_stage(domain: str, deps: tuple[str, ...]) -> Stage:
     """Both domains compress alike: TFLite variants and pruning, measured in child processes."""
     reports = reports_dir(domain)
-    return Stage(domain, "compress", "TFLite and pruned variants: size, metric, latency, parity",
-                 params=("compress", "seed"), deps=deps,
-                 outs=(Output(variants_dir(domain)),
-                       Output(f"{reports}/compression.json", cache=False),
-                       Output(f"{reports}/compression.md", cache=False)))
+    return Stage(
+        domain,
+        "compress",
+        "TFLite and pruned variants: size, metric, latency, parity",
+        params=("compress", "seed"),
+        deps=deps,
+        outs=(
+            Output(variants_dir(domain)),
+            Output(f"{reports}/compression.json", cache=False),
+            Output(f"{reports}/compression.md", cache=False),
+        ),
+    )
 
 
 def deploy_dir(domain: str) -> str:
@@ -132,12 +145,19 @@ def promote_stage(domain: str, params: tuple[str, ...]) -> Stage:
     """Both domains promote alike: a rule in params picks the variant to deploy;
     ``params`` are the sections its preprocessing settings come from."""
     reports = reports_dir(domain)
-    return Stage(domain, "promote", "choose the variant to deploy by the rule in params",
-                 params=("promote", *params),
-                 deps=(variants_dir(domain), f"{reports}/compression.json",
-                       f"{model_dir(domain)}", f"{features_dir(domain)}"),
-                 outs=(Output(deploy_dir(domain)),
-                       Output(f"{reports}/promotion.json", cache=False)))
+    return Stage(
+        domain,
+        "promote",
+        "choose the variant to deploy by the rule in params",
+        params=("promote", *params),
+        deps=(
+            variants_dir(domain),
+            f"{reports}/compression.json",
+            f"{model_dir(domain)}",
+            f"{features_dir(domain)}",
+        ),
+        outs=(Output(deploy_dir(domain)), Output(f"{reports}/promotion.json", cache=False)),
+    )
 
 
 def evaluate_outputs(domain: str) -> tuple[Output, ...]:
@@ -145,43 +165,73 @@ def evaluate_outputs(domain: str) -> tuple[Output, ...]:
     of the evaluation (``evaluation.json``), the plot data in git and the figures (PNG)
     in the cache."""
     reports = reports_dir(domain)
-    return (Output(f"{reports}/metrics.json", "metric", cache=False),
-            Output(f"{reports}/evaluation.json", cache=False),
-            Output(f"{reports}/plots", cache=False),
-            Output(f"{reports}/figures"))
+    return (
+        Output(f"{reports}/metrics.json", "metric", cache=False),
+        Output(f"{reports}/evaluation.json", cache=False),
+        Output(f"{reports}/plots", cache=False),
+        Output(f"{reports}/figures"),
+    )
 
 
 def register_outputs(domain: str) -> tuple[Output, ...]:
     """The registration record, and the gate's verdict as numbers (``gate.json``)."""
     reports = reports_dir(domain)
-    return (Output(f"{reports}/registration.json", cache=False),
-            Output(f"{reports}/gate.json", "metric", cache=False))
+    return (
+        Output(f"{reports}/registration.json", cache=False),
+        Output(f"{reports}/gate.json", "metric", cache=False),
+    )
 
 
 def _xray_stages() -> tuple[Stage, ...]:
     d = "xray"
     raw, feats, model, reports = raw_dir(d), features_dir(d), model_dir(d), reports_dir(d)
     return (
-        Stage(d, "ingest", "read the configured source into a de-duplicated raw dataset",
-              params=("classes", "ingest", "seed"), deps=(),
-              outs=(Output(raw),), touches_network=True, watches_source=True),
-        Stage(d, "featurize", "split, resize and write TFRecords",
-              params=("classes", "featurize", "seed"), deps=(raw,),
-              outs=(Output(feats),)),
+        Stage(
+            d,
+            "ingest",
+            "read the configured source into a de-duplicated raw dataset",
+            params=("classes", "ingest", "seed"),
+            deps=(),
+            outs=(Output(raw),),
+            touches_network=True,
+            watches_source=True,
+        ),
+        Stage(
+            d,
+            "featurize",
+            "split, resize and write TFRecords",
+            params=("classes", "featurize", "seed"),
+            deps=(raw,),
+            outs=(Output(feats),),
+        ),
         tune_stage(d),
-        Stage(d, "train", "fit the CNN, log it to MLflow",
-              params=("train", "augment", "seed"), deps=(feats, hyperparameters_file(d)),
-              outs=(Output(model), Output(f"{reports}/history.csv", cache=False))),
-        Stage(d, "evaluate", "test metrics with a threshold chosen on validation; plots",
-              params=("evaluate",), deps=(feats, model),
-              outs=evaluate_outputs(d)),
+        Stage(
+            d,
+            "train",
+            "fit the CNN, log it to MLflow",
+            params=("train", "augment", "seed"),
+            deps=(feats, hyperparameters_file(d)),
+            outs=(Output(model), Output(f"{reports}/history.csv", cache=False)),
+        ),
+        Stage(
+            d,
+            "evaluate",
+            "test metrics with a threshold chosen on validation; plots",
+            params=("evaluate",),
+            deps=(feats, model),
+            outs=evaluate_outputs(d),
+        ),
         compress_stage(d, (feats, model, f"{reports}/evaluation.json")),
         promote_stage(d, ("classes", "ingest", "featurize", "evaluate")),
-        Stage(d, "register", "register the deployable model, set challenger, gate champion",
-              params=("register",), deps=(model, f"{reports}/evaluation.json", feats,
-                                          deploy_dir(d)),
-              outs=register_outputs(d),
-              touches_network=True),
+        Stage(
+            d,
+            "register",
+            "register the deployable model, set challenger, gate champion",
+            params=("register",),
+            deps=(model, f"{reports}/evaluation.json", feats, deploy_dir(d)),
+            outs=register_outputs(d),
+            touches_network=True,
+        ),
     )
 
 
@@ -189,26 +239,52 @@ def _ohlcv_stages() -> tuple[Stage, ...]:
     d = "ohlcv"
     raw, feats, model, reports = raw_dir(d), features_dir(d), model_dir(d), reports_dir(d)
     return (
-        Stage(d, "ingest", "read each price series from its source and validate it",
-              params=("ingest", "validation", "seed"), deps=(),
-              outs=(Output(raw),), touches_network=True, watches_source=True),
-        Stage(d, "featurize", "derived features, chronological splits with gaps, windows",
-              params=("featurize",), deps=(raw,), outs=(Output(feats),)),
+        Stage(
+            d,
+            "ingest",
+            "read each price series from its source and validate it",
+            params=("ingest", "validation", "seed"),
+            deps=(),
+            outs=(Output(raw),),
+            touches_network=True,
+            watches_source=True,
+        ),
+        Stage(
+            d,
+            "featurize",
+            "derived features, chronological splits with gaps, windows",
+            params=("featurize",),
+            deps=(raw,),
+            outs=(Output(feats),),
+        ),
         tune_stage(d),
-        Stage(d, "train", "fit the recurrent forecaster per series, log it to MLflow",
-              params=("train", "seed"), deps=(feats, hyperparameters_file(d)),
-              outs=(Output(model), Output(f"{reports}/history.csv", cache=False))),
-        Stage(d, "evaluate", "test metrics in price units against baselines; walk-forward",
-              params=("evaluate", "train", "seed"),
-              deps=(feats, model, hyperparameters_file(d)),
-              outs=evaluate_outputs(d)),
+        Stage(
+            d,
+            "train",
+            "fit the recurrent forecaster per series, log it to MLflow",
+            params=("train", "seed"),
+            deps=(feats, hyperparameters_file(d)),
+            outs=(Output(model), Output(f"{reports}/history.csv", cache=False)),
+        ),
+        Stage(
+            d,
+            "evaluate",
+            "test metrics in price units against baselines; walk-forward",
+            params=("evaluate", "train", "seed"),
+            deps=(feats, model, hyperparameters_file(d)),
+            outs=evaluate_outputs(d),
+        ),
         compress_stage(d, (feats, model)),
         promote_stage(d, ("featurize",)),
-        Stage(d, "register", "register each series' deployable model, set challenger, gate "
-              "champion", params=("register",),
-              deps=(model, f"{reports}/evaluation.json", feats, deploy_dir(d)),
-              outs=register_outputs(d),
-              touches_network=True),
+        Stage(
+            d,
+            "register",
+            "register each series' deployable model, set challenger, gate champion",
+            params=("register",),
+            deps=(model, f"{reports}/evaluation.json", feats, deploy_dir(d)),
+            outs=register_outputs(d),
+            touches_network=True,
+        ),
     )
 
 
@@ -257,18 +333,19 @@ def tracking_errors_reported() -> Iterator[None]:
         raise
 
 
-def cli_main(module_name: str, run: Callable[[Params, str], dict],
-             argv: list[str] | None) -> int:
+def cli_main(module_name: str, run: Callable[[Params, str], dict], argv: list[str] | None) -> int:
     """The ``main()`` of every stage module: parse --params/-S, run, report errors plainly.
 
     Modules pass ``__spec__.name``, their dotted name also under ``python -m``."""
     stage = next(s for s in STAGES.values() if s.module_name == module_name)
-    parser = argparse.ArgumentParser(prog=f"nnpipe stage {stage.step} --domain {stage.domain}",
-                                     description=stage.description)
+    parser = argparse.ArgumentParser(
+        prog=f"nnpipe stage {stage.step} --domain {stage.domain}", description=stage.description
+    )
     parser.add_argument("--domain", default=stage.domain, choices=[stage.domain])
     parser.add_argument("--params", default=PARAMS_FILE)
-    parser.add_argument("-S", "--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE")
+    parser.add_argument(
+        "-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE"
+    )
     args = parser.parse_args(argv)
     configure_logging()
     prefect_defaults()  # a stage may run a flow of its own (tuning trials on Dask)

@@ -49,25 +49,39 @@ def task_runner(settings: DaskCluster):
     api = _api_url()
     if api:
         env["PREFECT_API_URL"] = api
-    return DaskTaskRunner(cluster_kwargs={
-        "n_workers": settings.workers, "threads_per_worker": settings.threads_per_worker,
-        "processes": True, "dashboard_address": None, "silence_logs": logging.WARNING,
-        "env": env})
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": settings.workers,
+            "threads_per_worker": settings.threads_per_worker,
+            "processes": True,
+            "dashboard_address": None,
+            "silence_logs": logging.WARNING,
+            "env": env,
+        }
+    )
 
 
-def search_on_dask(name: str, settings: DaskCluster, call: Callable[[TrialSpec], TrialResult],
-                   search: Callable[[Executor], SearchResult]) -> SearchResult:
+def search_on_dask(
+    name: str,
+    settings: DaskCluster,
+    call: Callable[[TrialSpec], TrialResult],
+    search: Callable[[Executor], SearchResult],
+) -> SearchResult:
     """Run ``search`` (given an executor) inside a flow on Dask; trials run through ``call``."""
 
     def run_batch(specs: list[TrialSpec]) -> list[TrialResult]:
-        futures = [run_trial.with_options(task_run_name=f"trial-{s.trial_id}").submit(call, s)
-                   for s in specs]
+        futures = [
+            run_trial.with_options(task_run_name=f"trial-{s.trial_id}").submit(call, s)
+            for s in specs
+        ]
         return [f.result() for f in futures]
 
     @flow(name=name, task_runner=task_runner(settings), log_prints=False)
     def tune_trials() -> SearchResult:
         return search(run_batch)
 
-    log.info("tuning on Dask: %s", settings.address or
-             f"a local cluster of {settings.workers} worker process(es)")
+    log.info(
+        "tuning on Dask: %s",
+        settings.address or f"a local cluster of {settings.workers} worker process(es)",
+    )
     return tune_trials()

@@ -83,8 +83,13 @@ def hyperparameters(space: Mapping[str, SearchDim], train: BaseModel):
         low, high = dim.range
         current = get_value(train, name)
         if isinstance(current, int) and not isinstance(current, bool):
-            hp.Int(name, int(low), int(high), step=int(dim.step) if dim.step else 1,
-                   sampling=dim.sampling)
+            hp.Int(
+                name,
+                int(low),
+                int(high),
+                step=int(dim.step) if dim.step else 1,
+                sampling=dim.sampling,
+            )
         else:
             hp.Float(name, float(low), float(high), step=dim.step, sampling=dim.sampling)
     return hp
@@ -98,33 +103,42 @@ def decode(values: Mapping[str, Any], space: Mapping[str, SearchDim]) -> dict[st
         if name.startswith(HYPERBAND_KEYS):
             continue
         dim = space.get(name)
-        if dim is not None and dim.choice is not None and isinstance(value, str) and \
-                _choices(dim) != list(dim.choice):
+        if (
+            dim is not None
+            and dim.choice is not None
+            and isinstance(value, str)
+            and _choices(dim) != list(dim.choice)
+        ):
             value = json.loads(value)
         out[name] = value
     return out
 
 
-def make_oracle(tune: Tune, train: BaseModel, objective: Objective, seed: int,
-                directory: Path):
+def make_oracle(tune: Tune, train: BaseModel, objective: Objective, seed: int, directory: Path):
     """The configured keras-tuner oracle over the search space in params."""
     import keras_tuner as kt
 
-    common = {"objective": kt.Objective(objective.name, objective.direction),
-              "hyperparameters": hyperparameters(tune.search_space, train),
-              "tune_new_entries": False, "allow_new_entries": False, "seed": seed,
-              # the loop decides what many failures mean (see run_search)
-              "max_consecutive_failed_trials": 10**9}
+    common = {
+        "objective": kt.Objective(objective.name, objective.direction),
+        "hyperparameters": hyperparameters(tune.search_space, train),
+        "tune_new_entries": False,
+        "allow_new_entries": False,
+        "seed": seed,
+        # the loop decides what many failures mean (see run_search)
+        "max_consecutive_failed_trials": 10**9,
+    }
     # the baseline trial (params as written) is one of max_trials
     trials = max(1, tune.max_trials - 1) if tune.baseline else tune.max_trials
     if tune.algorithm == "random":
         oracle = kt.oracles.RandomSearchOracle(max_trials=trials, **common)
     elif tune.algorithm == "bayesian":
         oracle = kt.oracles.BayesianOptimizationOracle(
-            max_trials=trials, num_initial_points=min(2, trials), **common)
+            max_trials=trials, num_initial_points=min(2, trials), **common
+        )
     else:
-        oracle = kt.oracles.HyperbandOracle(max_epochs=tune.epochs,
-                                            factor=tune.hyperband_factor, **common)
+        oracle = kt.oracles.HyperbandOracle(
+            max_epochs=tune.epochs, factor=tune.hyperband_factor, **common
+        )
     oracle.verbose = 0
     oracle._set_project_dir(str(directory), "search")  # where keras-tuner keeps its state
     return oracle
@@ -153,7 +167,8 @@ class SearchResult:
             raise TuningFailedError(
                 f"no tuning trial finished ({len(self.trials)} tried; {reasons}). Narrow "
                 "tune.search_space (a lower learning-rate range stops divergence) or switch "
-                "tuning off with tune.enabled=false")
+                "tuning off with tune.enabled=false"
+            )
         pick = max if objective.direction == "max" else min
         return pick(done, key=lambda t: t.objective)
 
@@ -166,13 +181,26 @@ BASELINE = "baseline"  # the trial id of the params as written
 
 def describe_values(values: Mapping[str, Any]) -> str:
     """A trial's values as one short line: ``dense_units=64 dropout=0.197``."""
-    return " ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in sorted(values.items())) or "(the values as written)"
+    return (
+        " ".join(
+            f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in sorted(values.items())
+        )
+        or "(the values as written)"
+    )
 
 
-def run_search(oracle, space: Mapping[str, SearchDim], run_batch: Executor, *, parallel: int,
-               epochs: int, time_budget: float, baseline: Mapping[str, Any] | None = None,
-               clock: Callable[[], float] = time.monotonic) -> SearchResult:
+def run_search(
+    oracle,
+    space: Mapping[str, SearchDim],
+    run_batch: Executor,
+    *,
+    parallel: int,
+    epochs: int,
+    time_budget: float,
+    baseline: Mapping[str, Any] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> SearchResult:
     """Ask the oracle for up to ``parallel`` trials at a time, run them, tell it the
     results; a failed trial (NaN loss, any error) is reported failed and the search goes
     on. No new trial starts once ``time_budget`` seconds have passed.
@@ -200,22 +228,41 @@ def run_search(oracle, space: Mapping[str, SearchDim], run_batch: Executor, *, p
                 break
             batch.append(trial)
         if not batch and not pending:
-            stopped = ("the tuner had no more trials to give (max_trials reached, or every "
-                       "Hyperband bracket run)")
+            stopped = (
+                "the tuner had no more trials to give (max_trials reached, or every "
+                "Hyperband bracket run)"
+            )
             break
-        specs = pending + [TrialSpec(t.trial_id, decode(t.hyperparameters.values, space),
-                                     int(t.hyperparameters.values.get("tuner/epochs", epochs)))
-                           for t in batch]
+        specs = pending + [
+            TrialSpec(
+                t.trial_id,
+                decode(t.hyperparameters.values, space),
+                int(t.hyperparameters.values.get("tuner/epochs", epochs)),
+            )
+            for t in batch
+        ]
         for spec in specs:
             started += 1
-            log.info("tuning: trial %s (%d/%s), %d epochs: %s", spec.trial_id, started,
-                     planned, spec.epochs, describe_values(spec.values))
+            log.info(
+                "tuning: trial %s (%d/%s), %d epochs: %s",
+                spec.trial_id,
+                started,
+                planned,
+                spec.epochs,
+                describe_values(spec.values),
+            )
         outcomes = {r.trial_id: r for r in run_batch(specs)}
         for spec in specs:
             done = outcomes[spec.trial_id]
-            log.info("tuning: trial %s %s in %.0f s%s", spec.trial_id, done.status,
-                     done.seconds, f", {oracle.objective.name} {done.objective:.4g}"
-                     if done.objective is not None else f": {done.reason}")
+            log.info(
+                "tuning: trial %s %s in %.0f s%s",
+                spec.trial_id,
+                done.status,
+                done.seconds,
+                f", {oracle.objective.name} {done.objective:.4g}"
+                if done.objective is not None
+                else f": {done.reason}",
+            )
         results.extend(outcomes[s.trial_id] for s in pending)  # not the oracle's
         pending = []
         for trial in batch:
@@ -229,17 +276,25 @@ def run_search(oracle, space: Mapping[str, SearchDim], run_batch: Executor, *, p
                 trial.status = "FAILED"
             oracle.end_trial(trial)
             results.append(result)
-    log.info("tuning: %d trials (%d completed); stopped because %s", len(results),
-             sum(r.status == "completed" for r in results), stopped)
+    log.info(
+        "tuning: %d trials (%d completed); stopped because %s",
+        len(results),
+        sum(r.status == "completed" for r in results),
+        stopped,
+    )
     return SearchResult(results, stopped)
 
 
-def best_of_history(history: list[dict[str, Any]], objective: Objective,
-                    ) -> tuple[float | None, int | None]:
+def best_of_history(
+    history: list[dict[str, Any]],
+    objective: Objective,
+) -> tuple[float | None, int | None]:
     """The objective's best epoch value, ignoring NaN epochs; None when there is none."""
-    scored = [(row[objective.name], row["epoch"]) for row in history
-              if isinstance(row.get(objective.name), (int, float))
-              and math.isfinite(row[objective.name])]
+    scored = [
+        (row[objective.name], row["epoch"])
+        for row in history
+        if isinstance(row.get(objective.name), (int, float)) and math.isfinite(row[objective.name])
+    ]
     if not scored:
         return None, None
     value = objective.best([v for v, _ in scored])

@@ -55,8 +55,11 @@ def tuning_tags(record: dict) -> dict[str, str]:
     """Tags of a training run saying where its hyper-parameters came from."""
     if not record.get("tuned"):
         return {"nnpipe.tuned": "false"}
-    return {"nnpipe.tuned": "true", "nnpipe.tuning_run": str(record.get("run_id")),
-            "nnpipe.tuned_values": json.dumps(record["values"])}
+    return {
+        "nnpipe.tuned": "true",
+        "nnpipe.tuning_run": str(record.get("run_id")),
+        "nnpipe.tuned_values": json.dumps(record["values"]),
+    }
 
 
 def trials_csv(trials: list[TrialResult]) -> str:
@@ -65,13 +68,40 @@ def trials_csv(trials: list[TrialResult]) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     # ``run`` numbers the trials in the order they ran (1 is the baseline, where there is
     # one): the trial ids are the tuner's strings, which a plot cannot place on an axis
-    writer.writerow(["run", "trial", "status", "objective", "best_epoch", "epochs", "seconds",
-                     *keys, "worker", "reason"])
+    writer.writerow(
+        [
+            "run",
+            "trial",
+            "status",
+            "objective",
+            "best_epoch",
+            "epochs",
+            "seconds",
+            *keys,
+            "worker",
+            "reason",
+        ]
+    )
     for number, t in enumerate(trials, start=1):
-        writer.writerow([number, t.trial_id, t.status, "" if t.objective is None else t.objective,
-                         t.best_epoch or "", t.epochs, round(t.seconds, 2),
-                         *[json.dumps(t.values[k]) if isinstance(t.values.get(k), list)
-                           else t.values.get(k, "") for k in keys], t.worker, t.reason or ""])
+        writer.writerow(
+            [
+                number,
+                t.trial_id,
+                t.status,
+                "" if t.objective is None else t.objective,
+                t.best_epoch or "",
+                t.epochs,
+                round(t.seconds, 2),
+                *[
+                    json.dumps(t.values[k])
+                    if isinstance(t.values.get(k), list)
+                    else t.values.get(k, "")
+                    for k in keys
+                ],
+                t.worker,
+                t.reason or "",
+            ]
+        )
     return buf.getvalue()
 
 
@@ -86,6 +116,7 @@ def _write(params: Params, domain: str, record: dict, summary: dict, rows: str) 
 def trial_name(trial: TrialResult) -> str:
     """``trial-3 dropout=0.23 learning_rate=0.0012``: the trial and the values it tried,
     so the compare view's run names tell trials apart."""
+
     def show(v: Any) -> str:
         if isinstance(v, list):
             return ".".join(map(str, v))
@@ -98,13 +129,20 @@ def trial_name(trial: TrialResult) -> str:
 def _log_trials(result: SearchResult, objective: Objective) -> None:
     for t in result.trials:
         tracking.log_child_run(
-            trial_name(t), params={**t.values, "epochs": t.epochs},
+            trial_name(t),
+            params={**t.values, "epochs": t.epochs},
             history=t.history,
             metrics={f"best_{objective.name}": t.objective} if t.objective is not None else {},
-            tags={"nnpipe.trial": t.trial_id, "nnpipe.trial_status": t.status,
-                  "nnpipe.trial_worker": t.worker,
-                  **({"nnpipe.trial_failure": t.reason} if t.reason else {})},
-            failed=t.status != "completed", started=t.started, seconds=t.seconds)
+            tags={
+                "nnpipe.trial": t.trial_id,
+                "nnpipe.trial_status": t.status,
+                "nnpipe.trial_worker": t.worker,
+                **({"nnpipe.trial_failure": t.reason} if t.reason else {}),
+            },
+            failed=t.status != "completed",
+            started=t.started,
+            seconds=t.seconds,
+        )
 
 
 def run_tuning(params: Params, domain: str, module_name: str, objective: Objective) -> dict:
@@ -120,33 +158,70 @@ def run_tuning(params: Params, domain: str, module_name: str, objective: Objecti
     if not tune.enabled:
         reason = f"{domain}.tune.enabled is false: train uses {domain}.train as written"
         log.info("tune: %s", reason)
-        _write(params, domain, {"tuned": False, "values": {}, "reason": reason},
-               {"enabled": False}, trials_csv([]))
+        _write(
+            params,
+            domain,
+            {"tuned": False, "values": {}, "reason": reason},
+            {"enabled": False},
+            trials_csv([]),
+        )
         return {"stage": "tune", "tuned": False}
 
-    call = partial(execute_trial, module_name, domain, params.model_dump(mode="json"),
-                   str(Path.cwd().resolve()), objective=objective)
+    call = partial(
+        execute_trial,
+        module_name,
+        domain,
+        params.model_dump(mode="json"),
+        str(Path.cwd().resolve()),
+        objective=objective,
+    )
     parallel = tune.dask.workers if tune.executor == "dask" else 1
-    log.info("tune: %s search over %s, up to %d trials of %d epochs, %d at a time, "
-             "budget %d s", tune.algorithm, ", ".join(tune.search_space), tune.max_trials,
-             tune.epochs, parallel, tune.time_budget_seconds)
-    with tempfile.TemporaryDirectory(prefix="nnpipe-tune-") as state, tracking.start_run(
-        params, domain, "tune", data_hash=data_hash,
-        run_name=tracking.run_name("tune", tune.algorithm, f"{tune.max_trials}trials",
-                                   f"{tune.epochs}ep"),
-    ) as mlrun:
-        tracking.log_params({"tune": tune.model_dump(mode="json", exclude={"search_space"}),
-                             "search_space": {k: json.dumps(d.model_dump(exclude_none=True))
-                                              for k, d in tune.search_space.items()},
-                             "seed": params.seed})
+    log.info(
+        "tune: %s search over %s, up to %d trials of %d epochs, %d at a time, budget %d s",
+        tune.algorithm,
+        ", ".join(tune.search_space),
+        tune.max_trials,
+        tune.epochs,
+        parallel,
+        tune.time_budget_seconds,
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="nnpipe-tune-") as state,
+        tracking.start_run(
+            params,
+            domain,
+            "tune",
+            data_hash=data_hash,
+            run_name=tracking.run_name(
+                "tune", tune.algorithm, f"{tune.max_trials}trials", f"{tune.epochs}ep"
+            ),
+        ) as mlrun,
+    ):
+        tracking.log_params(
+            {
+                "tune": tune.model_dump(mode="json", exclude={"search_space"}),
+                "search_space": {
+                    k: json.dumps(d.model_dump(exclude_none=True))
+                    for k, d in tune.search_space.items()
+                },
+                "seed": params.seed,
+            }
+        )
         oracle = make_oracle(tune, cfg.train, objective, params.seed, Path(state))
-        baseline = ({k: get_value(cfg.train, k) for k in tune.search_space}
-                    if tune.baseline else None)
+        baseline = (
+            {k: get_value(cfg.train, k) for k in tune.search_space} if tune.baseline else None
+        )
 
         def search(run_batch) -> SearchResult:
-            return run_search(oracle, tune.search_space, run_batch, parallel=parallel,
-                              epochs=tune.epochs, time_budget=tune.time_budget_seconds,
-                              baseline=baseline)
+            return run_search(
+                oracle,
+                tune.search_space,
+                run_batch,
+                parallel=parallel,
+                epochs=tune.epochs,
+                time_budget=tune.time_budget_seconds,
+                baseline=baseline,
+            )
 
         if tune.executor == "dask":
             from nnpipe.tuning.cluster import search_on_dask
@@ -156,23 +231,43 @@ def run_tuning(params: Params, domain: str, module_name: str, objective: Objecti
             result = search(lambda specs: [call(s) for s in specs])
         _log_trials(result, objective)
         failed = [t for t in result.trials if t.status != "completed"]
-        tracking.log_metrics({"trials_completed": len(result.completed),
-                              "trials_failed": len(failed)})
+        tracking.log_metrics(
+            {"trials_completed": len(result.completed), "trials_failed": len(failed)}
+        )
         best = result.best(objective)  # raises, saying why, when no trial finished
         tracking.log_metrics({f"best_{objective.name}": best.objective})
-        tracking.set_tags({"nnpipe.best_trial": best.trial_id,
-                           "nnpipe.stopped_because": result.stopped_because})
-        summary = {"enabled": True, "algorithm": tune.algorithm, "objective": objective.name,
-                   "direction": objective.direction, "best_value": best.objective,
-                   "best_trial": best.trial_id, "baseline_kept": best.trial_id == BASELINE,
-                   "trials": len(result.trials),
-                   "completed": len(result.completed), "failed": len(failed),
-                   "stopped_because": result.stopped_because, "run_id": mlrun.info.run_id}
+        tracking.set_tags(
+            {"nnpipe.best_trial": best.trial_id, "nnpipe.stopped_because": result.stopped_because}
+        )
+        summary = {
+            "enabled": True,
+            "algorithm": tune.algorithm,
+            "objective": objective.name,
+            "direction": objective.direction,
+            "best_value": best.objective,
+            "best_trial": best.trial_id,
+            "baseline_kept": best.trial_id == BASELINE,
+            "trials": len(result.trials),
+            "completed": len(result.completed),
+            "failed": len(failed),
+            "stopped_because": result.stopped_because,
+            "run_id": mlrun.info.run_id,
+        }
         record = {"tuned": True, "values": best.values, **summary}
     _write(params, domain, record, summary, trials_csv(result.trials))
-    log.info("tune: best trial %s, %s %.4f with %s (%d of %d trials completed)",
-             best.trial_id, objective.name, best.objective, best.values,
-             len(result.completed), len(result.trials))
-    return {"stage": "tune", "tuned": True, "best": best.values,
-            "best_value": best.objective, "trials": len(result.trials)}
-
+    log.info(
+        "tune: best trial %s, %s %.4f with %s (%d of %d trials completed)",
+        best.trial_id,
+        objective.name,
+        best.objective,
+        best.values,
+        len(result.completed),
+        len(result.trials),
+    )
+    return {
+        "stage": "tune",
+        "tuned": True,
+        "best": best.values,
+        "best_value": best.objective,
+        "trials": len(result.trials),
+    }

@@ -21,8 +21,14 @@ from nnpipe.tuning.search import Objective, TrialResult, TrialSpec, best_of_hist
 log = logging.getLogger(__name__)
 
 
-def execute_trial(module_name: str, domain: str, raw_params: dict[str, Any], root: str,
-                  spec: TrialSpec, objective: Objective) -> TrialResult:
+def execute_trial(
+    module_name: str,
+    domain: str,
+    raw_params: dict[str, Any],
+    root: str,
+    spec: TrialSpec,
+    objective: Objective,
+) -> TrialResult:
     """Fit one configuration for ``spec.epochs`` epochs and score it on validation.
 
     Never raises for the trial's own failure: a NaN loss or any error is the result's
@@ -31,11 +37,19 @@ def execute_trial(module_name: str, domain: str, raw_params: dict[str, Any], roo
     from nnpipe.config import validate_params
 
     started, clock = time.time(), time.monotonic()
-    result = TrialResult(spec.trial_id, spec.values, spec.epochs, "failed", started=started,
-                         worker=f"{socket.gethostname()}:{os.getpid()}")
+    result = TrialResult(
+        spec.trial_id,
+        spec.values,
+        spec.epochs,
+        "failed",
+        started=started,
+        worker=f"{socket.gethostname()}:{os.getpid()}",
+    )
     if not Path(root).is_dir():
-        result.reason = (f"the project folder {root} is not visible on this worker; remote "
-                         "Dask workers need the project on a shared filesystem at the same path")
+        result.reason = (
+            f"the project folder {root} is not visible on this worker; remote "
+            "Dask workers need the project on a shared filesystem at the same path"
+        )
         return result
     old = Path.cwd()
     os.chdir(root)  # params' paths are relative to the project

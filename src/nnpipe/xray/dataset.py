@@ -35,16 +35,18 @@ class DedupReport:
 
 def index_images(raw: RawDataset) -> pd.DataFrame:
     """One row per raw image: content id, label, patient, official split, source and size."""
-    return pd.DataFrame({
-        "id": [pixel_digest(im) for im in raw.images],
-        "label": np.asarray(raw.labels, dtype=np.int64),
-        "patient_id": raw.patient_ids,
-        "official_split": raw.splits,
-        "source": raw.sources,
-        "height": [im.shape[0] for im in raw.images],
-        "width": [im.shape[1] for im in raw.images],
-        "position": np.arange(len(raw.images)),
-    })
+    return pd.DataFrame(
+        {
+            "id": [pixel_digest(im) for im in raw.images],
+            "label": np.asarray(raw.labels, dtype=np.int64),
+            "patient_id": raw.patient_ids,
+            "official_split": raw.splits,
+            "source": raw.sources,
+            "height": [im.shape[0] for im in raw.images],
+            "width": [im.shape[1] for im in raw.images],
+            "position": np.arange(len(raw.images)),
+        }
+    )
 
 
 class _UnionFind:
@@ -100,13 +102,15 @@ def deduplicate(index: pd.DataFrame) -> tuple[pd.DataFrame, DedupReport]:
         moved_out_of_eval=moved,
     )
     if report.duplicate_images:
-        log.info("found %d exact duplicate image(s); kept one copy of each",
-                 report.duplicate_images)
+        log.info(
+            "found %d exact duplicate image(s); kept one copy of each", report.duplicate_images
+        )
     return unique.reset_index(drop=True), report
 
 
-def _stratified_group_holdout(labels: np.ndarray, groups: np.ndarray, fraction: float,
-                              seed: int) -> np.ndarray:
+def _stratified_group_holdout(
+    labels: np.ndarray, groups: np.ndarray, fraction: float, seed: int
+) -> np.ndarray:
     """Boolean mask of a held-out part of about ``fraction``, stratified and group-disjoint."""
     n_splits = max(2, round(1.0 / fraction))
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
@@ -116,7 +120,8 @@ def _stratified_group_holdout(labels: np.ndarray, groups: np.ndarray, fraction: 
         raise SplitError(
             f"cannot hold out {fraction:.0%} of {len(labels)} images stratified by class and "
             f"grouped by patient ({exc}). Add images, or raise the fraction so fewer folds are "
-            "needed (xray.featurize.val_fraction / test_fraction).") from None
+            "needed (xray.featurize.val_fraction / test_fraction)."
+        ) from None
     mask = np.zeros(len(labels), dtype=bool)
     mask[held] = True
     return mask
@@ -133,8 +138,9 @@ def _require_groups_per_class(index: pd.DataFrame, needed: int, classes: list[st
             )
 
 
-def assign_splits(index: pd.DataFrame, classes: list[str], val_fraction: float,
-                  test_fraction: float, seed: int) -> pd.Series:
+def assign_splits(
+    index: pd.DataFrame, classes: list[str], val_fraction: float, test_fraction: float, seed: int
+) -> pd.Series:
     """Split names per row: the source's official splits where present, else stratified
     splits grouped by ``group`` (patient and duplicates).
 
@@ -145,8 +151,9 @@ def assign_splits(index: pd.DataFrame, classes: list[str], val_fraction: float,
     missing_official = official.isna()
     if missing_official.all():
         _require_groups_per_class(index, 3, classes)
-        is_test = _stratified_group_holdout(index["label"].to_numpy(), index["group"].to_numpy(),
-                                            test_fraction, seed)
+        is_test = _stratified_group_holdout(
+            index["label"].to_numpy(), index["group"].to_numpy(), test_fraction, seed
+        )
         split[:] = np.where(is_test, "test", "train")
     elif missing_official.any():
         raise SplitError(
@@ -158,8 +165,9 @@ def assign_splits(index: pd.DataFrame, classes: list[str], val_fraction: float,
         share = val_fraction / (1.0 - test_fraction) if missing_official.all() else val_fraction
         sub = index[split == "train"]
         _require_groups_per_class(sub, 2, classes)
-        is_val = _stratified_group_holdout(sub["label"].to_numpy(), sub["group"].to_numpy(),
-                                           min(0.5, share), seed + 1)
+        is_val = _stratified_group_holdout(
+            sub["label"].to_numpy(), sub["group"].to_numpy(), min(0.5, share), seed + 1
+        )
         split[sub.index[is_val]] = "val"
     check_splits(index["label"], split, classes)
     return split

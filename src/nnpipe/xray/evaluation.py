@@ -20,8 +20,9 @@ from sklearn.metrics import (
 )
 
 
-def choose_threshold(y_true: np.ndarray, scores: np.ndarray, strategy: str,
-                     target_specificity: float) -> float:
+def choose_threshold(
+    y_true: np.ndarray, scores: np.ndarray, strategy: str, target_specificity: float
+) -> float:
     """A probability threshold from validation predictions.
 
     ``youden`` maximises sensitivity + specificity - 1; ``specificity`` is the lowest
@@ -54,9 +55,14 @@ def rates_at(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[
     return sens, spec
 
 
-def compute_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float,
-                    classes: list[str], target_specificity: float,
-                    specificity_threshold: float) -> dict:
+def compute_metrics(
+    y_true: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    classes: list[str],
+    target_specificity: float,
+    specificity_threshold: float,
+) -> dict:
     """Accuracy, ROC-AUC, average precision, per-class report and confusion matrix.
 
     ``threshold`` is the decision threshold, ``specificity_threshold`` the one chosen on
@@ -71,8 +77,9 @@ def compute_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float,
         raise ValueError("the test split holds one class only; ROC-AUC is undefined")
     y_pred = (scores >= threshold).astype(int)
     tn, fp, fn, tp = confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
-    report = classification_report(y_true, y_pred, labels=[0, 1], target_names=classes,
-                                   output_dict=True, zero_division=0)
+    report = classification_report(
+        y_true, y_pred, labels=[0, 1], target_names=classes, output_dict=True, zero_division=0
+    )
     metrics = {
         "n": len(y_true),
         "threshold": float(threshold),
@@ -84,8 +91,7 @@ def compute_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float,
         "target_specificity": float(target_specificity),
         "specificity_threshold": float(specificity_threshold),
         "sensitivity_at_specificity": rates_at(y_true, scores, specificity_threshold)[0],
-        "specificity_at_specificity_threshold": rates_at(y_true, scores,
-                                                         specificity_threshold)[1],
+        "specificity_at_specificity_threshold": rates_at(y_true, scores, specificity_threshold)[1],
         "f1_positive": float(report[classes[1]]["f1-score"]),
         "confusion_matrix": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
         "per_class": {
@@ -105,20 +111,26 @@ def headline_metrics(metrics: dict) -> dict[str, dict[str, float]]:
     n = cm["tn"] + cm["fp"] + cm["fn"] + cm["tp"]
     positives = cm["tp"] + cm["fn"]
     return {
-        "test": {k: float(metrics[k]) for k in ("roc_auc", "accuracy", "sensitivity",
-                                                 "specificity", "average_precision")},
+        "test": {
+            k: float(metrics[k])
+            for k in ("roc_auc", "accuracy", "sensitivity", "specificity", "average_precision")
+        },
         "val": {"roc_auc": float(metrics["val_roc_auc"])},
         "threshold": float(metrics["threshold"]),
-        "baseline": {"accuracy": max(positives, n - positives) / n,
-                     "average_precision": positives / n},
+        "baseline": {
+            "accuracy": max(positives, n - positives) / n,
+            "average_precision": positives / n,
+        },
     }
 
 
 def roc_table(y_true: np.ndarray, scores: np.ndarray) -> list[dict[str, float]]:
     """ROC points as rows, the layout of a DVC plot."""
     fpr, tpr, thr = roc_curve(y_true, scores)
-    return [{"fpr": float(f), "tpr": float(t), "threshold": float(min(h, 1.0))}
-            for f, t, h in zip(fpr, tpr, thr, strict=True)]
+    return [
+        {"fpr": float(f), "tpr": float(t), "threshold": float(min(h, 1.0))}
+        for f, t, h in zip(fpr, tpr, thr, strict=True)
+    ]
 
 
 def plot_roc(y_true: np.ndarray, scores: np.ndarray, auc: float, path: Path) -> None:
@@ -140,12 +152,21 @@ def plot_confusion(metrics: dict, classes: list[str], path: Path) -> None:
     ax = fig.subplots()
     ax.imshow(grid, cmap="Blues")
     for (i, j), value in np.ndenumerate(grid):
-        ax.text(j, i, str(value), ha="center", va="center",
-                color="white" if value > grid.max() / 2 else "black")
+        ax.text(
+            j,
+            i,
+            str(value),
+            ha="center",
+            va="center",
+            color="white" if value > grid.max() / 2 else "black",
+        )
     ax.set_xticks([0, 1], labels=classes)
     ax.set_yticks([0, 1], labels=classes)
-    ax.set(xlabel="predicted", ylabel="actual",
-           title=f"confusion matrix (threshold {metrics['threshold']:.3f})")
+    ax.set(
+        xlabel="predicted",
+        ylabel="actual",
+        title=f"confusion matrix (threshold {metrics['threshold']:.3f})",
+    )
     fig.tight_layout()
     fig.savefig(path)
 

@@ -32,12 +32,14 @@ def _example(image: np.ndarray, label: int, image_id: str) -> bytes:
     return example.SerializeToString(deterministic=True)
 
 
-def write_tfrecord(path: str | Path, images: np.ndarray, labels: Sequence[int],
-                   ids: Sequence[str]) -> int:
+def write_tfrecord(
+    path: str | Path, images: np.ndarray, labels: Sequence[int], ids: Sequence[str]
+) -> int:
     """Write square uint8 images with labels and ids to one TFRecord file; return the count."""
     if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"expected uint8 images of shape (n, size, size), got {images.dtype} "
-                         f"{images.shape}")
+        raise ValueError(
+            f"expected uint8 images of shape (n, size, size), got {images.dtype} {images.shape}"
+        )
     with tf.io.TFRecordWriter(str(path)) as writer:
         for image, label, image_id in zip(images, labels, ids, strict=True):
             writer.write(_example(np.ascontiguousarray(image), label, image_id))
@@ -71,13 +73,17 @@ def build_augmenter(aug: Augment, seed: int) -> keras.Sequential:
     if aug.rotation:
         layers.append(keras.layers.RandomRotation(aug.rotation, fill_mode="constant", seed=seed))
     if aug.shift:
-        layers.append(keras.layers.RandomTranslation(aug.shift, aug.shift, fill_mode="constant",
-                                                     seed=seed + 1))
+        layers.append(
+            keras.layers.RandomTranslation(
+                aug.shift, aug.shift, fill_mode="constant", seed=seed + 1
+            )
+        )
     if aug.zoom:
         layers.append(keras.layers.RandomZoom(aug.zoom, fill_mode="constant", seed=seed + 2))
     if aug.brightness:
-        layers.append(keras.layers.RandomBrightness(aug.brightness, value_range=(0.0, 255.0),
-                                                    seed=seed + 3))
+        layers.append(
+            keras.layers.RandomBrightness(aug.brightness, value_range=(0.0, 255.0), seed=seed + 3)
+        )
     if aug.contrast:
         layers.append(keras.layers.RandomContrast(aug.contrast, seed=seed + 4))
     if aug.horizontal_flip:
@@ -85,9 +91,17 @@ def build_augmenter(aug: Augment, seed: int) -> keras.Sequential:
     return keras.Sequential(layers, name="augment")
 
 
-def make_dataset(files: Sequence[str | Path], image_size: int, batch_size: int, *,
-                 training: bool = False, augment: Augment | None = None, seed: int = 0,
-                 cache: bool = True, shuffle_buffer: int = 4096) -> tf.data.Dataset:
+def make_dataset(
+    files: Sequence[str | Path],
+    image_size: int,
+    batch_size: int,
+    *,
+    training: bool = False,
+    augment: Augment | None = None,
+    seed: int = 0,
+    cache: bool = True,
+    shuffle_buffer: int = 4096,
+) -> tf.data.Dataset:
     """Batches of (pixels 0..255 float32 (b, s, s, 1), label float32 (b, 1)).
 
     Training batches are shuffled (seeded, reshuffled each epoch) and augmented; evaluation
@@ -105,8 +119,11 @@ def make_dataset(files: Sequence[str | Path], image_size: int, batch_size: int, 
     if training and augment is not None:
         augmenter = build_augmenter(augment, seed)
         if augmenter.layers:
-            ds = ds.map(lambda x, y: (tf.clip_by_value(augmenter(x, training=True), 0.0, 255.0), y),
-                        num_parallel_calls=AUTOTUNE, deterministic=True)
+            ds = ds.map(
+                lambda x, y: (tf.clip_by_value(augmenter(x, training=True), 0.0, 255.0), y),
+                num_parallel_calls=AUTOTUNE,
+                deterministic=True,
+            )
     return ds.prefetch(AUTOTUNE)
 
 

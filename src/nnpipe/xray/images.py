@@ -28,8 +28,9 @@ class ImageTooLargeError(ImageDecodeError):
     """An image whose header declares more pixels, or a longer side, than allowed."""
 
 
-def allocated_pixels(width: int, height: int, mode: str = "pad",
-                     max_side: int | None = None) -> int:
+def allocated_pixels(
+    width: int, height: int, mode: str = "pad", max_side: int | None = None
+) -> int:
     """The most pixels preprocessing holds for an image of this size at once: the decoded
     image, and in ``pad`` mode the square canvas it is letterboxed into (its side after
     :func:`limit_size` to ``max_side``), which for a 4096 x 1 image is 4096 x 4096."""
@@ -39,22 +40,31 @@ def allocated_pixels(width: int, height: int, mode: str = "pad",
     return max(width * height, side * side if mode == "pad" else 0)
 
 
-def check_image_size(width: int, height: int, name: str, max_pixels: int | None,
-                     max_side: int | None, allocated: int | None = None) -> None:
+def check_image_size(
+    width: int,
+    height: int,
+    name: str,
+    max_pixels: int | None,
+    max_side: int | None,
+    allocated: int | None = None,
+) -> None:
     """Refuse an image by its declared size, before its pixels are allocated: a 138-byte
     PNG can declare 40000 x 1 pixels, and padding that to a square would allocate 1.6 G.
     ``allocated`` (see :func:`allocated_pixels`) is what counts against ``max_pixels``
     when preprocessing will hold more than the decoded width x height."""
     pixels = max(width * height, allocated or 0)
-    if (max_side is not None and max(width, height) > max_side) or \
-            (max_pixels is not None and pixels > max_pixels):
-        limits = [f"{max_side:,} pixels per side" if max_side is not None else "",
-                  f"{max_pixels:,} pixels in all" if max_pixels is not None else ""]
-        padded = f" (padded to a square: {pixels:,} pixels)" if pixels > width * height \
-            else ""
+    if (max_side is not None and max(width, height) > max_side) or (
+        max_pixels is not None and pixels > max_pixels
+    ):
+        limits = [
+            f"{max_side:,} pixels per side" if max_side is not None else "",
+            f"{max_pixels:,} pixels in all" if max_pixels is not None else "",
+        ]
+        padded = f" (padded to a square: {pixels:,} pixels)" if pixels > width * height else ""
         raise ImageTooLargeError(
             f"{name}: {width:,} x {height:,} pixels{padded} is over the limit of "
-            f"{' and '.join(x for x in limits if x)}: downscale it before sending")
+            f"{' and '.join(x for x in limits if x)}: downscale it before sending"
+        )
 
 
 def to_grayscale_uint8(image: Image.Image) -> np.ndarray:
@@ -94,8 +104,13 @@ def declared_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def decode_image(data: bytes, name: str = "<bytes>", *, max_pixels: int | None = None,
-                 max_side: int | None = None) -> np.ndarray:
+def decode_image(
+    data: bytes,
+    name: str = "<bytes>",
+    *,
+    max_pixels: int | None = None,
+    max_side: int | None = None,
+) -> np.ndarray:
     """Decode PNG/JPEG bytes to a 2-D uint8 array, or raise :class:`ImageDecodeError`.
 
     ``max_pixels``/``max_side`` refuse an image by the size its header declares, before
@@ -113,16 +128,18 @@ def decode_image(data: bytes, name: str = "<bytes>", *, max_pixels: int | None =
         raise
     except UnidentifiedImageError:
         # PIL's own message names its BytesIO object, which means nothing to the sender
-        raise ImageDecodeError(f"{name}: not a readable PNG/JPEG image (its bytes are no "
-                               "image format PIL knows)") from None
+        raise ImageDecodeError(
+            f"{name}: not a readable PNG/JPEG image (its bytes are no image format PIL knows)"
+        ) from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
-        raise ImageTooLargeError(f"{name}: declares more pixels than PIL's decompression-"
-                                 f"bomb limit ({Image.MAX_IMAGE_PIXELS:,}): downscale it "
-                                 "before sending") from None
+        raise ImageTooLargeError(
+            f"{name}: declares more pixels than PIL's decompression-"
+            f"bomb limit ({Image.MAX_IMAGE_PIXELS:,}): downscale it "
+            "before sending"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
         # PIL's messages can name its BytesIO object (`<_io.BytesIO object at 0x...>`)
-        why = re.sub(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>", "", str(exc)).strip() or \
-            type(exc).__name__
+        why = re.sub(r"\s*<[^<>]*\bat 0x[0-9a-fA-F]+>", "", str(exc)).strip() or type(exc).__name__
         raise ImageDecodeError(f"{name}: not a readable PNG/JPEG image ({why})") from None
     if array.ndim != 2 or min(array.shape) < 1:
         raise ImageDecodeError(f"{name}: decoded to an empty image")

@@ -29,12 +29,17 @@ class XrayPredictor(Predictor):
             try:
                 image = base64.b64decode(image, validate=True)
             except ValueError as exc:
-                raise PredictionInputError("a text image must be base64-encoded PNG or "
-                                           f"JPEG bytes: {exc}") from None
+                raise PredictionInputError(
+                    f"a text image must be base64-encoded PNG or JPEG bytes: {exc}"
+                ) from None
         if isinstance(image, (bytes, bytearray)):
             array = decode_image(bytes(image))  # raises ImageDecodeError, saying why
-        elif isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 2 \
-                and min(image.shape) >= 1:
+        elif (
+            isinstance(image, np.ndarray)
+            and image.dtype == np.uint8
+            and image.ndim == 2
+            and min(image.shape) >= 1
+        ):
             array = image  # decoded already: in range by its type (no float copy of it)
         else:
             array = np.asarray(image)
@@ -43,26 +48,34 @@ class XrayPredictor(Predictor):
             if array.ndim != 2 or min(array.shape) < 1:
                 raise PredictionInputError(
                     f"an image array must be 2-D (height, width) or (height, width, 1), got "
-                    f"shape {array.shape}")
+                    f"shape {array.shape}"
+                )
             if not np.issubdtype(array.dtype, np.number):
                 raise PredictionInputError(f"image values must be numbers, got {array.dtype}")
             finite(array.astype(np.float64), "the image")
             if array.min() < 0 or array.max() > 255:
                 raise PredictionInputError(
-                    f"image values must be in 0..255, got {array.min():g}..{array.max():g}")
+                    f"image values must be in 0..255, got {array.min():g}..{array.max():g}"
+                )
             array = np.round(array).astype(np.uint8)
         array = limit_size(array, int(self.spec.get("max_side") or max(array.shape)))
         return resize_square(array, self.image_size, self.spec.get("resize", "pad"))
 
     def pixels(self, images: Sequence[Any] | np.ndarray) -> np.ndarray:
-        if isinstance(images, np.ndarray) and images.ndim in (3, 4) and \
-                images.shape[1:3] == (self.image_size, self.image_size) and \
-                images.dtype != object:
-            batch = finite(images.reshape(len(images), self.image_size, self.image_size)
-                           .astype(np.float64), "the images")
+        if (
+            isinstance(images, np.ndarray)
+            and images.ndim in (3, 4)
+            and images.shape[1:3] == (self.image_size, self.image_size)
+            and images.dtype != object
+        ):
+            batch = finite(
+                images.reshape(len(images), self.image_size, self.image_size).astype(np.float64),
+                "the images",
+            )
             if batch.min() < 0 or batch.max() > 255:
-                raise PredictionInputError(f"image values must be in 0..255, got "
-                                           f"{batch.min():g}..{batch.max():g}")
+                raise PredictionInputError(
+                    f"image values must be in 0..255, got {batch.min():g}..{batch.max():g}"
+                )
             return batch.astype(np.float32)[..., None]
         if len(images) == 0:
             raise PredictionInputError("no images were given")
@@ -73,9 +86,11 @@ class XrayPredictor(Predictor):
         probability = self.run(self.pixels(images)).reshape(-1)
         threshold = float(self.spec["threshold"])
         classes = self.spec["classes"]
-        return {"probability": probability.tolist(),
-                "label": [classes[int(p >= threshold)] for p in probability],
-                "threshold": [threshold] * len(probability)}
+        return {
+            "probability": probability.tolist(),
+            "label": [classes[int(p >= threshold)] for p in probability],
+            "threshold": [threshold] * len(probability),
+        }
 
     def predict_input(self, model_input: Any) -> dict[str, list]:
         import pandas as pd
@@ -84,10 +99,14 @@ class XrayPredictor(Predictor):
             if "image" not in model_input:
                 raise PredictionInputError(
                     "a table of X-ray images needs an `image` column (PNG/JPEG bytes or "
-                    f"base64 text); got columns {list(model_input.columns)}")
+                    f"base64 text); got columns {list(model_input.columns)}"
+                )
             return self.predict(list(model_input["image"]))
-        if isinstance(model_input, (list, tuple)) and model_input and \
-                isinstance(model_input[0], (bytes, bytearray, str)):
+        if (
+            isinstance(model_input, (list, tuple))
+            and model_input
+            and isinstance(model_input[0], (bytes, bytearray, str))
+        ):
             return self.predict(list(model_input))
         return self.predict(as_array(model_input))
 

@@ -22,8 +22,15 @@ from nnpipe.xray.images import IMAGE_SUFFIXES, ImageDecodeError, limit_size, rea
 
 log = logging.getLogger(__name__)
 
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
-               "validation": "val", "test": "test", "testing": "test"}
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 SPLITS = ("train", "val", "test")
 IGNORED_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
 
@@ -56,8 +63,12 @@ def check_bad_share(dataset: RawDataset, max_bad_fraction: float, origin: str) -
     """Fail if more than the allowed share of candidate images could not be decoded."""
     bad, good = len(dataset.rejected), len(dataset)
     if bad:
-        log.warning("%s: %d unreadable image(s), e.g. %s", origin, bad,
-                    "; ".join(r["reason"] for r in dataset.rejected[:3]))
+        log.warning(
+            "%s: %d unreadable image(s), e.g. %s",
+            origin,
+            bad,
+            "; ".join(r["reason"] for r in dataset.rejected[:3]),
+        )
     total = bad + good
     if total and bad / total > max_bad_fraction:
         raise DataSourceError(
@@ -108,22 +119,26 @@ def _read_labels_csv(path: Path) -> LabelsTable:
     """Read a labels CSV with at least the columns ``image`` and ``patient_id``."""
     if not path.is_file():
         raise DataSourceError(
-            f"labels CSV {path} does not exist; fix xray.ingest.folder.labels_csv")
+            f"labels CSV {path} does not exist; fix xray.ingest.folder.labels_csv"
+        )
     with path.open(newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         fields = {f.strip().lower() for f in reader.fieldnames or []}
         if "image" not in fields or "patient_id" not in fields:
             raise DataSourceError(
-                f"labels CSV {path} needs columns 'image' and 'patient_id' (found "
-                f"{sorted(fields)})"
+                f"labels CSV {path} needs columns 'image' and 'patient_id' (found {sorted(fields)})"
             )
-        rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-                for row in reader]
+        rows = [
+            {k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader
+        ]
     return LabelsTable(rows)
 
 
-def _class_folders(root: Path, class_dirs: dict[str, list[str]], classes: list[str],
-                   ) -> list[tuple[str | None, int, Path]]:
+def _class_folders(
+    root: Path,
+    class_dirs: dict[str, list[str]],
+    classes: list[str],
+) -> list[tuple[str | None, int, Path]]:
     """(official split or None, class index, folder) for each class folder under root."""
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     split_dirs = [p for p in subdirs if p.name.lower() in SPLIT_NAMES]
@@ -133,9 +148,11 @@ def _class_folders(root: Path, class_dirs: dict[str, list[str]], classes: list[s
         others = sorted(p.name for p in subdirs if p not in split_dirs)
         raise DataSourceError(
             f"folder {root} mixes split folders ({[p.name for p in split_dirs]}) with other "
-            f"folders ({others}); put every class folder under a split folder, or use none")
-    parents = ([(SPLIT_NAMES[p.name.lower()], p) for p in split_dirs] if split_dirs
-               else [(None, root)])
+            f"folders ({others}); put every class folder under a split folder, or use none"
+        )
+    parents = (
+        [(SPLIT_NAMES[p.name.lower()], p) for p in split_dirs] if split_dirs else [(None, root)]
+    )
     for split, parent in parents:
         for sub in sorted(p for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")):
             index = _class_index(sub.name, class_dirs, classes)
@@ -157,8 +174,13 @@ def _class_folders(root: Path, class_dirs: dict[str, list[str]], classes: list[s
     return found
 
 
-def load_folder(root: str | Path, classes: list[str], class_dirs: dict[str, list[str]],
-                labels_csv: str | Path | None = None, max_side: int = 512) -> RawDataset:
+def load_folder(
+    root: str | Path,
+    classes: list[str],
+    class_dirs: dict[str, list[str]],
+    labels_csv: str | Path | None = None,
+    max_side: int = 512,
+) -> RawDataset:
     """Load a folder of class folders (``NORMAL/``, ``COVID/``), or of split folders of them.
 
     Files that are not PNG/JPEG by name are ignored and counted; files that are, but do not
@@ -184,8 +206,11 @@ def load_folder(root: str | Path, classes: list[str], class_dirs: dict[str, list
                 data.rejected.append({"source": rel, "reason": str(exc)})
                 continue
             row = table.lookup(rel) if table else None
-            if row and row.get("label") and _class_index(row["label"], class_dirs,
-                                                         classes) not in (None, label):
+            if (
+                row
+                and row.get("label")
+                and _class_index(row["label"], class_dirs, classes) not in (None, label)
+            ):
                 mismatched.append(rel)
             data.images.append(image)
             data.labels.append(label)
@@ -193,8 +218,12 @@ def load_folder(root: str | Path, classes: list[str], class_dirs: dict[str, list
             data.patient_ids.append(row.get("patient_id") or None if row else None)
             data.splits.append(split)
     if data.ignored:
-        log.warning("folder %s: ignored %d file(s) that are not PNG/JPEG, e.g. %s",
-                    root, len(data.ignored), data.ignored[:3])
+        log.warning(
+            "folder %s: ignored %d file(s) that are not PNG/JPEG, e.g. %s",
+            root,
+            len(data.ignored),
+            data.ignored[:3],
+        )
     if not data.images:
         raise DataSourceError(
             f"folder {root} contains no readable PNG/JPEG images "
@@ -203,22 +232,23 @@ def load_folder(root: str | Path, classes: list[str], class_dirs: dict[str, list
     if table is not None:
         missing = sum(p is None for p in data.patient_ids)
         if missing:
-            log.warning("labels CSV: %d image(s) have no patient id; each is its own patient",
-                        missing)
+            log.warning(
+                "labels CSV: %d image(s) have no patient id; each is its own patient", missing
+            )
         if table.unused():
             log.warning("labels CSV: %d row(s) match no image in %s", table.unused(), root)
         if mismatched:
             raise DataSourceError(
                 f"labels CSV disagrees with the folder on the class of {len(mismatched)} "
-                f"image(s), e.g. {mismatched[:3]}; fix the CSV or move the files")
+                f"image(s), e.g. {mismatched[:3]}; fix the CSV or move the files"
+            )
     return data
 
 
 # --------------------------------------------------------------------------- MedMNIST source
 
 
-def download_file(url: str, dest: Path, md5: str, timeout: float = 60.0,
-                  attempts: int = 3) -> Path:
+def download_file(url: str, dest: Path, md5: str, timeout: float = 60.0, attempts: int = 3) -> Path:
     """Download ``url`` to ``dest`` (a cache), verifying its MD5; reuse a verified cache.
 
     The file is written to a temporary sibling and renamed only once its checksum is
@@ -238,11 +268,18 @@ def download_file(url: str, dest: Path, md5: str, timeout: float = 60.0,
             raise ChecksumError(
                 f"{url}: downloaded file has md5 {got}, expected {md5}. The file changed "
                 "upstream or was corrupted in transit; check the URL and the md5 param "
-                "(xray.ingest.medmnist.md5).")
+                "(xray.ingest.medmnist.md5)."
+            )
 
-    return fetch(url, dest, error=DataSourceError, timeout=timeout, attempts=attempts,
-                 check=verify_md5,
-                 hint="download the file yourself and set xray.ingest.medmnist.path")
+    return fetch(
+        url,
+        dest,
+        error=DataSourceError,
+        timeout=timeout,
+        attempts=attempts,
+        check=verify_md5,
+        hint="download the file yourself and set xray.ingest.medmnist.path",
+    )
 
 
 def load_medmnist(path: str | Path, classes: list[str]) -> RawDataset:
@@ -255,8 +292,10 @@ def load_medmnist(path: str | Path, classes: list[str]) -> RawDataset:
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DataSourceError(f"{path} is not a readable .npz file ({exc})") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise DataSourceError(f"{path} holds a single array, not the .npz archive of MedMNIST "
-                              "(train_images, train_labels, val_..., test_...)")
+        raise DataSourceError(
+            f"{path} holds a single array, not the .npz archive of MedMNIST "
+            "(train_images, train_labels, val_..., test_...)"
+        )
     with npz:
         expected = {f"{s}_{k}" for s in SPLITS for k in ("images", "labels")}
         missing = sorted(expected - set(npz.files))
@@ -269,8 +308,10 @@ def load_medmnist(path: str | Path, classes: list[str]) -> RawDataset:
             try:
                 images, labels = npz[f"{split}_images"], npz[f"{split}_labels"]
             except (OSError, ValueError, zipfile.BadZipFile) as exc:
-                raise DataSourceError(f"{path}: {split} arrays are unreadable ({exc}); the "
-                                      "file is corrupt, fetch it again") from None
+                raise DataSourceError(
+                    f"{path}: {split} arrays are unreadable ({exc}); the "
+                    "file is corrupt, fetch it again"
+                ) from None
             _check_medmnist_split(path, split, images, labels, len(classes))
             for i, (image, label) in enumerate(zip(images, labels.reshape(-1), strict=True)):
                 if image.ndim == 3:  # RGB variants of MedMNIST: luminance, as PIL does
@@ -283,8 +324,9 @@ def load_medmnist(path: str | Path, classes: list[str]) -> RawDataset:
     return data
 
 
-def _check_medmnist_split(path: Path, split: str, images: np.ndarray, labels: np.ndarray,
-                          n_classes: int) -> None:
+def _check_medmnist_split(
+    path: Path, split: str, images: np.ndarray, labels: np.ndarray, n_classes: int
+) -> None:
     if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
         raise DataSourceError(
             f"{path}: {split}_images has shape {images.shape}; expected (N, H, W) or (N, H, W, 3)"

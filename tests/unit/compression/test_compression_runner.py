@@ -9,7 +9,7 @@ import numpy as np
 from nnpipe.compression.runner import run_variants
 from nnpipe.compression.table import add_ratios, markdown
 
-FAKE_WORKER = textwrap.dedent('''
+FAKE_WORKER = textwrap.dedent("""
     import json, os, signal, sys
     from pathlib import Path
     job_dir = Path(sys.argv[1])
@@ -23,7 +23,7 @@ FAKE_WORKER = textwrap.dedent('''
         (job_dir / f"{name}.json").write_text(json.dumps(
             {"variant": name, "status": "ok", "size_bytes": 100, "gzip_bytes": 50,
              "latency_ms_median": 1.0, "latency_ms_p99": 2.0, "throughput_per_s": 10.0}))
-''')
+""")
 
 
 def test_a_crashing_variant_is_recorded_and_the_others_are_built(tmp_path, monkeypatch):
@@ -31,8 +31,13 @@ def test_a_crashing_variant_is_recorded_and_the_others_are_built(tmp_path, monke
     (tmp_path / "pkg" / "fake_worker.py").write_text(FAKE_WORKER)
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "pkg"))
     variants = ["keras_float32", "tflite_float32", "tflite_int8", "pruned", "pruned_int8"]
-    rows = run_variants(tmp_path / "job", {"variants": variants}, {"x": np.zeros(3)},
-                        timeout=60, worker_module="fake_worker")
+    rows = run_variants(
+        tmp_path / "job",
+        {"variants": variants},
+        {"x": np.zeros(3)},
+        timeout=60,
+        worker_module="fake_worker",
+    )
     assert list(rows) == variants
     assert rows["tflite_int8"]["status"] == "unsupported"
     assert "SIGSEGV" in rows["tflite_int8"]["reason"]
@@ -40,19 +45,35 @@ def test_a_crashing_variant_is_recorded_and_the_others_are_built(tmp_path, monke
 
 
 def test_ratios_and_report_against_the_reference():
-    rows = {"keras_float32": {"status": "ok", "size_bytes": 1000, "gzip_bytes": 900,
-                              "latency_ms_median": 2.0, "latency_ms_p99": 3.0,
-                              "throughput_per_s": 100.0, "roc_auc": 0.90},
-            "tflite_int8": {"status": "ok", "size_bytes": 250, "gzip_bytes": 180,
-                            "latency_ms_median": 1.0, "latency_ms_p99": 1.5,
-                            "throughput_per_s": 300.0, "roc_auc": 0.895,
-                            "build_seconds": 2.54},
-            "pruned": {"status": "unsupported", "reason": "boom"}}
+    rows = {
+        "keras_float32": {
+            "status": "ok",
+            "size_bytes": 1000,
+            "gzip_bytes": 900,
+            "latency_ms_median": 2.0,
+            "latency_ms_p99": 3.0,
+            "throughput_per_s": 100.0,
+            "roc_auc": 0.90,
+        },
+        "tflite_int8": {
+            "status": "ok",
+            "size_bytes": 250,
+            "gzip_bytes": 180,
+            "latency_ms_median": 1.0,
+            "latency_ms_p99": 1.5,
+            "throughput_per_s": 300.0,
+            "roc_auc": 0.895,
+            "build_seconds": 2.54,
+        },
+        "pruned": {"status": "unsupported", "reason": "boom"},
+    }
     add_ratios(rows, "roc_auc")
     assert rows["tflite_int8"]["size_ratio"] == 0.25
     assert rows["tflite_int8"]["gzip_ratio"] == 0.2
-    assert rows["tflite_int8"]["roc_auc_delta"] == -0.005 or \
-        abs(rows["tflite_int8"]["roc_auc_delta"] + 0.005) < 1e-12
+    assert (
+        rows["tflite_int8"]["roc_auc_delta"] == -0.005
+        or abs(rows["tflite_int8"]["roc_auc_delta"] + 0.005) < 1e-12
+    )
     text = markdown(rows, "roc_auc", "decision_agreement", "t")
     assert "unsupported: boom" in text and "| tflite_int8 | 0.2 |" in text
     lines = text.splitlines()
@@ -61,11 +82,13 @@ def test_ratios_and_report_against_the_reference():
 
 
 def test_the_workers_progress_lines_are_logged_here_and_a_hung_worker_is_stopped(
-        tmp_path, monkeypatch, caplog):
+    tmp_path, monkeypatch, caplog
+):
     """The variants' progress ("variant 2/3 ...") reaches the stage's own log (and so
     Prefect's); other output (TensorFlow's) is kept only as the crash tail."""
     (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "chatty_worker.py").write_text(textwrap.dedent('''
+    (tmp_path / "pkg" / "chatty_worker.py").write_text(
+        textwrap.dedent("""
         import json, sys, time
         from pathlib import Path
         from nnpipe.compression.worker import LOG_MARK
@@ -82,11 +105,17 @@ def test_the_workers_progress_lines_are_logged_here_and_a_hung_worker_is_stopped
                 time.sleep(60)  # hangs: the runner's time-out must end it
             (job_dir / f"{name}.json").write_text(json.dumps(
                 {"variant": name, "status": "ok"}))
-    '''))
+    """)
+    )
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "pkg"))
     caplog.set_level("INFO", logger="nnpipe.compression.runner")
-    rows = run_variants(tmp_path / "job", {"variants": ["keras_float32", "pruned", "x"]},
-                        {"x": np.zeros(3)}, timeout=5, worker_module="chatty_worker")
+    rows = run_variants(
+        tmp_path / "job",
+        {"variants": ["keras_float32", "pruned", "x"]},
+        {"x": np.zeros(3)},
+        timeout=5,
+        worker_module="chatty_worker",
+    )
     logged = [r.getMessage() for r in caplog.records if r.name == "nnpipe.compression.runner"]
     assert "variant 1/3 keras_float32: building" in logged
     assert "variant 3/3 x: building" in logged

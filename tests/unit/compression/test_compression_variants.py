@@ -26,14 +26,16 @@ def cnn():
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (96, 12, 12, 1)).astype(np.float32)
     y = (x[:, :6].mean(axis=(1, 2, 3)) > x[:, 6:].mean(axis=(1, 2, 3))).astype(np.float32)
-    model = keras.Sequential([
-        keras.layers.InputLayer(input_shape=(12, 12, 1)),
-        keras.layers.Rescaling(1 / 255.0),
-        keras.layers.Conv2D(8, 3, activation="relu"),
-        keras.layers.Flatten(),  # 800 x 64 weights: sizes are dominated by weights
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.layers.InputLayer(input_shape=(12, 12, 1)),
+            keras.layers.Rescaling(1 / 255.0),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.Flatten(),  # 800 x 64 weights: sizes are dominated by weights
+            keras.layers.Dense(64, activation="relu"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
     model.compile("adam", "binary_crossentropy")
     model.fit(x, y, epochs=3, verbose=0)
     return model, x, y
@@ -83,8 +85,9 @@ def test_lstm_converts_with_a_fixed_batch_and_runs_one_window_at_a_time(lstm):
     np.testing.assert_allclose(runner.predict(x), model.predict(x, verbose=0), rtol=1e-4)
 
 
-@pytest.mark.parametrize("data, message", [(np.zeros((0, 12, 12, 1)), "empty"),
-                                           (np.zeros((4, 10, 10, 1)), "shape")])
+@pytest.mark.parametrize(
+    "data, message", [(np.zeros((0, 12, 12, 1)), "empty"), (np.zeros((4, 10, 10, 1)), "shape")]
+)
 def test_bad_representative_data_is_refused(cnn, data, message):
     model, _, _ = cnn
     with pytest.raises(ValueError, match=message):
@@ -100,9 +103,17 @@ def test_unknown_variant_is_refused(cnn):
 
 def test_pruning_reaches_the_sparsity_strips_wrappers_and_gzips_smaller(cnn):
     model, x, y = cnn
-    pruned = prune(model, x=x, y=y.reshape(-1, 1), loss="binary_crossentropy",
-                   initial_sparsity=0.3, final_sparsity=0.8, epochs=2, batch_size=16,
-                   learning_rate=1e-4)
+    pruned = prune(
+        model,
+        x=x,
+        y=y.reshape(-1, 1),
+        loss="binary_crossentropy",
+        initial_sparsity=0.3,
+        final_sparsity=0.8,
+        epochs=2,
+        batch_size=16,
+        learning_rate=1e-4,
+    )
     assert sparsity(model) < 0.05
     assert sparsity(pruned) == pytest.approx(0.8, abs=0.03)
     assert not any("prune" in type(layer).__name__.lower() for layer in pruned.layers)
@@ -113,8 +124,17 @@ def test_pruning_reaches_the_sparsity_strips_wrappers_and_gzips_smaller(cnn):
 
 def test_pruning_works_on_an_lstm(lstm):
     model, x, y = lstm
-    pruned = prune(model, x=x, y=y, loss="mse", initial_sparsity=0.3, final_sparsity=0.5,
-                   epochs=1, batch_size=16, learning_rate=1e-4)
+    pruned = prune(
+        model,
+        x=x,
+        y=y,
+        loss="mse",
+        initial_sparsity=0.3,
+        final_sparsity=0.5,
+        epochs=1,
+        batch_size=16,
+        learning_rate=1e-4,
+    )
     assert sparsity(pruned) == pytest.approx(0.5, abs=0.05)
 
 

@@ -26,10 +26,11 @@ def test_a_shifted_variant_agrees_at_its_own_threshold_not_at_the_references():
     y_val, ref_val = split(0)
     y_test, ref_test = split(1)
     ref_threshold = choose_threshold(y_val, ref_val, ev.threshold, ev.target_specificity)
-    shift = lambda s: s ** 3  # noqa: E731 - monotone: same ranking, lower scores
-    row = score_variant(y_test, shift(ref_test), y_val, shift(ref_val), ref_test,
-                        ref_threshold, ev, CLASSES)
-    assert row["threshold"] == pytest.approx(ref_threshold ** 3)
+    shift = lambda s: s**3  # noqa: E731 - monotone: same ranking, lower scores
+    row = score_variant(
+        y_test, shift(ref_test), y_val, shift(ref_val), ref_test, ref_threshold, ev, CLASSES
+    )
+    assert row["threshold"] == pytest.approx(ref_threshold**3)
     assert row[PARITY] == pytest.approx(1.0)
     assert row["agreement_at_reference_threshold"] < 0.9
     assert row["roc_auc"] > 0.8

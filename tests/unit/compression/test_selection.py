@@ -9,9 +9,15 @@ from nnpipe.compression.selection import SelectionRule, select_variant
 
 
 def row(size, auc, agreement, latency=1.0, status="ok"):
-    return {"status": status, "size_bytes": size, "gzip_bytes": size // 2, "roc_auc": auc,
-            "decision_agreement": agreement, "latency_ms_median": latency,
-            "reason": None if status == "ok" else "the worker killed by SIGSEGV"}
+    return {
+        "status": status,
+        "size_bytes": size,
+        "gzip_bytes": size // 2,
+        "roc_auc": auc,
+        "decision_agreement": agreement,
+        "latency_ms_median": latency,
+        "reason": None if status == "ok" else "the worker killed by SIGSEGV",
+    }
 
 
 TABLE = {
@@ -22,9 +28,14 @@ TABLE = {
     "tflite_int8": row(255, 0.948, 0.985, latency=0.4),
     "pruned_int8": row(250, 0.930, 0.90, latency=0.4),
 }
-XRAY = SelectionRule(metric="roc_auc", higher_is_better=True, tolerance=0.005,
-                     parity="decision_agreement", parity_bound=0.97,
-                     parity_higher_is_better=True)
+XRAY = SelectionRule(
+    metric="roc_auc",
+    higher_is_better=True,
+    tolerance=0.005,
+    parity="decision_agreement",
+    parity_bound=0.97,
+    parity_higher_is_better=True,
+)
 
 
 def test_the_smallest_qualifying_variant_wins_and_every_verdict_says_why():
@@ -51,8 +62,7 @@ def test_parity_below_the_bound_disqualifies():
 
 def test_candidates_limit_the_choice_and_unsupported_rows_are_skipped():
     table = {**TABLE, "tflite_float16": row(480, 0, 0, status="unsupported")}
-    rule = SelectionRule(**{**XRAY.__dict__,
-                            "candidates": ["tflite_float16", "tflite_float32"]})
+    rule = SelectionRule(**{**XRAY.__dict__, "candidates": ["tflite_float16", "tflite_float32"]})
     choice = select_variant(table, rule)
     assert choice.variant == "tflite_float32"
     assert choice.verdicts["tflite_float16"].startswith("unsupported: the worker killed")
@@ -60,9 +70,15 @@ def test_candidates_limit_the_choice_and_unsupported_rows_are_skipped():
 
 @pytest.mark.parametrize("fallback, expected", [("reference", "keras_float32"), ("none", None)])
 def test_when_nothing_qualifies_the_fallback_decides_and_says_so(fallback, expected):
-    rule = SelectionRule(**{**XRAY.__dict__, "tolerance": 0.0, "parity_bound": 1.0,
-                            "candidates": ["pruned_int8", "tflite_int8"],
-                            "fallback": fallback})
+    rule = SelectionRule(
+        **{
+            **XRAY.__dict__,
+            "tolerance": 0.0,
+            "parity_bound": 1.0,
+            "candidates": ["pruned_int8", "tflite_int8"],
+            "fallback": fallback,
+        }
+    )
     choice = select_variant(TABLE, rule)
     assert choice.variant == expected
     assert choice.reason.startswith("no candidate variant qualifies")
@@ -70,15 +86,38 @@ def test_when_nothing_qualifies_the_fallback_decides_and_says_so(fallback, expec
 
 
 def test_lower_is_better_metrics_and_differences_work_the_other_way():
-    table = {"keras_float32": {"status": "ok", "size_bytes": 100, "relative_mae": 1.00,
-                               "max_relative_diff": 0.0, "latency_ms_median": 5.0},
-             "tflite_int8": {"status": "ok", "size_bytes": 30, "relative_mae": 1.10,
-                             "max_relative_diff": 0.02, "latency_ms_median": 2.0},
-             "tflite_dynamic": {"status": "ok", "size_bytes": 35, "relative_mae": 1.01,
-                                "max_relative_diff": 0.001, "latency_ms_median": 1.0}}
-    rule = SelectionRule(metric="relative_mae", higher_is_better=False, tolerance=0.02,
-                         parity="max_relative_diff", parity_bound=0.01,
-                         parity_higher_is_better=False, size_tie=0.0)
+    table = {
+        "keras_float32": {
+            "status": "ok",
+            "size_bytes": 100,
+            "relative_mae": 1.00,
+            "max_relative_diff": 0.0,
+            "latency_ms_median": 5.0,
+        },
+        "tflite_int8": {
+            "status": "ok",
+            "size_bytes": 30,
+            "relative_mae": 1.10,
+            "max_relative_diff": 0.02,
+            "latency_ms_median": 2.0,
+        },
+        "tflite_dynamic": {
+            "status": "ok",
+            "size_bytes": 35,
+            "relative_mae": 1.01,
+            "max_relative_diff": 0.001,
+            "latency_ms_median": 1.0,
+        },
+    }
+    rule = SelectionRule(
+        metric="relative_mae",
+        higher_is_better=False,
+        tolerance=0.02,
+        parity="max_relative_diff",
+        parity_bound=0.01,
+        parity_higher_is_better=False,
+        size_tie=0.0,
+    )
     choice = select_variant(table, rule)
     assert choice.variant == "tflite_dynamic"
     assert "0.1 worse" in choice.verdicts["tflite_int8"]

@@ -36,8 +36,7 @@ def download_frame() -> pd.DataFrame:
     """What ``yf.download('MSFT', auto_adjust=False)`` returns: (Price, Ticker) columns, a
     naive ``Date`` index, fields in alphabetical order."""
     flat = history_frame().tz_localize(None)[sorted(BARS)]
-    flat.columns = pd.MultiIndex.from_product([sorted(BARS), ["MSFT"]],
-                                              names=["Price", "Ticker"])
+    flat.columns = pd.MultiIndex.from_product([sorted(BARS), ["MSFT"]], names=["Price", "Ticker"])
     return flat
 
 
@@ -56,8 +55,11 @@ def check_shape(frame: pd.DataFrame) -> None:
 def test_ticker_history_keeps_the_exchange_date_and_drops_adj_close():
     frame = normalise_history(history_frame(), "test")
     check_shape(frame)
-    assert list(frame.index) == [pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-03"),
-                                 pd.Timestamp("2024-01-04")]
+    assert list(frame.index) == [
+        pd.Timestamp("2024-01-02"),
+        pd.Timestamp("2024-01-03"),
+        pd.Timestamp("2024-01-04"),
+    ]
     assert frame.loc["2024-01-02", "Close"] == 370.87  # the traded close, not Adj Close
     assert frame.loc["2024-01-04", "Volume"] == 20901500.0
 
@@ -79,20 +81,22 @@ def test_download_grouped_by_ticker_is_flattened_too():
 
 
 def test_several_tickers_are_refused_naming_them():
-    frame = pd.concat([download_frame(), download_frame().rename(columns={"MSFT": "GOOG"})],
-                      axis=1)
+    frame = pd.concat([download_frame(), download_frame().rename(columns={"MSFT": "GOOG"})], axis=1)
     with pytest.raises(OhlcvDataError, match=r"several tickers \['MSFT', 'GOOG'\]"):
         normalise_history(frame, "test")
 
 
 def test_intraday_timestamps_go_to_naive_utc_like_read_ohlcv_csv():
-    index = pd.DatetimeIndex(["2024-01-02 09:30", "2024-01-02 09:35", "2024-01-02 09:40"],
-                             name="Datetime").tz_localize("America/New_York")
+    index = pd.DatetimeIndex(
+        ["2024-01-02 09:30", "2024-01-02 09:35", "2024-01-02 09:40"], name="Datetime"
+    ).tz_localize("America/New_York")
     frame = normalise_history(pd.DataFrame(BARS, index=index), "test")
     check_shape(frame)
-    assert list(frame.index) == [pd.Timestamp("2024-01-02 14:30"),
-                                 pd.Timestamp("2024-01-02 14:35"),
-                                 pd.Timestamp("2024-01-02 14:40")]
+    assert list(frame.index) == [
+        pd.Timestamp("2024-01-02 14:30"),
+        pd.Timestamp("2024-01-02 14:35"),
+        pd.Timestamp("2024-01-02 14:40"),
+    ]
 
 
 def test_corporate_action_columns_are_left_out():
@@ -116,8 +120,9 @@ def test_an_empty_frame_is_refused():
 
 
 def test_normalised_history_passes_validation():
-    frame, violations = validate_ohlcv(normalise_history(history_frame(), "test"),
-                                       max_gap_days=5, policy="fail", min_rows=3)
+    frame, violations = validate_ohlcv(
+        normalise_history(history_frame(), "test"), max_gap_days=5, policy="fail", min_rows=3
+    )
     assert violations == [] and len(frame) == 3
 
 
@@ -142,8 +147,13 @@ def fake_ticker(monkeypatch, answers: list) -> list[dict]:
             self.symbol = symbol
 
         def history(self, **kwargs):
-            calls.append({"symbol": self.symbol, **kwargs,
-                          "hide_exceptions": yf.config.debug.hide_exceptions})
+            calls.append(
+                {
+                    "symbol": self.symbol,
+                    **kwargs,
+                    "hide_exceptions": yf.config.debug.hide_exceptions,
+                }
+            )
             answer = answers[len(calls) - 1]
             if isinstance(answer, BaseException):
                 raise answer
@@ -158,9 +168,17 @@ def test_fetch_returns_the_normalised_history(monkeypatch, sleeps):
     frame = fetch_yfinance(" MSFT ", "2024-01-02", "2024-01-05")
     check_shape(frame)
     assert len(frame) == 3 and sleeps == []
-    assert calls == [{"symbol": "MSFT", "start": "2024-01-02", "end": "2024-01-05",
-                      "interval": "1d", "auto_adjust": False, "actions": False,
-                      "hide_exceptions": False}]
+    assert calls == [
+        {
+            "symbol": "MSFT",
+            "start": "2024-01-02",
+            "end": "2024-01-05",
+            "interval": "1d",
+            "auto_adjust": False,
+            "actions": False,
+            "hide_exceptions": False,
+        }
+    ]
     assert yf.config.debug.hide_exceptions is True  # the user's setting is put back
 
 
@@ -172,8 +190,11 @@ def test_without_a_start_the_whole_history_is_asked_for(monkeypatch, sleeps):
 
 def test_an_empty_answer_says_the_ticker_range_and_interval(monkeypatch, sleeps):
     fake_ticker(monkeypatch, [history_frame().iloc[:0]])
-    with pytest.raises(OhlcvDataError, match=r"no price data for ticker 'NOPE' from "
-                       r"2024-01-02 to 2024-01-05 .* interval '1d'.*check the symbol"):
+    with pytest.raises(
+        OhlcvDataError,
+        match=r"no price data for ticker 'NOPE' from "
+        r"2024-01-02 to 2024-01-05 .* interval '1d'.*check the symbol",
+    ):
         fetch_yfinance("NOPE", "2024-01-02", "2024-01-05")
     assert sleeps == []
 
@@ -206,12 +227,15 @@ def test_a_transient_failure_then_success_returns_the_data(monkeypatch, sleeps):
     assert sleeps == [2.0, 4.0]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("", None, None), "ticker is empty"),
-    (("MSFT", None, None, "2d"), "interval '2d'"),
-    (("MSFT", "Jan the 2nd", None), "start date 'Jan the 2nd' is not a date"),
-    (("MSFT", "2024-02-01", "2024-01-01"), "not before end"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("", None, None), "ticker is empty"),
+        (("MSFT", None, None, "2d"), "interval '2d'"),
+        (("MSFT", "Jan the 2nd", None), "start date 'Jan the 2nd' is not a date"),
+        (("MSFT", "2024-02-01", "2024-01-01"), "not before end"),
+    ],
+)
 def test_bad_requests_are_refused_before_any_download(monkeypatch, args, message):
     calls = fake_ticker(monkeypatch, [])
     with pytest.raises(OhlcvDataError, match=message):

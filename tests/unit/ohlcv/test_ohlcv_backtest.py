@@ -37,10 +37,13 @@ def prepared(series=None, name: str = "SYN") -> Prepared:
 # --------------------------------------------------------------------------- inner_split
 
 
-@pytest.mark.parametrize(("train_end", "val_fraction", "gap", "horizon"),
-                         [(100, 0.2, 8, 1), (250, 0.15, 20, 3), (26, 0.2, 8, 1)])
-def test_inner_split_keeps_order_and_gap_and_ends_at_the_fold_end(train_end, val_fraction,
-                                                                   gap, horizon):
+@pytest.mark.parametrize(
+    ("train_end", "val_fraction", "gap", "horizon"),
+    [(100, 0.2, 8, 1), (250, 0.15, 20, 3), (26, 0.2, 8, 1)],
+)
+def test_inner_split_keeps_order_and_gap_and_ends_at_the_fold_end(
+    train_end, val_fraction, gap, horizon
+):
     (f0, f1), (v0, v1) = inner_split(train_end, val_fraction, gap, horizon)
     assert f0 == 0 < f1 < v0 < v1 == train_end
     assert v0 - f1 == gap
@@ -66,9 +69,14 @@ def test_inner_split_refuses_too_few_rows_saying_what_to_raise(train_end):
 
 
 def fold(relative_mae: float, scale: float) -> dict:
-    return {"fold": 1, "relative_mae": relative_mae,
-            **{name: {k: scale * (i + 1) + j for j, k in enumerate(FOLD_METRICS)}
-               for i, name in enumerate(FORECASTERS)}}
+    return {
+        "fold": 1,
+        "relative_mae": relative_mae,
+        **{
+            name: {k: scale * (i + 1) + j for j, k in enumerate(FOLD_METRICS)}
+            for i, name in enumerate(FORECASTERS)
+        },
+    }
 
 
 def test_summarize_folds_averages_each_metric_and_counts_wins():
@@ -92,8 +100,16 @@ def test_walk_forward_tests_consecutive_blocks_ending_last_on_earlier_rows_only(
     prep = prepared()
     dates = prep.series.dates
     calls = []
-    folds = run_walk_forward(prep, CFG, n_folds=2, min_train=150, val_fraction=0.2,
-                             ma_window=5, epochs=1, before_fit=lambda: calls.append(1))
+    folds = run_walk_forward(
+        prep,
+        CFG,
+        n_folds=2,
+        min_train=150,
+        val_fraction=0.2,
+        ma_window=5,
+        epochs=1,
+        before_fit=lambda: calls.append(1),
+    )
     assert len(folds) == 2 and len(calls) == 2
     assert [f["fold"] for f in folds] == [1, 2]
     first = [dates.get_loc(np.datetime64(f["test_first"])) for f in folds]
@@ -117,16 +133,22 @@ def test_walk_forward_fits_validates_and_scales_on_rows_before_its_test_block(mo
     make_deterministic(0)
     base = prepare_series(generate_ohlcv(300, seed=1), [], "close")
     rows = np.arange(len(base.target), dtype=float)[:, None]
-    series = dataclasses.replace(base, values=np.hstack([base.values, rows]),
-                                 feature_names=[*base.feature_names, "row"])
+    series = dataclasses.replace(
+        base, values=np.hstack([base.values, rows]), feature_names=[*base.feature_names, "row"]
+    )
     prep = prepared(series)
     seen = []
     real_fit = backtest.fit_forecaster
 
     def spy(cfg, x_train, y_train, x_val, y_val, inputs, target, **kwargs):
-        seen.append({"val": x_val[:, :, -1].max(),
-                     "val_min": x_val[:, :, -1].min(), "fit_max": x_train[:, :, -1].max(),
-                     "scaler": inputs.data_max[-1]})
+        seen.append(
+            {
+                "val": x_val[:, :, -1].max(),
+                "val_min": x_val[:, :, -1].min(),
+                "fit_max": x_train[:, :, -1].max(),
+                "scaler": inputs.data_max[-1],
+            }
+        )
         return real_fit(cfg, x_train, y_train, x_val, y_val, inputs, target, **kwargs)
 
     real_predict = backtest.predict
@@ -138,8 +160,9 @@ def test_walk_forward_fits_validates_and_scales_on_rows_before_its_test_block(mo
 
     monkeypatch.setattr(backtest, "fit_forecaster", spy)
     monkeypatch.setattr(backtest, "predict", spy_predict)
-    folds = run_walk_forward(prep, CFG, n_folds=2, min_train=150, val_fraction=0.2,
-                             ma_window=5, epochs=1)
+    folds = run_walk_forward(
+        prep, CFG, n_folds=2, min_train=150, val_fraction=0.2, ma_window=5, epochs=1
+    )
     for f, rows_seen, x_rows in zip(folds, seen, forecast_inputs, strict=True):
         test_start = series.dates.get_loc(np.datetime64(f["test_first"]))
         test_last = series.dates.get_loc(np.datetime64(f["test_last"]))

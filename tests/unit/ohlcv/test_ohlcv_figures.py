@@ -41,11 +41,15 @@ def forecasts_of(actual: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def fold_rows(n_folds: int) -> list[dict]:
-    return [{"fold": k,
-             "model": {"rmse": 1.0 + 0.1 * k, "mase": 0.9},
-             "persistence": {"rmse": 1.2, "mase": 1.0},
-             "moving_average": {"rmse": 1.5 + 0.05 * k, "mase": 1.3}}
-            for k in range(1, n_folds + 1)]
+    return [
+        {
+            "fold": k,
+            "model": {"rmse": 1.0 + 0.1 * k, "mase": 0.9},
+            "persistence": {"rmse": 1.2, "mase": 1.0},
+            "moving_average": {"rmse": 1.5 + 0.05 * k, "mase": 1.3},
+        }
+        for k in range(1, n_folds + 1)
+    ]
 
 
 # --------------------------------------------------------------------------- plot_forecast
@@ -54,8 +58,9 @@ def fold_rows(n_folds: int) -> list[dict]:
 @pytest.mark.parametrize("dates", [DATES, ISO_DATES], ids=["datetime64", "iso-strings"])
 def test_forecast_writes_png_in_new_folder(tmp_path, dates):
     actual = prices()
-    out = plot_forecast(dates, actual, forecasts_of(actual), tmp_path / "a" / "b" / "f.png",
-                        "AAPL, test split")
+    out = plot_forecast(
+        dates, actual, forecasts_of(actual), tmp_path / "a" / "b" / "f.png", "AAPL, test split"
+    )
     assert out == tmp_path / "a" / "b" / "f.png"
     assert_png(out, min_width=800, min_height=350)
 
@@ -85,13 +90,16 @@ def test_forecast_mismatched_forecast_names_which_one(tmp_path):
     assert not (tmp_path / "f.png").exists()
 
 
-@pytest.mark.parametrize(("dates", "forecasts", "message"), [
-    ([], {"model": []}, "dates is empty"),
-    (DATES, {}, "forecasts is empty"),
-    (["2024-01-01", None, *ISO_DATES[2:]], {"model": prices()}, "1 missing date"),
-    (DATES[::-1], {"model": prices()}, "not in increasing order"),
-    (["not a date"] * N, {"model": prices()}, "could not be read as dates"),
-])
+@pytest.mark.parametrize(
+    ("dates", "forecasts", "message"),
+    [
+        ([], {"model": []}, "dates is empty"),
+        (DATES, {}, "forecasts is empty"),
+        (["2024-01-01", None, *ISO_DATES[2:]], {"model": prices()}, "1 missing date"),
+        (DATES[::-1], {"model": prices()}, "not in increasing order"),
+        (["not a date"] * N, {"model": prices()}, "could not be read as dates"),
+    ],
+)
 def test_forecast_refuses_bad_inputs(tmp_path, dates, forecasts, message):
     actual = prices(len(dates))
     with pytest.raises(ValueError, match=message):
@@ -148,10 +156,13 @@ def test_fold_errors_unknown_metric_lists_available(tmp_path):
         plot_fold_errors(fold_rows(2), tmp_path / "f.png", metric="rsme")
 
 
-@pytest.mark.parametrize(("folds", "message"), [
-    ([], "folds is empty"),
-    ([{"fold": 1, "rmse": 1.0}], "no forecaster in folds"),
-])
+@pytest.mark.parametrize(
+    ("folds", "message"),
+    [
+        ([], "folds is empty"),
+        ([{"fold": 1, "rmse": 1.0}], "no forecaster in folds"),
+    ],
+)
 def test_fold_errors_refuse_bad_rows(tmp_path, folds, message):
     with pytest.raises(ValueError, match=message):
         plot_fold_errors(folds, tmp_path / "f.png")
@@ -161,27 +172,36 @@ def test_fold_errors_refuse_bad_rows(tmp_path, folds, message):
 
 
 def test_history_writes_png_with_lr_panel(tmp_path):
-    history = [{"epoch": e, "loss": 1.0 / e, "val_loss": 1.2 / e, "lr": 1e-3 * 0.5 ** (e // 3)}
-               for e in range(1, 11)]
+    history = [
+        {"epoch": e, "loss": 1.0 / e, "val_loss": 1.2 / e, "lr": 1e-3 * 0.5 ** (e // 3)}
+        for e in range(1, 11)
+    ]
     out = plot_history(history, tmp_path / "h" / "training_curves.png")
     assert out == tmp_path / "h" / "training_curves.png"
     assert_png(out, min_width=800)
 
 
 def test_history_tolerates_missing_none_nan_and_non_positive(tmp_path):
-    history = [{"epoch": 1, "loss": 2.0},
-               {"epoch": 2, "loss": None, "val_loss": 1.5},
-               {"loss": float("nan"), "val_loss": 0.0},
-               {"epoch": 4, "loss": 0.8, "val_loss": 1.1, "lr": None}]
+    history = [
+        {"epoch": 1, "loss": 2.0},
+        {"epoch": 2, "loss": None, "val_loss": 1.5},
+        {"loss": float("nan"), "val_loss": 0.0},
+        {"epoch": 4, "loss": 0.8, "val_loss": 1.1, "lr": None},
+    ]
     assert_png(plot_history(history, tmp_path / "h.png"))
 
 
-@pytest.mark.parametrize(("history", "message"), [
-    ([], "history is empty"),
-    ([{"epoch": 1, "train_loss": 0.3}],
-     r"no positive loss .* keys seen: \['epoch', 'train_loss'\]"),
-    ([{"epoch": 1, "loss": "low"}], r"history\[0\]\['loss'\] is 'low'"),
-])
+@pytest.mark.parametrize(
+    ("history", "message"),
+    [
+        ([], "history is empty"),
+        (
+            [{"epoch": 1, "train_loss": 0.3}],
+            r"no positive loss .* keys seen: \['epoch', 'train_loss'\]",
+        ),
+        ([{"epoch": 1, "loss": "low"}], r"history\[0\]\['loss'\] is 'low'"),
+    ],
+)
 def test_history_refuses_unusable_rows(tmp_path, history, message):
     with pytest.raises(ValueError, match=message):
         plot_history(history, tmp_path / "h.png")
@@ -192,8 +212,11 @@ def test_history_refuses_unusable_rows(tmp_path, history, message):
 
 def test_import_does_not_load_pyplot():
     """pyplot would pick a GUI backend and keep global figures; the object API needs neither."""
-    code = ("import sys, nnpipe.ohlcv.figures; "
-            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, check=False)
+    code = (
+        "import sys, nnpipe.ohlcv.figures; "
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert result.returncode == 0, result.stderr

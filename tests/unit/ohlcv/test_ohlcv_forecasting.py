@@ -36,22 +36,30 @@ def frame() -> pd.DataFrame:
 def row_series(n: int = 60) -> SeriesFrame:
     """Every value is its own row number, so a window shows which rows it read."""
     rows = np.arange(n, dtype=float)
-    return SeriesFrame(dates=pd.bdate_range("2024-01-01", periods=n), values=rows[:, None],
-                       feature_names=["Close"], target=rows.copy(), close=rows + 1.0)
+    return SeriesFrame(
+        dates=pd.bdate_range("2024-01-01", periods=n),
+        values=rows[:, None],
+        feature_names=["Close"],
+        target=rows.copy(),
+        close=rows + 1.0,
+    )
 
 
 # --------------------------------------------------------------------------- prepare_series
 
 
-@pytest.mark.parametrize(("derived", "target", "dropped"), [
-    ([], "close", 0),
-    (["hl_range"], "close", 0),
-    ([], "log_return", 1),
-    (["log_return"], "close", 1),
-    # add_features: volume_z is NaN until the window's 20th row, i.e. on 19 leading rows
-    (["volume_z"], "close", VOLUME_Z_WINDOW - 1),
-    (["volume_z", "log_return", "hl_range"], "log_return", VOLUME_Z_WINDOW - 1),
-])
+@pytest.mark.parametrize(
+    ("derived", "target", "dropped"),
+    [
+        ([], "close", 0),
+        (["hl_range"], "close", 0),
+        ([], "log_return", 1),
+        (["log_return"], "close", 1),
+        # add_features: volume_z is NaN until the window's 20th row, i.e. on 19 leading rows
+        (["volume_z"], "close", VOLUME_Z_WINDOW - 1),
+        (["volume_z", "log_return", "hl_range"], "log_return", VOLUME_Z_WINDOW - 1),
+    ],
+)
 def test_prepare_series_drops_exactly_the_rows_lacking_history(frame, derived, target, dropped):
     series = prepare_series(frame, derived, target)
     assert len(series.target) == len(frame) - dropped
@@ -164,8 +172,13 @@ def test_to_price_refuses_a_log_return_beyond_horizon_one():
 def linear_series(n: int = 30) -> SeriesFrame:
     """Close 100, 101, ..., so every naive error is exactly 1."""
     close = 100.0 + np.arange(n)
-    return SeriesFrame(dates=pd.bdate_range("2024-01-01", periods=n), values=close[:, None],
-                       feature_names=["Close"], target=close.copy(), close=close)
+    return SeriesFrame(
+        dates=pd.bdate_range("2024-01-01", periods=n),
+        values=close[:, None],
+        feature_names=["Close"],
+        target=close.copy(),
+        close=close,
+    )
 
 
 def test_score_forecasts_match_hand_computed_metrics():
@@ -228,27 +241,43 @@ def test_a_perfect_forecast_scores_zero_and_persistence_scores_exactly_one():
 def write_features(directory, frame, name, derived, target, look_back, horizon):
     """The layout featurize writes: ``<name>.csv`` and ``meta.json``."""
     series = prepare_series(frame, derived, target)
-    splits = chronological_splits(len(series.target), 0.15, 0.15, gap=look_back,
-                                  horizon=horizon)
+    splits = chronological_splits(len(series.target), 0.15, 0.15, gap=look_back, horizon=horizon)
     windows = {s: windows_between(series, look_back, horizon, *r) for s, r in splits.items()}
     inputs, target_scaler = fit_scalers(series, windows["train"], splits["train"])
     series_table(series).to_csv(directory / f"{name}.csv")
-    meta = {"look_back": look_back, "horizon": horizon, "target": target, "derived": derived,
-            "val_fraction": 0.15, "test_fraction": 0.15, "series": {name: {
+    meta = {
+        "look_back": look_back,
+        "horizon": horizon,
+        "target": target,
+        "derived": derived,
+        "val_fraction": 0.15,
+        "test_fraction": 0.15,
+        "series": {
+            name: {
                 "features": series.feature_names,
                 "rows": len(series.target),
-                "splits": {s: {"rows": list(r), "first": series.dates[r[0]].isoformat(),
-                               "last": series.dates[r[1] - 1].isoformat(),
-                               "windows": len(windows[s])} for s, r in splits.items()},
+                "splits": {
+                    s: {
+                        "rows": list(r),
+                        "first": series.dates[r[0]].isoformat(),
+                        "last": series.dates[r[1] - 1].isoformat(),
+                        "windows": len(windows[s]),
+                    }
+                    for s, r in splits.items()
+                },
                 "input_scaler": inputs.to_dict(),
-                "target_scaler": target_scaler.to_dict()}}}
+                "target_scaler": target_scaler.to_dict(),
+            }
+        },
+    }
     (directory / "meta.json").write_text(json.dumps(meta))
     return series, splits, windows, inputs, target_scaler
 
 
 def test_read_prepared_rebuilds_what_featurize_wrote(frame, tmp_path):
     series, splits, windows, inputs, target = write_features(
-        tmp_path, frame, "SYN", ["log_return", "volume_z"], "log_return", LOOK_BACK, 2)
+        tmp_path, frame, "SYN", ["log_return", "volume_z"], "log_return", LOOK_BACK, 2
+    )
     meta = json.loads((tmp_path / "meta.json").read_text())
     prep = read_prepared(tmp_path, "SYN", meta)
     assert prep.name == "SYN"

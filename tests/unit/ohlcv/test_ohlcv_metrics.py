@@ -68,8 +68,9 @@ def test_baselines_match_hand_values_and_use_only_rows_known_at_forecast_time():
     targets = np.array([3, 5])
     np.testing.assert_allclose(moving_average_forecast(closes, 2, targets, 1), [2.5, 4.5])
     np.testing.assert_allclose(moving_average_forecast(closes, 2, targets, 2), [1.5, 3.5])
-    np.testing.assert_allclose(persistence_forecast(last_known_values(closes, targets, 1)),
-                               [3.0, 5.0])
+    np.testing.assert_allclose(
+        persistence_forecast(last_known_values(closes, targets, 1)), [3.0, 5.0]
+    )
     rng = np.random.default_rng(0)
     series = rng.normal(size=80).cumsum() + 50
     targets = np.arange(12, 80)
@@ -78,10 +79,11 @@ def test_baselines_match_hand_values_and_use_only_rows_known_at_forecast_time():
         naive = persistence_forecast(last_known_values(series, targets, horizon))
         for i, k in enumerate(targets):
             future = series.copy()
-            future[k - horizon + 1:] = 1e9  # the rows after the forecast origin, target included
-            assert moving_average_forecast(future, 5, targets[i:i + 1], horizon)[0] \
-                == pytest.approx(ma[i])
-            assert last_known_values(future, targets[i:i + 1], horizon)[0] == naive[i]
+            future[k - horizon + 1 :] = 1e9  # the rows after the forecast origin, target included
+            assert moving_average_forecast(future, 5, targets[i : i + 1], horizon)[
+                0
+            ] == pytest.approx(ma[i])
+            assert last_known_values(future, targets[i : i + 1], horizon)[0] == naive[i]
     with pytest.raises(ValueError, match="earlier row"):
         moving_average_forecast(closes, 3, np.array([2]), 1)
 
@@ -118,8 +120,11 @@ def test_diebold_mariano_sign_and_significance():
 
 def test_walk_forward_folds_expand_and_never_test_on_seen_rows():
     folds = walk_forward_folds(100, n_folds=3, min_train=40, gap=5)
-    assert folds == [(range(0, 41), range(46, 64)), (range(0, 59), range(64, 82)),
-                     (range(0, 77), range(82, 100))]
+    assert folds == [
+        (range(0, 41), range(46, 64)),
+        (range(0, 59), range(64, 82)),
+        (range(0, 77), range(82, 100)),
+    ]
     tested: set[int] = set()
     for train, test in folds:
         assert len(train) >= 40 and test.start - train.stop == 5

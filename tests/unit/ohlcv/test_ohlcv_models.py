@@ -31,8 +31,7 @@ def toy_windows(n: int = 100, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def scalers(x: np.ndarray, y: np.ndarray) -> tuple[TrainOnlyScaler, TrainOnlyScaler]:
-    inputs = TrainOnlyScaler([f"f{i}" for i in range(x.shape[2])]).fit(
-        x.reshape(-1, x.shape[2]))
+    inputs = TrainOnlyScaler([f"f{i}" for i in range(x.shape[2])]).fit(x.reshape(-1, x.shape[2]))
     return inputs, TrainOnlyScaler(["target"]).fit(y.reshape(-1, 1))
 
 
@@ -56,7 +55,9 @@ def test_each_architecture_builds_and_scales_its_input_with_the_training_statist
     assert model.input_shape == (None, LOOK_BACK, N_FEATURES)
     assert model.output_shape == (None, 1)
     assert [layer.name for layer in model.layers if layer.name.startswith(kind)] == [
-        f"{kind}_1", f"{kind}_2"]
+        f"{kind}_1",
+        f"{kind}_2",
+    ]
     scaled = inner_model(model, "train_minmax").predict(x.astype("float32"), verbose=0)
     expected = inputs.transform(x.reshape(-1, N_FEATURES)).reshape(x.shape)
     np.testing.assert_allclose(scaled, expected, atol=1e-5)
@@ -68,21 +69,23 @@ def test_exported_model_predicts_the_trained_output_in_target_units(kind):
     make_deterministic(0)
     x, y = toy_windows()
     inputs, target = scalers(x, y)
-    fitted = fit_forecaster(OhlcvTrain(model=kind, units=[4], epochs=2), *split(x, y),
-                            inputs, target)
+    fitted = fit_forecaster(
+        OhlcvTrain(model=kind, units=[4], epochs=2), *split(x, y), inputs, target
+    )
     assert len(fitted.history) == 2
-    scaled = inner_model(fitted.model, "scaled_target").predict(x.astype("float32"),
-                                                                verbose=0)
+    scaled = inner_model(fitted.model, "scaled_target").predict(x.astype("float32"), verbose=0)
     forecast = predict(fitted.model, x)
     assert forecast.shape == (len(y),)
-    np.testing.assert_allclose(forecast, target.inverse_transform_column(scaled[:, 0], 0),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        forecast, target.inverse_transform_column(scaled[:, 0], 0), rtol=1e-5
+    )
     # and export_forecaster applied to a freshly built model does the same
     model = build_forecaster(OhlcvTrain(model=kind, units=[4]), LOOK_BACK, inputs)
     exported = export_forecaster(model, target)
     raw = model.predict(x.astype("float32"), verbose=0)[:, 0]
-    np.testing.assert_allclose(predict(exported, x), target.inverse_transform_column(raw, 0),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        predict(exported, x), target.inverse_transform_column(raw, 0), rtol=1e-5
+    )
 
 
 def test_training_on_a_learnable_problem_lowers_the_validation_loss():
@@ -90,8 +93,15 @@ def test_training_on_a_learnable_problem_lowers_the_validation_loss():
     x, y = toy_windows(150)
     inputs, target = scalers(x, y)
     x_train, y_train, x_val, y_val = split(x, y)
-    fitted = fit_forecaster(OhlcvTrain(units=[8], epochs=15, batch_size=16, learning_rate=0.02),
-                            x_train, y_train, x_val, y_val, inputs, target)
+    fitted = fit_forecaster(
+        OhlcvTrain(units=[8], epochs=15, batch_size=16, learning_rate=0.02),
+        x_train,
+        y_train,
+        x_val,
+        y_val,
+        inputs,
+        target,
+    )
     losses = [row["val_loss"] for row in fitted.history]
     assert len(losses) >= 5 and all(v is not None for v in losses)
     assert losses[-1] < losses[0]
@@ -107,8 +117,9 @@ def test_saved_model_reloads_with_identical_predictions(tmp_path):
     make_deterministic(0)
     x, y = toy_windows()
     inputs, target = scalers(x, y)
-    fitted = fit_forecaster(OhlcvTrain(model="gru", units=[4, 4], epochs=2), *split(x, y),
-                            inputs, target)
+    fitted = fit_forecaster(
+        OhlcvTrain(model="gru", units=[4, 4], epochs=2), *split(x, y), inputs, target
+    )
     path = tmp_path / "forecaster.keras"
     fitted.model.save(path)
     reloaded = keras.models.load_model(path)  # no custom objects: the scalers are built in
@@ -128,7 +139,15 @@ def test_nan_in_the_training_data_raises_training_diverged(poison):
         y_train = y_train.copy()
         y_train[0] = np.nan
     with pytest.raises(TrainingDivergedError, match="NaN loss at epoch 1") as info:
-        fit_forecaster(OhlcvTrain(units=[4], epochs=3, batch_size=len(y_train)), x_train,
-                       y_train, x_val, y_val, inputs, target, label="toy")
+        fit_forecaster(
+            OhlcvTrain(units=[4], epochs=3, batch_size=len(y_train)),
+            x_train,
+            y_train,
+            x_val,
+            y_val,
+            inputs,
+            target,
+            label="toy",
+        )
     assert "learning_rate" in str(info.value) and "toy" in str(info.value)
     assert isinstance(info.value, FloatingPointError)

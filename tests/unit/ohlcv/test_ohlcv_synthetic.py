@@ -52,10 +52,16 @@ def test_start_rolls_forward_to_a_business_day():
     assert generate_ohlcv(3, seed=0, start="2024-01-06").index[0] == pd.Timestamp("2024-01-08")
 
 
-@pytest.mark.parametrize(("kwargs", "name"), [
-    ({"n_days": 0}, "n_days"), ({"seed": -1}, "seed"), ({"start_price": 0.0}, "start_price"),
-    ({"start": "someday"}, "start"), ({"ticker": " "}, "ticker"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"n_days": 0}, "n_days"),
+        ({"seed": -1}, "seed"),
+        ({"start_price": 0.0}, "start_price"),
+        ({"start": "someday"}, "start"),
+        ({"ticker": " "}, "ticker"),
+    ],
+)
 def test_bad_arguments_name_themselves(kwargs, name):
     arguments = {"n_days": 10, "seed": 0, **kwargs}
     with pytest.raises(ValueError, match=f"^{name} must"):

@@ -27,9 +27,10 @@ def random_series(n: int = 300, features: int = 3, seed: int = 0) -> tuple[np.nd
     return values, values[:, 0].copy()
 
 
-@pytest.mark.parametrize(("n", "val", "test", "gap"),
-                         [(300, 0.15, 0.15, 10), (1000, 0.2, 0.1, 60), (97, 0.3, 0.3, 5),
-                          (50, 0.2, 0.2, 0)])
+@pytest.mark.parametrize(
+    ("n", "val", "test", "gap"),
+    [(300, 0.15, 0.15, 10), (1000, 0.2, 0.1, 60), (97, 0.3, 0.3, 5), (50, 0.2, 0.2, 0)],
+)
 def test_splits_are_contiguous_in_time_order_leaving_exactly_gap_rows_out(n, val, test, gap):
     splits = chronological_splits(n, val, test, gap)
     assert list(splits) == ["train", "val", "test"]
@@ -52,8 +53,9 @@ def test_windows_stay_inside_their_split_and_inputs_precede_the_target():
         assert inputs.min() >= start and target_rows.max() < end
         assert (inputs.max(axis=1) < target_rows).all()
         # inputs are the look_back consecutive rows ending horizon steps before the target
-        assert (inputs == target_rows[:, None] - horizon - LOOK_BACK + 1
-                + np.arange(LOOK_BACK)).all()
+        assert (
+            inputs == target_rows[:, None] - horizon - LOOK_BACK + 1 + np.arange(LOOK_BACK)
+        ).all()
         assert (y == target_rows).all()
         # every possible window is made: the first and last fit the split exactly
         assert inputs[0, 0] == start and target_rows[-1] == end - 1
@@ -67,8 +69,9 @@ def test_windows_and_scaler_ignore_every_row_after_the_split_end():
     values, target = random_series()
     splits = chronological_splits(len(values), 0.2, 0.2, LOOK_BACK)
     scaled, scaler = scale_splits(values, splits)
-    before = {name: make_windows(scaled, target, LOOK_BACK, 1, *rng) for name, rng in
-              splits.items()}
+    before = {
+        name: make_windows(scaled, target, LOOK_BACK, 1, *rng) for name, rng in splits.items()
+    }
     for name, (_, end) in splits.items():
         corrupt, corrupt_target = values.copy(), target.copy()
         corrupt[end:] = np.nan
@@ -77,8 +80,7 @@ def test_windows_and_scaler_ignore_every_row_after_the_split_end():
             rescaled, rescaler = scale_splits(corrupt, splits)
             assert rescaler.to_dict() == scaler.to_dict()
             np.testing.assert_array_equal(rescaled[:end], scaled[:end])
-        after = make_windows(scaler.transform(corrupt), corrupt_target, LOOK_BACK, 1,
-                             *splits[name])
+        after = make_windows(scaler.transform(corrupt), corrupt_target, LOOK_BACK, 1, *splits[name])
         for a, b in zip(before[name], after, strict=True):
             np.testing.assert_array_equal(a, b)
 
@@ -92,8 +94,8 @@ def test_each_window_is_unchanged_by_rows_from_its_target_on():
         t = target_rows[i] - horizon + 1  # the first row after the window's inputs
         corrupt, corrupt_target = values.copy(), target.copy()
         corrupt[t:] = rng.normal(1e6, 1e3, size=corrupt[t:].shape)
-        corrupt_target[target_rows[i] + 1:] = 1e6
-        corrupt_target[:target_rows[i]] = -1e6  # y reads the target row alone
+        corrupt_target[target_rows[i] + 1 :] = 1e6
+        corrupt_target[: target_rows[i]] = -1e6  # y reads the target row alone
         x2, y2, rows2 = make_windows(corrupt, corrupt_target, LOOK_BACK, horizon, start, end)
         np.testing.assert_array_equal(x2[i], x[i])
         assert y2[i] == y[i] and rows2[i] == target_rows[i]
@@ -112,8 +114,11 @@ def test_features_and_target_of_the_whole_pipeline_use_no_future_prices():
         values = feats.to_numpy()
         scaled, _ = scale_splits(values, splits)
         target = make_target(feats, "log_return")
-        return [a for name in ("train", "val")
-                for a in make_windows(scaled, target, LOOK_BACK, 1, *splits[name])]
+        return [
+            a
+            for name in ("train", "val")
+            for a in make_windows(scaled, target, LOOK_BACK, 1, *splits[name])
+        ]
 
     corrupt = prices.copy()
     corrupt.loc[corrupt.index >= cut, list(COLUMNS)] = np.nan
@@ -140,20 +145,24 @@ def test_scaler_uses_training_statistics_without_clipping_and_round_trips():
     later = np.array([[5.0, 0.0, 7.0]])  # outside the training range
     np.testing.assert_allclose(scaler.transform(train), [[0, 0, 0], [1, 1, 0]])
     np.testing.assert_allclose(scaler.transform(later), [[2.0, -0.5, 2.0]])
-    np.testing.assert_allclose(scaler.inverse_transform_column(np.array([2.0, -0.5]), 0),
-                               [5.0, 0.0])
+    np.testing.assert_allclose(
+        scaler.inverse_transform_column(np.array([2.0, -0.5]), 0), [5.0, 0.0]
+    )
     saved = json.loads(json.dumps(scaler.to_dict()))
     again = TrainOnlyScaler.from_dict(saved)
     np.testing.assert_array_equal(again.transform(later), scaler.transform(later))
     assert again.feature_names == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize(("action", "error", "message"), [
-    (lambda s: s.fit(np.array([[1.0], [np.nan]])), ValueError, "NaN"),
-    (lambda s: s.transform(np.ones((2, 1))), RuntimeError, "fit the scaler"),
-    (lambda s: s.fit(np.ones((2, 2))).transform(np.ones((2, 3))), ValueError, "2 feature"),
-    (lambda s: TrainOnlyScaler.from_dict({"kind": "standard"}), ValueError, "min-max"),
-])
+@pytest.mark.parametrize(
+    ("action", "error", "message"),
+    [
+        (lambda s: s.fit(np.array([[1.0], [np.nan]])), ValueError, "NaN"),
+        (lambda s: s.transform(np.ones((2, 1))), RuntimeError, "fit the scaler"),
+        (lambda s: s.fit(np.ones((2, 2))).transform(np.ones((2, 3))), ValueError, "2 feature"),
+        (lambda s: TrainOnlyScaler.from_dict({"kind": "standard"}), ValueError, "min-max"),
+    ],
+)
 def test_scaler_misuse_is_a_clear_error(action, error, message):
     with pytest.raises(error, match=message):
         action(TrainOnlyScaler())
@@ -166,16 +175,19 @@ def test_derived_features_match_their_definitions_and_need_history():
     close, volume = prices["Close"].to_numpy(), prices["Volume"].to_numpy(float)
     np.testing.assert_allclose(feats["log_return"].iloc[1:], np.log(close[1:] / close[:-1]))
     np.testing.assert_allclose(feats["hl_range"], (prices.High - prices.Low) / prices.Close)
-    last = volume[25 - VOLUME_Z_WINDOW + 1:26]  # trailing window ending at row 25
-    assert feats["volume_z"].iloc[25] == pytest.approx((volume[25] - last.mean())
-                                                       / last.std(ddof=1))
+    last = volume[25 - VOLUME_Z_WINDOW + 1 : 26]  # trailing window ending at row 25
+    assert feats["volume_z"].iloc[25] == pytest.approx(
+        (volume[25] - last.mean()) / last.std(ddof=1)
+    )
     assert feats["log_return"].isna().sum() == 1
     assert feats["volume_z"].isna().sum() == VOLUME_Z_WINDOW - 1
     # trailing, never centred: changing later rows leaves earlier features alone
     changed = prices.copy()
     changed.iloc[40:] *= 3
-    pd.testing.assert_frame_equal(add_features(changed, ["volume_z", "log_return"]).iloc[:40],
-                                  add_features(prices, ["volume_z", "log_return"]).iloc[:40])
+    pd.testing.assert_frame_equal(
+        add_features(changed, ["volume_z", "log_return"]).iloc[:40],
+        add_features(prices, ["volume_z", "log_return"]).iloc[:40],
+    )
 
 
 def test_constant_volume_has_zero_z_score_and_unknown_features_are_refused():

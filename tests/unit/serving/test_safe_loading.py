@@ -32,10 +32,18 @@ SIZE = 16
 
 def write_deploy(folder: Path, name: str, fmt: str, **changes) -> Path:
     """A deploy.json as promote writes it, for ``folder/name`` (its sha256 included)."""
-    spec = {"domain": "xray", "variant": "tflite_float32" if fmt == "tflite" else
-            "keras_float32", "format": fmt, "file": name, "classes": ["normal", "pneumonia"],
-            "threshold": 0.5, "image_size": SIZE, "resize": "pad", "max_side": None,
-            "sha256": file_sha256(folder / name) if (folder / name).is_file() else None}
+    spec = {
+        "domain": "xray",
+        "variant": "tflite_float32" if fmt == "tflite" else "keras_float32",
+        "format": fmt,
+        "file": name,
+        "classes": ["normal", "pneumonia"],
+        "threshold": 0.5,
+        "image_size": SIZE,
+        "resize": "pad",
+        "max_side": None,
+        "sha256": file_sha256(folder / name) if (folder / name).is_file() else None,
+    }
     (folder / "deploy.json").write_text(json.dumps({**spec, **changes}))
     return folder
 
@@ -43,8 +51,9 @@ def write_deploy(folder: Path, name: str, fmt: str, **changes) -> Path:
 @pytest.fixture(scope="module")
 def model():
     make_deterministic(0)
-    return build_model(XrayTrain(model="small_cnn", filters=[4, 8], dense_units=8), SIZE,
-                       100.0, 50.0)
+    return build_model(
+        XrayTrain(model="small_cnn", filters=[4, 8], dense_units=8), SIZE, 100.0, 50.0
+    )
 
 
 @pytest.fixture
@@ -64,8 +73,13 @@ def plant_lambda_h5(path: Path, marker: Path) -> Path:
     """A real tf-keras model whose Lambda layer runs ``touch marker``, saved as HDF5 under
     ``path`` (named ``model.keras``): the legacy loader rebuilds it from its bytecode."""
     evil = touching(marker)
-    model = keras.Sequential([keras.layers.Lambda(evil, input_shape=(SIZE, SIZE, 1)),
-                              keras.layers.Flatten(), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [
+            keras.layers.Lambda(evil, input_shape=(SIZE, SIZE, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1),
+        ]
+    )
     marker.unlink(missing_ok=True)  # building the model above ran it once
     h5 = path.with_name("planted.h5")
     model.save(h5, save_format="h5")
@@ -87,9 +101,17 @@ def test_a_lambda_model_saved_as_hdf5_named_model_keras_is_refused_unrun(tmp_pat
     control = tmp_path / "control" / "model.keras"
     control.parent.mkdir()
     shutil.copy(folder / "model.keras", control)
-    subprocess.run([sys.executable, "-c", "import nnpipe.keras_env as k; "
-                    f"k.keras.models.load_model({str(control)!r}, compile=False)"],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import nnpipe.keras_env as k; "
+            f"k.keras.models.load_model({str(control)!r}, compile=False)",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert marker.exists()
 
 
@@ -107,8 +129,7 @@ def zip_with_config(source: Path, dest: Path, edit) -> Path:
 
 
 def first_dense(config: dict) -> dict:
-    return next(layer for layer in config["config"]["layers"]
-                if layer["class_name"] == "Dense")
+    return next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense")
 
 
 def set_activation(value):
@@ -116,22 +137,43 @@ def set_activation(value):
 
 
 def set_class(module: str, name: str, registered: str | None = None):
-    return lambda config: first_dense(config).update(module=module, class_name=name,
-                                                     registered_name=registered)
+    return lambda config: first_dense(config).update(
+        module=module, class_name=name, registered_name=registered
+    )
 
 
-@pytest.mark.parametrize("edit, message", [
-    (set_activation({"module": "os", "class_name": "function", "config": "system",
-                     "registered_name": "function"}), "would run code"),
-    (set_activation({"module": "builtins", "class_name": "function", "config": "exec",
-                     "registered_name": "function"}), "would run code"),
-    (set_class("subprocess", "Popen"), "comes from the module 'subprocess', not from Keras"),
-    (set_class("keras.layers", "Lambda"), "would run code"),
-    (set_class("keras.utils", "get_file"), "is not a Keras layer"),
-    (set_class("keras.layers", "Dense", "Foreign>Dense"), "custom object 'Foreign>Dense'"),
-])
-def test_a_keras_zip_naming_code_or_foreign_objects_is_refused(model, tmp_path, edit,
-                                                               message):
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            set_activation(
+                {
+                    "module": "os",
+                    "class_name": "function",
+                    "config": "system",
+                    "registered_name": "function",
+                }
+            ),
+            "would run code",
+        ),
+        (
+            set_activation(
+                {
+                    "module": "builtins",
+                    "class_name": "function",
+                    "config": "exec",
+                    "registered_name": "function",
+                }
+            ),
+            "would run code",
+        ),
+        (set_class("subprocess", "Popen"), "comes from the module 'subprocess', not from Keras"),
+        (set_class("keras.layers", "Lambda"), "would run code"),
+        (set_class("keras.utils", "get_file"), "is not a Keras layer"),
+        (set_class("keras.layers", "Dense", "Foreign>Dense"), "custom object 'Foreign>Dense'"),
+    ],
+)
+def test_a_keras_zip_naming_code_or_foreign_objects_is_refused(model, tmp_path, edit, message):
     model.save(tmp_path / "good.keras")
     folder = tmp_path / "deploy"
     folder.mkdir()
@@ -170,8 +212,9 @@ def test_nnpipe_layers_load_from_a_keras_zip(tmp_path):
     np.testing.assert_allclose(again(x).numpy(), vit(x).numpy(), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("file", ["/etc/passwd", "../x.tflite", "sub/../../x.tflite",
-                                  "C:/x.tflite", "..\\x.tflite", 7])
+@pytest.mark.parametrize(
+    "file", ["/etc/passwd", "../x.tflite", "sub/../../x.tflite", "C:/x.tflite", "..\\x.tflite", 7]
+)
 def test_a_deploy_json_naming_a_file_outside_its_folder_is_refused(tflite_deploy, file):
     outside = tflite_deploy.parent / "x.tflite"
     shutil.copy(tflite_deploy / "model.tflite", outside)
@@ -189,13 +232,16 @@ def test_a_symlink_out_of_the_folder_is_refused(tflite_deploy, tmp_path):
         load_predictor(tflite_deploy)
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"format": "pickle"}, "format 'pickle' is not one nnpipe serves"),
-    ({"format": "keras"}, "a keras model is a .keras file"),
-    ({"domain": "os"}, "domain 'os' is not one of"),
-    ({"sha256": None}, "records no sha256"),
-    ({"file": "missing.tflite"}, "not a file in"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"format": "pickle"}, "format 'pickle' is not one nnpipe serves"),
+        ({"format": "keras"}, "a keras model is a .keras file"),
+        ({"domain": "os"}, "domain 'os' is not one of"),
+        ({"sha256": None}, "records no sha256"),
+        ({"file": "missing.tflite"}, "not a file in"),
+    ],
+)
 def test_a_deploy_json_promote_would_not_write_is_refused(tflite_deploy, changes, message):
     write_deploy(tflite_deploy, "model.tflite", "tflite", **changes)
     with pytest.raises(RefusedModelError, match=message):
@@ -221,8 +267,11 @@ def test_a_file_that_is_no_tflite_flatbuffer_is_refused(tmp_path):
 
 def mlmodel(root: Path, path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
-    (root / "MLmodel").write_text(json.dumps(  # JSON is YAML
-        {"flavors": {"python_function": {"artifacts": {"deploy": {"path": path}}}}}))
+    (root / "MLmodel").write_text(
+        json.dumps(  # JSON is YAML
+            {"flavors": {"python_function": {"artifacts": {"deploy": {"path": path}}}}}
+        )
+    )
     return root
 
 
@@ -252,16 +301,28 @@ def test_the_registered_sha256_must_match_the_deploy_folder(tflite_deploy):
 
 
 @pytest.mark.parametrize("variant", ["tflite_float32", "keras_float32"])
-def test_a_deploy_folder_as_promote_writes_it_records_its_sha256_and_loads(model, tmp_path,
-                                                                           variant):
+def test_a_deploy_folder_as_promote_writes_it_records_its_sha256_and_loads(
+    model, tmp_path, variant
+):
     variants = tmp_path / "variants"
     variants.mkdir()
     model.save(variants / "keras_float32.keras")
     (variants / "tflite_float32.tflite").write_bytes(to_tflite(model, "tflite_float32"))
-    spec = {"domain": "xray", "classes": ["normal", "pneumonia"], "threshold": 0.5,
-            "image_size": SIZE, "resize": "pad", "max_side": None}
-    record = write_deploy_folder(tmp_path / "deploy", variants, Selection(variant, "test"),
-                                 {variant: {"size_bytes": 1}}, spec)
+    spec = {
+        "domain": "xray",
+        "classes": ["normal", "pneumonia"],
+        "threshold": 0.5,
+        "image_size": SIZE,
+        "resize": "pad",
+        "max_side": None,
+    }
+    record = write_deploy_folder(
+        tmp_path / "deploy",
+        variants,
+        Selection(variant, "test"),
+        {variant: {"size_bytes": 1}},
+        spec,
+    )
     assert record["sha256"] == file_sha256(tmp_path / "deploy" / record["file"])
     x = np.random.default_rng(2).integers(0, 256, (3, SIZE, SIZE)).astype(np.float64)
     assert len(load_predictor(tmp_path / "deploy").predict(x)["probability"]) == 3

@@ -20,8 +20,9 @@ from nnpipe.serving.registry import (
 MODELS = {"xray": "xray-classifier", "ohlcv/SYNTH": "ohlcv-forecaster"}
 
 
-def plan(versions, challengers, domains=("xray", "ohlcv"), alias="champion",
-         default_alias="champion") -> ServePlan:
+def plan(
+    versions, challengers, domains=("xray", "ohlcv"), alias="champion", default_alias="champion"
+) -> ServePlan:
     return ServePlan(list(domains), alias, MODELS, versions, challengers, default_alias)
 
 
@@ -29,10 +30,12 @@ def test_the_serve_section_is_typed_and_rejects_unknown_keys():
     params = validate_params({})
     assert params.serve.domains == ["xray", "ohlcv"] and params.serve.alias == "champion"
     assert validate_params({"serve": {"domains": ["xray"]}}).serve.domains == ["xray"]
-    for bad, key in [({"domain": ["xray"]}, "serve.domain: unknown key"),
-                     ({"domains": ["xrays"]}, "serve.domains.0"),
-                     ({"domains": []}, "serve.domains"),
-                     ({"domains": ["xray", "xray"]}, "distinct")]:
+    for bad, key in [
+        ({"domain": ["xray"]}, "serve.domain: unknown key"),
+        ({"domains": ["xrays"]}, "serve.domains.0"),
+        ({"domains": []}, "serve.domains"),
+        ({"domains": ["xray", "xray"]}, "distinct"),
+    ]:
         with pytest.raises(ParamsError, match=key):
             validate_params({"serve": bad})
 
@@ -49,16 +52,24 @@ def test_the_ready_commands_serve_what_has_the_alias_then_the_newest_versions():
     commands = [c for c, _ in refused.ready_commands(asked_domains=False)]
     assert commands == ["nnpipe serve --domain xray", "nnpipe serve --alias challenger"]
     asked = [c for c, _ in refused.ready_commands(True, ["--port 9000"])]
-    assert asked == ["nnpipe serve --domain xray --port 9000",
-                     "nnpipe serve --domain xray --domain ohlcv --alias challenger --port 9000"]
+    assert asked == [
+        "nnpipe serve --domain xray --port 9000",
+        "nnpipe serve --domain xray --domain ohlcv --alias challenger --port 9000",
+    ]
     nothing = plan({"xray": None, "ohlcv/SYNTH": None}, {"xray": None, "ohlcv/SYNTH": None})
     assert nothing.ready_commands(False) == []
     # params say challenger: a command need not repeat it
-    newest = plan({"xray": "2", "ohlcv/SYNTH": None}, {"xray": "2", "ohlcv/SYNTH": None},
-                  alias="challenger", default_alias="challenger")
+    newest = plan(
+        {"xray": "2", "ohlcv/SYNTH": None},
+        {"xray": "2", "ohlcv/SYNTH": None},
+        alias="challenger",
+        default_alias="challenger",
+    )
     assert [c for c, _ in newest.ready_commands(False)] == ["nnpipe serve --domain xray"]
-    assert serve_command(["xray"], "challenger", ["--wait"]) == \
-        "nnpipe serve --domain xray --alias challenger --wait"
+    assert (
+        serve_command(["xray"], "challenger", ["--wait"])
+        == "nnpipe serve --domain xray --alias challenger --wait"
+    )
 
 
 def test_the_gate_reason_comes_from_the_register_stages_record(tmp_path, monkeypatch):
@@ -67,16 +78,25 @@ def test_the_gate_reason_comes_from_the_register_stages_record(tmp_path, monkeyp
     assert gate_reason(params, "ohlcv/SYNTH") is None  # no record: nothing said
     (tmp_path / "reports/ohlcv").mkdir(parents=True)
     (tmp_path / "reports/xray").mkdir(parents=True)
-    (tmp_path / "reports/ohlcv/registration.json").write_text(json.dumps({"series": {
-        "SYNTH": {"promoted": False, "version": "3", "reason": "relative_mae 1.2 >= 1"}}}))
-    (tmp_path / "reports/xray/registration.json").write_text(json.dumps(
-        {"promoted": True, "version": "1", "reason": "roc_auc 0.9 >= 0.7"}))
+    (tmp_path / "reports/ohlcv/registration.json").write_text(
+        json.dumps(
+            {
+                "series": {
+                    "SYNTH": {"promoted": False, "version": "3", "reason": "relative_mae 1.2 >= 1"}
+                }
+            }
+        )
+    )
+    (tmp_path / "reports/xray/registration.json").write_text(
+        json.dumps({"promoted": True, "version": "1", "reason": "roc_auc 0.9 >= 0.7"})
+    )
     reason = gate_reason(params, "ohlcv/SYNTH")
     assert reason.startswith("the register gate did not promote v3: relative_mae 1.2 >= 1")
     assert "reports/ohlcv/registration.json" in reason
     assert gate_reason(params, "xray") is None  # promoted: not a reason for a missing alias
-    message = not_ready_message(params, plan({"xray": "1", "ohlcv/SYNTH": None},
-                                             {"xray": "1", "ohlcv/SYNTH": "3"}), False)
+    message = not_ready_message(
+        params, plan({"xray": "1", "ohlcv/SYNTH": None}, {"xray": "1", "ohlcv/SYNTH": "3"}), False
+    )
     assert "ohlcv-forecaster (ohlcv/SYNTH): the register gate did not promote v3" in message
     assert "nnpipe serve --domain xray " in message and "nnpipe serve --wait" in message
     assert "serve.domains" in message

@@ -42,12 +42,28 @@ def executor(fail_if=lambda v: False, calls=None):
             if calls is not None:
                 calls.append(s)
             if fail_if(s.values):
-                out.append(TrialResult(s.trial_id, s.values, s.epochs, "failed",
-                                       reason="no epoch has a finite val_auc"))
+                out.append(
+                    TrialResult(
+                        s.trial_id,
+                        s.values,
+                        s.epochs,
+                        "failed",
+                        reason="no epoch has a finite val_auc",
+                    )
+                )
             else:
-                out.append(TrialResult(s.trial_id, s.values, s.epochs, "completed",
-                                       objective=score(s.values), best_epoch=1))
+                out.append(
+                    TrialResult(
+                        s.trial_id,
+                        s.values,
+                        s.epochs,
+                        "completed",
+                        objective=score(s.values),
+                        best_epoch=1,
+                    )
+                )
         return out
+
     return run_batch
 
 
@@ -59,8 +75,12 @@ def oracle(tmp_path, **tune):
 def test_the_space_follows_the_train_params_types():
     hp = hyperparameters(SPACE, XrayTrain())
     kinds = {p.name: type(p).__name__ for p in hp.space}
-    assert kinds == {"filters": "Choice", "dense_units": "Int", "dropout": "Float",
-                     "learning_rate": "Float"}
+    assert kinds == {
+        "filters": "Choice",
+        "dense_units": "Int",
+        "dropout": "Float",
+        "learning_rate": "Float",
+    }
     # list choices travel as JSON and come back as lists
     values = {"filters": "[16, 32, 64]", "dense_units": 32, "tuner/epochs": 2}
     assert decode(values, SPACE) == {"filters": [16, 32, 64], "dense_units": 32}
@@ -70,8 +90,9 @@ def test_the_space_follows_the_train_params_types():
 def test_every_algorithm_proposes_valid_train_params_and_finds_the_best(tmp_path, algorithm):
     o, cfg = oracle(tmp_path, algorithm=algorithm)
     calls = []
-    result = run_search(o, SPACE, executor(calls=calls), parallel=2, epochs=cfg.epochs,
-                        time_budget=600)
+    result = run_search(
+        o, SPACE, executor(calls=calls), parallel=2, epochs=cfg.epochs, time_budget=600
+    )
     assert result.trials and len(result.completed) == len(result.trials)
     if algorithm != "hyperband":
         assert len(result.trials) == cfg.max_trials
@@ -87,11 +108,22 @@ def test_every_algorithm_proposes_valid_train_params_and_finds_the_best(tmp_path
 @pytest.mark.parametrize("algorithm", ["random", "bayesian"])
 def test_the_params_as_written_run_first_as_one_of_the_trials(tmp_path, algorithm):
     o, cfg = oracle(tmp_path, algorithm=algorithm, baseline=True)
-    written = {"filters": [8, 16, 32], "dense_units": 128, "dropout": 0.3,  # not in SPACE
-               "learning_rate": 1e-3}
+    written = {
+        "filters": [8, 16, 32],
+        "dense_units": 128,
+        "dropout": 0.3,  # not in SPACE
+        "learning_rate": 1e-3,
+    }
     calls = []
-    result = run_search(o, SPACE, executor(calls=calls), parallel=2, epochs=cfg.epochs,
-                        time_budget=600, baseline=written)
+    result = run_search(
+        o,
+        SPACE,
+        executor(calls=calls),
+        parallel=2,
+        epochs=cfg.epochs,
+        time_budget=600,
+        baseline=written,
+    )
     assert [c.trial_id for c in calls[:1]] == ["baseline"] and calls[0].values == written
     assert calls[0].epochs == cfg.epochs and len(calls) == cfg.max_trials  # one of the budget
     assert len(calls[1].values) == len(SPACE)  # the first batch also held an oracle trial
@@ -101,29 +133,39 @@ def test_the_params_as_written_run_first_as_one_of_the_trials(tmp_path, algorith
 def test_the_search_keeps_the_baseline_unless_a_trial_beats_it(tmp_path):
     best = {"filters": [8], "dense_units": 16, "dropout": 0.9, "learning_rate": 1e-3}
     o, cfg = oracle(tmp_path, baseline=True)
-    result = run_search(o, SPACE, executor(), parallel=1, epochs=cfg.epochs, time_budget=600,
-                        baseline=best)  # score 1.3: nothing in SPACE reaches it
+    result = run_search(
+        o, SPACE, executor(), parallel=1, epochs=cfg.epochs, time_budget=600, baseline=best
+    )  # score 1.3: nothing in SPACE reaches it
     assert result.best(OBJ).trial_id == "baseline"
 
     def tie(specs):  # every trial scores the same: the baseline, first, wins the tie
-        return [TrialResult(s.trial_id, s.values, s.epochs, "completed", objective=0.7)
-                for s in specs]
+        return [
+            TrialResult(s.trial_id, s.values, s.epochs, "completed", objective=0.7) for s in specs
+        ]
 
     o, cfg = oracle(tmp_path / "tie", baseline=True)
-    result = run_search(o, SPACE, tie, parallel=2, epochs=cfg.epochs, time_budget=600,
-                        baseline=best)
+    result = run_search(
+        o, SPACE, tie, parallel=2, epochs=cfg.epochs, time_budget=600, baseline=best
+    )
     assert result.best(OBJ).trial_id == "baseline"
     worst = {**best, "dropout": 0.0, "filters": [8, 16, 32, 64]}  # score 0.1: beaten
     o, cfg = oracle(tmp_path / "worst", baseline=True)
-    result = run_search(o, SPACE, executor(), parallel=1, epochs=cfg.epochs, time_budget=600,
-                        baseline=worst)
+    result = run_search(
+        o, SPACE, executor(), parallel=1, epochs=cfg.epochs, time_budget=600, baseline=worst
+    )
     assert result.best(OBJ).trial_id != "baseline"
 
 
 def test_a_failed_trial_is_recorded_and_the_search_goes_on(tmp_path):
     o, cfg = oracle(tmp_path)
-    result = run_search(o, SPACE, executor(fail_if=lambda v: v["dropout"] > 0.3),
-                        parallel=1, epochs=cfg.epochs, time_budget=600)
+    result = run_search(
+        o,
+        SPACE,
+        executor(fail_if=lambda v: v["dropout"] > 0.3),
+        parallel=1,
+        epochs=cfg.epochs,
+        time_budget=600,
+    )
     failed = [t for t in result.trials if t.status == "failed"]
     assert failed and len(result.trials) == cfg.max_trials  # it did not stop at the failure
     assert result.best(OBJ).status == "completed"
@@ -132,8 +174,9 @@ def test_a_failed_trial_is_recorded_and_the_search_goes_on(tmp_path):
 
 def test_no_finished_trial_is_an_error_that_says_how_to_fix_it(tmp_path):
     o, cfg = oracle(tmp_path, max_trials=3)
-    result = run_search(o, SPACE, executor(fail_if=lambda v: True), parallel=1,
-                        epochs=cfg.epochs, time_budget=600)
+    result = run_search(
+        o, SPACE, executor(fail_if=lambda v: True), parallel=1, epochs=cfg.epochs, time_budget=600
+    )
     with pytest.raises(TuningFailedError, match=r"no tuning trial finished.*tune.enabled=false"):
         result.best(OBJ)
 
@@ -141,15 +184,26 @@ def test_no_finished_trial_is_an_error_that_says_how_to_fix_it(tmp_path):
 def test_no_trial_starts_after_the_time_budget(tmp_path):
     o, cfg = oracle(tmp_path, max_trials=50)
     ticks = iter(range(0, 10_000, 10))  # each look at the clock: 10 s later
-    result = run_search(o, SPACE, executor(), parallel=1, epochs=cfg.epochs,
-                        time_budget=35, clock=lambda: next(ticks))
+    result = run_search(
+        o,
+        SPACE,
+        executor(),
+        parallel=1,
+        epochs=cfg.epochs,
+        time_budget=35,
+        clock=lambda: next(ticks),
+    )
     assert 1 <= len(result.trials) < 50
     assert "time budget of 35 s" in result.stopped_because
 
 
 def test_best_of_history_skips_nan_epochs():
-    rows = [{"epoch": 1, "val_auc": 0.6}, {"epoch": 2, "val_auc": None},
-            {"epoch": 3, "val_auc": math.nan}, {"epoch": 4, "val_auc": 0.7}]
+    rows = [
+        {"epoch": 1, "val_auc": 0.6},
+        {"epoch": 2, "val_auc": None},
+        {"epoch": 3, "val_auc": math.nan},
+        {"epoch": 4, "val_auc": 0.7},
+    ]
     assert best_of_history(rows, OBJ) == (0.7, 4)
     assert best_of_history([{"epoch": 1, "val_auc": None}], OBJ) == (None, None)
 
@@ -163,16 +217,20 @@ def fit_trial(params, domain, values, epochs):
     return [{"epoch": 1, "loss": 0.5, "val_auc": 0.8}, {"epoch": 2, "loss": 0.4, "val_auc": 0.9}]
 
 
-@pytest.mark.parametrize("mode, status, reason", [
-    ("ok", "completed", None),
-    ("diverge", "failed", "no epoch has a finite val_auc (the loss diverged)"),
-    ("crash", "failed", "RuntimeError: out of memory"),
-])
+@pytest.mark.parametrize(
+    "mode, status, reason",
+    [
+        ("ok", "completed", None),
+        ("diverge", "failed", "no epoch has a finite val_auc (the loss diverged)"),
+        ("crash", "failed", "RuntimeError: out of memory"),
+    ],
+)
 def test_a_trial_failure_becomes_its_result(tmp_path, mode, status, reason):
     from nnpipe.tuning.search import TrialSpec
 
-    result = execute_trial(__name__, "xray", {}, str(tmp_path),
-                           TrialSpec("7", {"mode": mode}, 2), objective=OBJ)
+    result = execute_trial(
+        __name__, "xray", {}, str(tmp_path), TrialSpec("7", {"mode": mode}, 2), objective=OBJ
+    )
     assert result.status == status and result.reason == reason
     assert result.worker and result.seconds >= 0
     if status == "completed":
@@ -182,8 +240,9 @@ def test_a_trial_failure_becomes_its_result(tmp_path, mode, status, reason):
 def test_a_worker_that_cannot_see_the_project_says_so(tmp_path):
     from nnpipe.tuning.search import TrialSpec
 
-    result = execute_trial(__name__, "xray", {}, str(tmp_path / "elsewhere"),
-                           TrialSpec("0", {}, 1), objective=OBJ)
+    result = execute_trial(
+        __name__, "xray", {}, str(tmp_path / "elsewhere"), TrialSpec("0", {}, 1), objective=OBJ
+    )
     assert result.status == "failed" and "shared filesystem" in result.reason
 
 
@@ -191,14 +250,15 @@ def test_the_search_space_is_checked_on_load_nested_sizes_included():
     from nnpipe.config import ParamsError, load_params, with_values
 
     space = {"vit.depth": {"choice": [1, 2, 3]}, "dropout": {"range": [0.1, 0.3]}}
-    ok = load_params("params.yaml", ["xray.train.model=vit",
-                                     f"xray.tune.search_space={space}"])
+    ok = load_params("params.yaml", ["xray.train.model=vit", f"xray.tune.search_space={space}"])
     assert set(ok.xray.tune.search_space) == {"vit.depth", "dropout"}
     tuned = with_values(ok.xray.train, {"vit.depth": 3, "dropout": 0.2})
     assert tuned.vit.depth == 3 and tuned.vit.width == ok.xray.train.vit.width
     hp = hyperparameters(ok.xray.tune.search_space, ok.xray.train)
-    assert {p.name: type(p).__name__ for p in hp.space} == {"vit.depth": "Choice",
-                                                             "dropout": "Float"}
+    assert {p.name: type(p).__name__ for p in hp.space} == {
+        "vit.depth": "Choice",
+        "dropout": "Float",
+    }
     with pytest.raises(ParamsError, match=r"vit\.dpth is not a train parameter.*vit\.depth"):
         load_params("params.yaml", ["xray.tune.search_space={vit.dpth: {choice: [1]}}"])
     with pytest.raises(ParamsError, match=r"vit\.heads: 3 is not a valid train\.vit\.heads"):

@@ -14,8 +14,13 @@ def image(seed: int) -> np.ndarray:
 
 def raw(seeds, labels, patients=None, splits=None) -> RawDataset:
     n = len(seeds)
-    return RawDataset([image(s) for s in seeds], list(labels), [f"f{i}" for i in range(n)],
-                      list(patients or [None] * n), list(splits or [None] * n))
+    return RawDataset(
+        [image(s) for s in seeds],
+        list(labels),
+        [f"f{i}" for i in range(n)],
+        list(patients or [None] * n),
+        list(splits or [None] * n),
+    )
 
 
 def test_exact_duplicates_are_kept_once_and_conflicting_labels_dropped():
@@ -91,8 +96,11 @@ def test_impossible_splits_say_what_to_change():
 
 
 def test_official_split_missing_a_class_is_an_impossible_split():
-    data = raw(list(range(8)), [0, 1, 0, 1, 0, 0, 0, 1],
-               splits=["train", "train", "train", "train", "val", "val", "test", "test"])
+    data = raw(
+        list(range(8)),
+        [0, 1, 0, 1, 0, 0, 0, 1],
+        splits=["train", "train", "train", "train", "val", "val", "test", "test"],
+    )
     unique, _ = deduplicate(index_images(data))
     with pytest.raises(SplitError, match="val has no 'pneumonia' image"):
         assign_splits(unique, CLASSES, 0.15, 0.15, seed=0)
@@ -100,5 +108,7 @@ def test_official_split_missing_a_class_is_an_impossible_split():
 
 def test_count_by_fills_missing_values():
     table = pd.DataFrame({"label": [0, 1, 1], "split": [None, None, "x"]})
-    assert count_by(table, CLASSES, "split") == {"all": {"normal": 1, "pneumonia": 1},
-                                                  "x": {"normal": 0, "pneumonia": 1}}
+    assert count_by(table, CLASSES, "split") == {
+        "all": {"normal": 1, "pneumonia": 1},
+        "x": {"normal": 0, "pneumonia": 1},
+    }

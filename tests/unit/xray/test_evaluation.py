@@ -68,9 +68,13 @@ def test_plots_are_written(tmp_path):
     m = compute_metrics(y, s, 0.5, CLASSES, 0.9, 0.5)
     plot_roc(y, s, m["roc_auc"], tmp_path / "roc.png")
     plot_confusion(m, CLASSES, tmp_path / "cm.png")
-    plot_history([{"epoch": 1, "loss": 1.0, "val_loss": 1.1, "auc": 0.5, "val_auc": 0.4},
-                  {"epoch": 2, "loss": 0.8, "val_loss": 0.9, "auc": 0.7, "val_auc": 0.6}],
-                 tmp_path / "h.png")
+    plot_history(
+        [
+            {"epoch": 1, "loss": 1.0, "val_loss": 1.1, "auc": 0.5, "val_auc": 0.4},
+            {"epoch": 2, "loss": 0.8, "val_loss": 0.9, "auc": 0.7, "val_auc": 0.6},
+        ],
+        tmp_path / "h.png",
+    )
     for name in ("roc.png", "cm.png", "h.png"):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     rows = roc_table(y, s)

@@ -36,12 +36,14 @@ def test_training_batches_are_augmented_and_evaluation_batches_are_not(records):
     aug = Augment(rotation=0.1, shift=0.1, zoom=0.1, brightness=0.2, contrast=0.2)
     plain = np.concatenate([x.numpy() for x, _ in make_dataset([path], 16, 4, augment=aug)])
     assert np.array_equal(plain[..., 0].astype(np.uint8), images)  # augment ignored off-train
-    train = np.concatenate([x.numpy() for x, _ in make_dataset([path], 16, 4, training=True,
-                                                                augment=aug, seed=1)])
+    train = np.concatenate(
+        [x.numpy() for x, _ in make_dataset([path], 16, 4, training=True, augment=aug, seed=1)]
+    )
     assert train.shape == plain.shape
     assert train.min() >= 0.0 and train.max() <= 255.0
-    assert not np.allclose(np.sort(train.reshape(10, -1), axis=0),
-                           np.sort(plain.reshape(10, -1), axis=0))
+    assert not np.allclose(
+        np.sort(train.reshape(10, -1), axis=0), np.sort(plain.reshape(10, -1), axis=0)
+    )
 
 
 def test_no_horizontal_flip_by_default():
@@ -67,8 +69,7 @@ def test_models_build_normalise_and_output_probabilities(name):
     assert out.shape == (3, 1) and ((out >= 0) & (out <= 1)).all()
     if name == "medical_cnn":
         assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
-        assert any(isinstance(layer, keras.layers.GlobalAveragePooling2D)
-                   for layer in model.layers)
+        assert any(isinstance(layer, keras.layers.GlobalAveragePooling2D) for layer in model.layers)
 
 
 def test_pixel_stats():
@@ -80,11 +81,16 @@ def test_tfrecord_bytes_are_identical_across_processes(tmp_path):
     import subprocess
     import sys
 
-    code = ("import numpy as np, sys\n"
-            "from nnpipe.xray.features import write_tfrecord\n"
-            "imgs = np.arange(3 * 8 * 8, dtype=np.uint8).reshape(3, 8, 8)\n"
-            "write_tfrecord(sys.argv[1], imgs, [0, 1, 0], ['a', 'b', 'c'])\n")
+    code = (
+        "import numpy as np, sys\n"
+        "from nnpipe.xray.features import write_tfrecord\n"
+        "imgs = np.arange(3 * 8 * 8, dtype=np.uint8).reshape(3, 8, 8)\n"
+        "write_tfrecord(sys.argv[1], imgs, [0, 1, 0], ['a', 'b', 'c'])\n"
+    )
     for name in ("a", "b"):
-        subprocess.run([sys.executable, "-c", code, str(tmp_path / name)], check=True,
-                       env={"PYTHONHASHSEED": "random", **__import__("os").environ})
+        subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / name)],
+            check=True,
+            env={"PYTHONHASHSEED": "random", **__import__("os").environ},
+        )
     assert (tmp_path / "a").read_bytes() == (tmp_path / "b").read_bytes()

@@ -28,7 +28,7 @@ def test_8bit_grayscale_round_trips_exactly():
 
 
 def test_16bit_is_stretched_over_its_own_range():
-    arr16 = (GRADIENT.astype(np.uint16) * 16)  # a 12-bit image stored in 16 bits
+    arr16 = GRADIENT.astype(np.uint16) * 16  # a 12-bit image stored in 16 bits
     out = decode_image(_png(Image.fromarray(arr16)))
     assert out.dtype == np.uint8 and out.max() == 255 and out.min() == 0
 
@@ -38,8 +38,13 @@ def test_rgb_rgba_palette_and_jpeg_become_2d_uint8():
     rgba = rgb.convert("RGBA")
     transparent = np.array(rgba)
     transparent[:, :5, 3] = 0
-    for img, fmt in ((rgb, "PNG"), (rgba, "PNG"), (Image.fromarray(transparent), "PNG"),
-                     (rgb.convert("P"), "PNG"), (rgb, "JPEG")):
+    for img, fmt in (
+        (rgb, "PNG"),
+        (rgba, "PNG"),
+        (Image.fromarray(transparent), "PNG"),
+        (rgb.convert("P"), "PNG"),
+        (rgb, "JPEG"),
+    ):
         out = decode_image(_png(img, fmt))
         assert out.shape == GRADIENT.shape and out.dtype == np.uint8
     out = decode_image(_png(Image.fromarray(transparent)))

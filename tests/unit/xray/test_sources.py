@@ -57,8 +57,10 @@ def test_labels_csv_gives_patient_ids(tmp_path):
     csv = tmp_path / "labels.csv"
     csv.write_text("image,label,patient_id\nnormal/a.png,normal,P1\nb.png,covid,P2\n")
     data = load_folder(tmp_path, CLASSES, CLASS_DIRS, labels_csv=csv)
-    assert dict(zip(data.sources, data.patient_ids, strict=True)) == {"normal/a.png": "P1",
-                                                                       "covid/b.png": "P2"}
+    assert dict(zip(data.sources, data.patient_ids, strict=True)) == {
+        "normal/a.png": "P1",
+        "covid/b.png": "P2",
+    }
     bad = tmp_path / "bad.csv"
     bad.write_text("file,label\n")
     with pytest.raises(DataSourceError, match="needs columns 'image' and 'patient_id'"):
@@ -71,8 +73,10 @@ def test_same_file_name_in_two_classes_never_borrows_a_patient_id(tmp_path):
     csv = tmp_path / "labels.csv"
     csv.write_text("image,label,patient_id\nother/1.png,normal,P2\nPNEUMONIA/1.png,,P9\n")
     data = load_folder(tmp_path, CLASSES, CLASS_DIRS, labels_csv=csv)
-    assert dict(zip(data.sources, data.patient_ids, strict=True)) == {"NORMAL/1.png": None,
-                                                         "PNEUMONIA/1.png": "P9"}
+    assert dict(zip(data.sources, data.patient_ids, strict=True)) == {
+        "NORMAL/1.png": None,
+        "PNEUMONIA/1.png": "P9",
+    }
 
 
 def test_labels_csv_that_contradicts_the_folder_is_refused(tmp_path):
@@ -144,12 +148,15 @@ def test_medmnist_layout_keeps_splits(tmp_path):
     assert data.images[0].shape == (28, 28)
 
 
-@pytest.mark.parametrize("replace, message", [
-    ({"val_labels": None}, r"lacks key\(s\) \['val_labels'\]"),
-    ({"test_labels": np.zeros((3, 1), np.uint8)}, "expected one label per image"),
-    ({"train_images": np.zeros((6, 28), np.uint8)}, "expected \\(N, H, W\\)"),
-    ({"train_labels": np.full((6, 1), 7, np.uint8)}, r"value\(s\) \[7\]"),
-])
+@pytest.mark.parametrize(
+    "replace, message",
+    [
+        ({"val_labels": None}, r"lacks key\(s\) \['val_labels'\]"),
+        ({"test_labels": np.zeros((3, 1), np.uint8)}, "expected one label per image"),
+        ({"train_images": np.zeros((6, 28), np.uint8)}, "expected \\(N, H, W\\)"),
+        ({"train_labels": np.full((6, 1), 7, np.uint8)}, r"value\(s\) \[7\]"),
+    ],
+)
 def test_medmnist_bad_files_are_clear_errors(tmp_path, replace, message):
     with pytest.raises(DataSourceError, match=message):
         load_medmnist(make_npz(tmp_path / "p.npz", **replace), CLASSES)
@@ -212,8 +219,7 @@ def test_missing_file_is_not_retried_and_unreachable_host_is(tmp_path, http_serv
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with pytest.raises(DataSourceError, match="after 2 attempts"):
-        download_file(f"http://127.0.0.1:{port}/x.npz", tmp_path / "x.npz", "0" * 32,
-                      attempts=2)
+        download_file(f"http://127.0.0.1:{port}/x.npz", tmp_path / "x.npz", "0" * 32, attempts=2)
 
 
 def test_a_single_array_file_is_not_an_npz(tmp_path):

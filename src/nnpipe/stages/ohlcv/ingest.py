@@ -39,8 +39,10 @@ def read_csv_source(location: str, cache_dir: Path) -> pd.DataFrame:
         return read_ohlcv_csv(fetch_url(location, cache_dir / "ohlcv" / name))
     path = Path(location)
     if not path.is_file():
-        raise OhlcvDataError(f"price file {path} does not exist; give an existing CSV path "
-                             "or an http(s) URL in ohlcv.ingest.csv.files")
+        raise OhlcvDataError(
+            f"price file {path} does not exist; give an existing CSV path "
+            "or an http(s) URL in ohlcv.ingest.csv.files"
+        )
     return read_ohlcv_csv(path)
 
 
@@ -49,17 +51,24 @@ def load_series(cfg: OhlcvIngest, seed: int, cache_dir: Path) -> dict[str, pd.Da
     names = series_names(cfg)
     if cfg.source == "synthetic":
         s = cfg.synthetic
-        log.info("generating %d synthetic series of %d business days; NOT market data",
-                 len(names), s.n_days)
-        return {name: generate_ohlcv(s.n_days, seed + i, s.start, s.start_price, ticker=name)
-                for i, name in enumerate(names)}
+        log.info(
+            "generating %d synthetic series of %d business days; NOT market data",
+            len(names),
+            s.n_days,
+        )
+        return {
+            name: generate_ohlcv(s.n_days, seed + i, s.start, s.start_price, ticker=name)
+            for i, name in enumerate(names)
+        }
     if cfg.source == "csv":
         return {name: read_csv_source(loc, cache_dir) for name, loc in cfg.csv.files.items()}
     from nnpipe.ohlcv.market import fetch_yfinance
 
     y = cfg.yfinance
-    return {name: fetch_yfinance(ticker, y.start, y.end, y.interval)
-            for name, ticker in zip(names, y.tickers, strict=True)}
+    return {
+        name: fetch_yfinance(ticker, y.start, y.end, y.interval)
+        for name, ticker in zip(names, y.tickers, strict=True)
+    }
 
 
 def source_paths(cfg: OhlcvIngest) -> list[Path | None]:
@@ -76,16 +85,19 @@ def source_changed(params: Params, domain: str) -> bool:
     manifest = domain_layout(params, domain).raw / "manifest.json"
     if not manifest.is_file():
         return True
-    if cfg.source == "yfinance" or any(is_url(loc) for loc in cfg.csv.files.values()
-                                       if cfg.source == "csv"):
+    if cfg.source == "yfinance" or any(
+        is_url(loc) for loc in cfg.csv.files.values() if cfg.source == "csv"
+    ):
         return True
-    return read_json(manifest).get("source_fingerprint") != source_fingerprint(
-        source_paths(cfg))
+    return read_json(manifest).get("source_fingerprint") != source_fingerprint(source_paths(cfg))
 
 
 def describe(frame: pd.DataFrame) -> dict:
-    return {"rows": len(frame), "first": frame.index.min().isoformat(),
-            "last": frame.index.max().isoformat()}
+    return {
+        "rows": len(frame),
+        "first": frame.index.min().isoformat(),
+        "last": frame.index.max().isoformat(),
+    }
 
 
 def run(params: Params, domain: str) -> dict:
@@ -97,27 +109,41 @@ def run(params: Params, domain: str) -> dict:
     checked, summary = {}, {}
     for name, frame in loaded.items():
         try:
-            clean, findings = validate_ohlcv(frame, max_gap_days=v.max_gap_days,
-                                             policy=v.policy, min_rows=v.min_rows)
+            clean, findings = validate_ohlcv(
+                frame, max_gap_days=v.max_gap_days, policy=v.policy, min_rows=v.min_rows
+            )
         except OhlcvDataError as exc:
             raise OhlcvDataError(f"series {name!r}: {exc}") from None
         for finding in findings[:_SHOWN]:
             log.warning("%s: %s", name, finding)
         checked[name] = clean
         summary[name] = describe(clean) | {
-            "rows_read": len(frame), "findings": len(findings),
+            "rows_read": len(frame),
+            "findings": len(findings),
             "first_findings": [str(f) for f in findings[:_SHOWN]],
         }
     with atomic_directory(layout.raw) as tmp:
         for name, frame in checked.items():
             frame.to_csv(tmp / f"{name}.csv", index_label="date")
-        atomic_write_json(tmp / "manifest.json", {
-            "source": cfg.ingest.source, "series": summary,
-            "validation": v.model_dump(), "source_fingerprint": fingerprint,
-        })
+        atomic_write_json(
+            tmp / "manifest.json",
+            {
+                "source": cfg.ingest.source,
+                "series": summary,
+                "validation": v.model_dump(),
+                "source_fingerprint": fingerprint,
+            },
+        )
     for name, info in summary.items():
-        log.info("ingest: %s %d rows %s..%s (%d finding(s), policy %s)", name, info["rows"],
-                 info["first"][:10], info["last"][:10], info["findings"], v.policy)
+        log.info(
+            "ingest: %s %d rows %s..%s (%d finding(s), policy %s)",
+            name,
+            info["rows"],
+            info["first"][:10],
+            info["last"][:10],
+            info["findings"],
+            v.policy,
+        )
     return {"stage": "ingest", "series": {n: i["rows"] for n, i in summary.items()}}
 
 

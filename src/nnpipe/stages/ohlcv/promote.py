@@ -31,8 +31,14 @@ PARITY = "max_relative_diff"
 
 def selection_rule(params: Params, domain: str) -> SelectionRule:
     p = params.domain(domain).promote
-    return rule_from_params(p, metric=METRIC, higher_is_better=False, parity=PARITY,
-                            parity_bound=p.max_relative_diff, parity_higher_is_better=False)
+    return rule_from_params(
+        p,
+        metric=METRIC,
+        higher_is_better=False,
+        parity=PARITY,
+        parity_bound=p.max_relative_diff,
+        parity_higher_is_better=False,
+    )
 
 
 def run(params: Params, domain: str) -> dict:
@@ -46,24 +52,45 @@ def run(params: Params, domain: str) -> dict:
         for name in meta["series"]:
             run_info = read_json(require(layout.model / name / "run.json", "train", domain))
             series_table = table["series"].get(name, {})
-            check_same_run(series_table.get("run_id"), run_info["run_id"],
-                           f"{layout.compression} (series {name})", domain, "compress")
+            check_same_run(
+                series_table.get("run_id"),
+                run_info["run_id"],
+                f"{layout.compression} (series {name})",
+                domain,
+                "compress",
+            )
             selection = select_variant(series_table["variants"], rule)
-            spec = {"domain": domain, "series": name, "look_back": meta["look_back"],
-                    "horizon": meta["horizon"], "target": meta["target"],
-                    "features": run_info["features"], "derived": list(cfg.featurize.derived),
-                    "run_id": run_info["run_id"], "metric": METRIC, "parity": PARITY}
-            record = write_deploy_folder(tmp / name, layout.variants / name, selection,
-                                         series_table["variants"], spec)
+            spec = {
+                "domain": domain,
+                "series": name,
+                "look_back": meta["look_back"],
+                "horizon": meta["horizon"],
+                "target": meta["target"],
+                "features": run_info["features"],
+                "derived": list(cfg.featurize.derived),
+                "run_id": run_info["run_id"],
+                "metric": METRIC,
+                "parity": PARITY,
+            }
+            record = write_deploy_folder(
+                tmp / name, layout.variants / name, selection, series_table["variants"], spec
+            )
             summaries[name] = promotion_summary(record)
             with tracking.start_run(params, domain, "promote", run_id=run_info["run_id"]):
-                tracking.set_tags({"promote.variant": selection.variant or "none",
-                                   "promote.reason": selection.reason[:5000]})
+                tracking.set_tags(
+                    {
+                        "promote.variant": selection.variant or "none",
+                        "promote.reason": selection.reason[:5000],
+                    }
+                )
             log.info("promote: %s: %s", name, selection.reason)
     atomic_write_json(layout.promotion, {"series": summaries})
-    return {"stage": "promote",
-            "series": {n: {"variant": s["variant"], "reason": s["reason"]}
-                       for n, s in summaries.items()}}
+    return {
+        "stage": "promote",
+        "series": {
+            n: {"variant": s["variant"], "reason": s["reason"]} for n, s in summaries.items()
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 OBJECTIVE = Objective("val_loss", "min")
 
 
-def fit_trial(params: Params, domain: str, values: dict[str, Any], epochs: int,
-              ) -> list[dict[str, Any]]:
+def fit_trial(
+    params: Params,
+    domain: str,
+    values: dict[str, Any],
+    epochs: int,
+) -> list[dict[str, Any]]:
     """Train one configuration on every series; per-epoch history, averaged over series
     (an epoch a series stopped before counts with that series' last value)."""
     cfg = params.domain(domain)
@@ -43,8 +47,17 @@ def fit_trial(params: Params, domain: str, values: dict[str, Any], epochs: int,
         prep = read_prepared(layout.features, name, meta)
         tr, va = prep.windows["train"], prep.windows["val"]
         make_deterministic(params.seed)
-        fitted = fit_forecaster(train, tr.x, tr.y, va.x, va.y, prep.input_scaler,
-                                prep.target_scaler, epochs=epochs, label=f"trial {name}")
+        fitted = fit_forecaster(
+            train,
+            tr.x,
+            tr.y,
+            va.x,
+            va.y,
+            prep.input_scaler,
+            prep.target_scaler,
+            epochs=epochs,
+            label=f"trial {name}",
+        )
         histories.append(fitted.history)
         keras.backend.clear_session()
     if len(histories) == 1:
@@ -54,8 +67,16 @@ def fit_trial(params: Params, domain: str, values: dict[str, Any], epochs: int,
     for i in range(n):
         at = [h[min(i, len(h) - 1)] for h in histories]
         keys = set.intersection(*(set(r) for r in at)) - {"epoch"}
-        rows.append({"epoch": i + 1, **{k: float(np.mean([r[k] for r in at]))
-                                        for k in keys if all(r[k] is not None for r in at)}})
+        rows.append(
+            {
+                "epoch": i + 1,
+                **{
+                    k: float(np.mean([r[k] for r in at]))
+                    for k in keys
+                    if all(r[k] is not None for r in at)
+                },
+            }
+        )
     return rows
 
 

@@ -33,22 +33,31 @@ def run(params: Params, domain: str) -> dict:
     index_path = require(layout.raw / "index.csv", "ingest", domain)
     manifest = read_json(require(layout.raw / "manifest.json", "ingest", domain))
     if manifest["classes"] != cfg.classes:
-        raise ParamsError(f"raw data was ingested with classes {manifest['classes']} but params "
-                         f"say {cfg.classes}; re-run ingest")
-    index = pd.read_csv(index_path, dtype={"patient_id": "string", "official_split": "string",
-                                           "id": str, "group": str})
-    index["patient_id"] = index["patient_id"].astype(object).where(index["patient_id"].notna(),
-                                                                    None)
-    index["official_split"] = index["official_split"].astype(object).where(
-        index["official_split"].notna(), None)
+        raise ParamsError(
+            f"raw data was ingested with classes {manifest['classes']} but params "
+            f"say {cfg.classes}; re-run ingest"
+        )
+    index = pd.read_csv(
+        index_path,
+        dtype={"patient_id": "string", "official_split": "string", "id": str, "group": str},
+    )
+    index["patient_id"] = (
+        index["patient_id"].astype(object).where(index["patient_id"].notna(), None)
+    )
+    index["official_split"] = (
+        index["official_split"].astype(object).where(index["official_split"].notna(), None)
+    )
     split = assign_splits(index, cfg.classes, fz.val_fraction, fz.test_fraction, params.seed)
     index = index.assign(split=split)
 
-    images = np.stack([
-        resize_square(read_image(layout.raw / "images" / f"{image_id}.png"), fz.image_size,
-                      fz.resize)
-        for image_id in tqdm(index["id"], desc="featurize: resize", unit="img", mininterval=2.0)
-    ])
+    images = np.stack(
+        [
+            resize_square(
+                read_image(layout.raw / "images" / f"{image_id}.png"), fz.image_size, fz.resize
+            )
+            for image_id in tqdm(index["id"], desc="featurize: resize", unit="img", mininterval=2.0)
+        ]
+    )
     train_mask = (index["split"] == "train").to_numpy()
     if fz.normalization == "standardize":
         mean, std = pixel_stats(images[train_mask])
@@ -59,10 +68,15 @@ def run(params: Params, domain: str) -> dict:
     with atomic_directory(layout.features) as tmp:
         for name in SPLITS:
             mask = (index["split"] == name).to_numpy()
-            write_tfrecord(tmp / f"{name}.tfrecord", images[mask],
-                           index.loc[mask, "label"].tolist(), index.loc[mask, "id"].tolist())
-        index[["id", "label", "patient_id", "group", "split"]].to_csv(tmp / "splits.csv",
-                                                                       index=False)
+            write_tfrecord(
+                tmp / f"{name}.tfrecord",
+                images[mask],
+                index.loc[mask, "label"].tolist(),
+                index.loc[mask, "id"].tolist(),
+            )
+        index[["id", "label", "patient_id", "group", "split"]].to_csv(
+            tmp / "splits.csv", index=False
+        )
         meta = {
             "domain": domain,
             "classes": cfg.classes,

@@ -42,18 +42,34 @@ def load_source(cfg: XrayIngest, classes: list[str], seed: int, cache_dir: Path)
     """Dispatch to the configured source."""
     if cfg.source == "synthetic":
         s = cfg.synthetic
-        log.info("generating %d synthetic radiographs (%dpx); NOT medical data", s.n_images,
-                 s.image_size)
-        gen = generate_xrays(s.n_images, s.image_size, s.positive_fraction, seed,
-                             images_per_patient=s.images_per_patient)
+        log.info(
+            "generating %d synthetic radiographs (%dpx); NOT medical data", s.n_images, s.image_size
+        )
+        gen = generate_xrays(
+            s.n_images,
+            s.image_size,
+            s.positive_fraction,
+            seed,
+            images_per_patient=s.images_per_patient,
+        )
         n = len(gen.labels)
-        return RawDataset(list(gen.images), [int(v) for v in gen.labels],
-                          [f"synthetic:{i}" for i in range(n)], list(gen.patient_ids), [None] * n)
+        return RawDataset(
+            list(gen.images),
+            [int(v) for v in gen.labels],
+            [f"synthetic:{i}" for i in range(n)],
+            list(gen.patient_ids),
+            [None] * n,
+        )
     if cfg.source == "folder":
         if cfg.folder.path is None:
             raise DataSourceError("source is 'folder' but xray.ingest.folder.path is not set")
-        return load_folder(cfg.folder.path, classes, cfg.folder.class_dirs,
-                           cfg.folder.labels_csv, cfg.folder.max_side)
+        return load_folder(
+            cfg.folder.path,
+            classes,
+            cfg.folder.class_dirs,
+            cfg.folder.labels_csv,
+            cfg.folder.max_side,
+        )
     m = cfg.medmnist
     path = m.path
     if path is None:
@@ -106,8 +122,13 @@ def run(params: Params, domain: str) -> dict:
         images_dir = tmp / "images"
         images_dir.mkdir()
         hashes = []
-        for row in tqdm(unique.itertuples(), total=len(unique), desc="ingest: write images",
-                        unit="img", mininterval=2.0):
+        for row in tqdm(
+            unique.itertuples(),
+            total=len(unique),
+            desc="ingest: write images",
+            unit="img",
+            mininterval=2.0,
+        ):
             data = encode_png(raw.images[row.position])
             (images_dir / f"{row.id}.png").write_bytes(data)
             hashes.append(sha256_bytes(data))
@@ -130,8 +151,13 @@ def run(params: Params, domain: str) -> dict:
         }
         atomic_write_json(tmp / "manifest.json", manifest)
     log.info("ingest: %d images (%s) -> %s", len(unique), manifest["per_class"], layout.raw)
-    return {"stage": "ingest", "images": len(unique), "per_class": manifest["per_class"],
-            "duplicates_removed": dedup.duplicate_images, "rejected": len(raw.rejected)}
+    return {
+        "stage": "ingest",
+        "images": len(unique),
+        "per_class": manifest["per_class"],
+        "duplicates_removed": dedup.duplicate_images,
+        "rejected": len(raw.rejected),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,8 +28,14 @@ log = logging.getLogger(__name__)
 
 def selection_rule(params: Params, domain: str) -> SelectionRule:
     p = params.domain(domain).promote
-    return rule_from_params(p, metric=METRIC, higher_is_better=True, parity=PARITY,
-                            parity_bound=p.min_decision_agreement, parity_higher_is_better=True)
+    return rule_from_params(
+        p,
+        metric=METRIC,
+        higher_is_better=True,
+        parity=PARITY,
+        parity_bound=p.min_decision_agreement,
+        parity_higher_is_better=True,
+    )
 
 
 def run(params: Params, domain: str) -> dict:
@@ -38,21 +44,32 @@ def run(params: Params, domain: str) -> dict:
     table = read_json(require(layout.compression, "compress", domain))
     run_info = read_json(require(layout.model / "run.json", "train", domain))
     meta = read_json(require(layout.features / "meta.json", "featurize", domain))
-    check_same_run(table.get("run_id"), run_info["run_id"], str(layout.compression), domain,
-                   "compress")
+    check_same_run(
+        table.get("run_id"), run_info["run_id"], str(layout.compression), domain, "compress"
+    )
     selection = select_variant(table["variants"], selection_rule(params, domain))
-    spec = {"domain": domain, "classes": cfg.classes, "image_size": meta["image_size"],
-            "resize": cfg.featurize.resize,
-            "max_side": cfg.ingest.folder.max_side if cfg.ingest.source == "folder" else None,
-            "run_id": run_info["run_id"], "metric": METRIC, "parity": PARITY}
+    spec = {
+        "domain": domain,
+        "classes": cfg.classes,
+        "image_size": meta["image_size"],
+        "resize": cfg.featurize.resize,
+        "max_side": cfg.ingest.folder.max_side if cfg.ingest.source == "folder" else None,
+        "run_id": run_info["run_id"],
+        "metric": METRIC,
+        "parity": PARITY,
+    }
     row = table["variants"].get(selection.variant or "", {})
     spec["threshold"] = row.get("threshold", table["threshold"])
     with atomic_directory(layout.deploy) as tmp:
         record = write_deploy_folder(tmp, layout.variants, selection, table["variants"], spec)
         summary = promotion_summary(record)
         with tracking.start_run(params, domain, "promote", run_id=run_info["run_id"]):
-            tracking.set_tags({"promote.variant": selection.variant or "none",
-                               "promote.reason": selection.reason[:5000]})
+            tracking.set_tags(
+                {
+                    "promote.variant": selection.variant or "none",
+                    "promote.reason": selection.reason[:5000],
+                }
+            )
     atomic_write_json(layout.promotion, summary)
     log.info("promote: %s", selection.reason)
     return {"stage": "promote", "variant": selection.variant, "reason": selection.reason}

@@ -27,10 +27,13 @@ from nnpipe.xray.training import fit_classifier
 log = logging.getLogger(__name__)
 
 # the train fields only some architectures read: a run logs those of its own only
-ARCHITECTURE_FIELDS = {"medical_cnn": ("filters", "dense_units", "batch_norm"),
-                       "small_cnn": ("filters", "dense_units"),
-                       "feedforward": ("feedforward", "batch_norm"),
-                       "vit": ("vit",), "mlp_mixer": ("mlp_mixer",)}
+ARCHITECTURE_FIELDS = {
+    "medical_cnn": ("filters", "dense_units", "batch_norm"),
+    "small_cnn": ("filters", "dense_units"),
+    "feedforward": ("feedforward", "batch_norm"),
+    "vit": ("vit",),
+    "mlp_mixer": ("mlp_mixer",),
+}
 
 
 def history_csv(history: list[dict[str, float]]) -> str:
@@ -51,57 +54,103 @@ def run(params: Params, domain: str) -> dict:
     data_hash = directory_md5(layout.features)
     train, tuning = effective_train(params, domain)
     make_deterministic(params.seed)
-    log.info("train: %s on %s, %d epochs max%s", train.model, describe_devices(),
-             train.epochs, f"; tuned values {tuning['values']}" if tuning["tuned"] else "")
+    log.info(
+        "train: %s on %s, %d epochs max%s",
+        train.model,
+        describe_devices(),
+        train.epochs,
+        f"; tuned values {tuning['values']}" if tuning["tuned"] else "",
+    )
 
     size = meta["image_size"]
     arch = resolve_model(domain, train.model, (size, size, 1))
-    name = tracking.run_name(arch, *([f"f{'.'.join(map(str, train.filters))}",
-                                      f"d{train.dense_units}"] if "cnn" in arch else []),
-                             f"lr{train.learning_rate:.2g}", f"do{train.dropout:.2g}")
-    with atomic_directory(layout.model) as tmp, tracking.start_run(
-        params, domain, "train", run_name=name, data_hash=data_hash
-    ) as mlrun:
+    name = tracking.run_name(
+        arch,
+        *(
+            [f"f{'.'.join(map(str, train.filters))}", f"d{train.dense_units}"]
+            if "cnn" in arch
+            else []
+        ),
+        f"lr{train.learning_rate:.2g}",
+        f"do{train.dropout:.2g}",
+    )
+    with (
+        atomic_directory(layout.model) as tmp,
+        tracking.start_run(params, domain, "train", run_name=name, data_hash=data_hash) as mlrun,
+    ):
         tracking.set_tags(tuning_tags(tuning))
         train_params = tracking.architecture_params(train, arch, ARCHITECTURE_FIELDS)
-        tracking.log_params({"seed": params.seed, "train": train_params,
-                             "augment": cfg.augment.model_dump(),
-                             "featurize": cfg.featurize.model_dump(), "classes": cfg.classes,
-                             "ingest.source": cfg.ingest.source})
+        tracking.log_params(
+            {
+                "seed": params.seed,
+                "train": train_params,
+                "augment": cfg.augment.model_dump(),
+                "featurize": cfg.featurize.model_dump(),
+                "classes": cfg.classes,
+                "ingest.source": cfg.ingest.source,
+            }
+        )
         arrays = {s: read_arrays([files[s]], meta["image_size"]) for s in files}
         model, history = fit_classifier(
-            train, cfg.augment, train_files=[files["train"]], val_files=[files["val"]],
-            image_size=meta["image_size"], pixel_mean=meta["pixel_mean"],
-            pixel_std=meta["pixel_std"], class_counts=counts, seed=params.seed,
+            train,
+            cfg.augment,
+            train_files=[files["train"]],
+            val_files=[files["val"]],
+            image_size=meta["image_size"],
+            pixel_mean=meta["pixel_mean"],
+            pixel_std=meta["pixel_std"],
+            class_counts=counts,
+            seed=params.seed,
             checkpoint=tmp / "checkpoint.keras",
             extra_callbacks=[tracking.EpochMetricsLogger()],
         )
         (tmp / "checkpoint.keras").unlink(missing_ok=True)
         model.save(tmp / "model.keras")
         best = max(history, key=lambda row: row.get("val_auc") or 0.0)  # the weights kept
-        logged = tracking.log_keras_model(model, arrays["train"][0][:2], best["epoch"],
-                                          {"train": train_params})
+        logged = tracking.log_keras_model(
+            model, arrays["train"][0][:2], best["epoch"], {"train": train_params}
+        )
         datasets = {
             split: tracking.log_dataset(
-                x, y, name=f"{domain}-{split}", digest=data_hash, model_id=logged.model_id,
+                x,
+                y,
+                name=f"{domain}-{split}",
+                digest=data_hash,
+                model_id=logged.model_id,
                 source=str((layout.features / f"{split}.tfrecord").resolve()),
-                context="training" if split == "train" else "validation")
+                context="training" if split == "train" else "validation",
+            )
             for split, (x, y) in arrays.items()
         }
         tracking.log_best_epoch(history, best, logged.model_id, datasets["val"])
         atomic_write_json(tmp / "history.json", history)
-        atomic_write_json(tmp / "run.json", {
-            "run_id": mlrun.info.run_id, "experiment_id": mlrun.info.experiment_id,
-            "model_uri": logged.uri, "model_id": logged.model_id,
-            "tracking_uri": tracking_uri(params),
-            "data_hash": data_hash, "best_epoch": best["epoch"],
-            "best_val_auc": best.get("val_auc"), "hyperparameters": tuning["values"],
-        })
+        atomic_write_json(
+            tmp / "run.json",
+            {
+                "run_id": mlrun.info.run_id,
+                "experiment_id": mlrun.info.experiment_id,
+                "model_uri": logged.uri,
+                "model_id": logged.model_id,
+                "tracking_uri": tracking_uri(params),
+                "data_hash": data_hash,
+                "best_epoch": best["epoch"],
+                "best_val_auc": best.get("val_auc"),
+                "hyperparameters": tuning["values"],
+            },
+        )
     atomic_write_text(layout.history_plot, history_csv(history))
-    log.info("train: best epoch %d, val AUC %.4f; MLflow run %s", best["epoch"],
-             best.get("val_auc", float("nan")), mlrun.info.run_id)
-    return {"stage": "train", "run_id": mlrun.info.run_id, "epochs": len(history),
-            "best_val_auc": best.get("val_auc")}
+    log.info(
+        "train: best epoch %d, val AUC %.4f; MLflow run %s",
+        best["epoch"],
+        best.get("val_auc", float("nan")),
+        mlrun.info.run_id,
+    )
+    return {
+        "stage": "train",
+        "run_id": mlrun.info.run_id,
+        "epochs": len(history),
+        "best_val_auc": best.get("val_auc"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

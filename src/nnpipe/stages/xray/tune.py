@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 OBJECTIVE = Objective("val_auc", "max")
 
 
-def fit_trial(params: Params, domain: str, values: dict[str, Any], epochs: int,
-              ) -> list[dict[str, Any]]:
+def fit_trial(
+    params: Params,
+    domain: str,
+    values: dict[str, Any],
+    epochs: int,
+) -> list[dict[str, Any]]:
     """Train one configuration for ``epochs`` epochs; its per-epoch history."""
     cfg = params.domain(domain)
     layout = domain_layout(params, domain)
@@ -37,11 +41,17 @@ def fit_trial(params: Params, domain: str, values: dict[str, Any], epochs: int,
     make_deterministic(params.seed)
     with tempfile.TemporaryDirectory(prefix="nnpipe-trial-") as tmp:
         _, history = fit_classifier(
-            train, cfg.augment, train_files=[layout.features / "train.tfrecord"],
-            val_files=[layout.features / "val.tfrecord"], image_size=meta["image_size"],
-            pixel_mean=meta["pixel_mean"], pixel_std=meta["pixel_std"],
-            class_counts=[meta["counts"]["train"][c] for c in cfg.classes], seed=params.seed,
-            checkpoint=Path(tmp) / "best.keras")
+            train,
+            cfg.augment,
+            train_files=[layout.features / "train.tfrecord"],
+            val_files=[layout.features / "val.tfrecord"],
+            image_size=meta["image_size"],
+            pixel_mean=meta["pixel_mean"],
+            pixel_std=meta["pixel_std"],
+            class_counts=[meta["counts"]["train"][c] for c in cfg.classes],
+            seed=params.seed,
+            checkpoint=Path(tmp) / "best.keras",
+        )
     keras.backend.clear_session()  # trials one after another must not accumulate graphs
     return history
 
