@@ -24,11 +24,11 @@ import numpy as np
 from PIL import Image
 
 from nnpipe.config import Augment
+from nnpipe.domains.xray.features import make_dataset, write_tfrecord
+from nnpipe.domains.xray.images import read_image, resize_square
+from nnpipe.domains.xray.synthetic import generate_xrays
 from nnpipe.io import atomic_write_json
 from nnpipe.keras_env import keras
-from nnpipe.xray.features import make_dataset, write_tfrecord
-from nnpipe.xray.images import read_image, resize_square
-from nnpipe.xray.synthetic import generate_xrays
 
 AUGMENT = Augment(rotation=0.03, shift=0.08, zoom=0.1, brightness=0.0, contrast=0.0)
 

@@ -32,8 +32,8 @@ files, size, stream, buffer = json.loads(sys.argv[1])
 import nnpipe
 from nnpipe.config import XrayTrain
 from nnpipe.keras_env import keras
-from nnpipe.xray.features import make_dataset
-from nnpipe.xray.models import build_model
+from nnpipe.domains.xray.features import make_dataset
+from nnpipe.domains.xray.models import build_model
 model = build_model(XrayTrain(model="small_cnn", filters=[8, 16], dense_units=16), size,
                     127.0, 60.0)
 ds = make_dataset(files, size, 64, training=True, cache=not stream, shuffle_buffer=buffer)
@@ -48,7 +48,7 @@ def write_records(folder: Path, n: int, size: int, chunk: int = 1000) -> list[st
     import numpy as np
 
     sys.path.insert(0, str(ROOT / "src"))
-    from nnpipe.xray.features import write_tfrecord
+    from nnpipe.domains.xray.features import write_tfrecord
 
     rng = np.random.default_rng(0)
     files = []

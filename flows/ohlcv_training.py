@@ -12,7 +12,7 @@ from prefect import flow
 from nnpipe.flow_tasks import describe_flow, run_domain
 
 
-@flow(name="ohlcv-training", description=describe_flow("ohlcv", "Stock OHLCV forecaster"))
+@flow(name="ohlcv-training", description=describe_flow("ohlcv"))
 def ohlcv_training(params_file: str = "params.yaml", force: bool = False) -> dict:
     return run_domain("ohlcv", params_file=params_file, force=force)
 

@@ -11,7 +11,7 @@ from prefect import flow
 from nnpipe.flow_tasks import describe_flow, run_domain
 
 
-@flow(name="xray-training", description=describe_flow("xray", "Chest X-ray classifier"))
+@flow(name="xray-training", description=describe_flow("xray"))
 def xray_training(params_file: str = "params.yaml", force: bool = False) -> dict:
     return run_domain("xray", params_file=params_file, force=force)
 

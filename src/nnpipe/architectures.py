@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# the task each domain solves, as the guide's helper names task types
-DOMAIN_TASKS = {"xray": "image", "ohlcv": "sequence"}
 TASK_TYPES = ("image", "sequence", "tabular")
 
 
@@ -26,6 +24,7 @@ def choose_model(task_type: str, input_shape: Sequence[int]) -> str:
     raise ValueError(f"unknown task type {task_type!r}; known: {', '.join(TASK_TYPES)}")
 
 
-def resolve_model(domain: str, model: str, input_shape: Sequence[int]) -> str:
-    """``model`` as written, or the domain task's choice when it is ``auto``."""
-    return choose_model(DOMAIN_TASKS[domain], input_shape) if model == "auto" else model
+def resolve_model(task_type: str, model: str, input_shape: Sequence[int]) -> str:
+    """``model`` as written, or the choice for the domain's task (``Domain.task``) when
+    it is ``auto``."""
+    return choose_model(task_type, input_shape) if model == "auto" else model

@@ -17,16 +17,13 @@ import sys
 import time
 from pathlib import Path
 
-from nnpipe.config import DOMAINS, PARAMS_FILE, ParamsError, dump_params, load_params
+from nnpipe.config import PARAMS_FILE, ParamsError, dump_params, load_params
+from nnpipe.domains.registry import DOMAINS, get_domain
 from nnpipe.errors import NnpipeError, configure_logging, report_errors
 from nnpipe.prefect_env import prefect_defaults, start_temporary_server
 
 log = logging.getLogger("nnpipe")
 
-FLOW_FILES = {
-    "xray": "flows/xray_training.py:xray_training",
-    "ohlcv": "flows/ohlcv_training.py:ohlcv_training",
-}
 PROFILES_DIR = Path("profiles")
 
 
@@ -91,7 +88,7 @@ def _run_flows(args: argparse.Namespace) -> int:
 
     results, seconds = {}, {}
     for domain in args.domain or DOMAINS:
-        flow = load_flow_from_entrypoint(FLOW_FILES[domain])
+        flow = load_flow_from_entrypoint(get_domain(domain).flow_entrypoint)
         started = time.monotonic()
         state = flow(params_file=args.params, force=args.force, return_state=True)
         if not state.is_completed():
@@ -149,12 +146,10 @@ def print_summary(params, results: dict, flow_seconds: dict[str, float]) -> None
     the gate's reason, each stage's time, and what to do next (UI, serving, DVC)."""
     from nnpipe import store
     from nnpipe.serving.registry import serve_hint
-    from nnpipe.stages import get_stage
 
     lines = ["", "=" * 72, "nnpipe: pipeline finished", "=" * 72]
     for domain in results:
-        register = get_stage("register", domain).module()
-        lines += [f"[{domain}] {line}" for line in register.summary_lines(params, domain)]
+        lines += [f"[{domain}] {line}" for line in get_domain(domain).summary_lines(params)]
     lines += [
         "",
         "Stage times (wall clock):",
@@ -181,7 +176,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
     if args.domain and len(args.domain) > 1:
         raise ParamsError("`nnpipe stage` runs one stage of one domain: give --domain once")
-    domain = args.domain[0] if args.domain else "xray"
+    domain = args.domain[0] if args.domain else next(iter(DOMAINS))
     module = get_stage(args.name, domain).module()
     rest = ["--domain", domain, "--params", args.params]
     for item in args.overrides:
@@ -222,7 +217,7 @@ def schedules_from_prefect_yaml(path: Path = Path("prefect.yaml")) -> dict[str, 
         raise ParamsError(f"{path} not found: run `nnpipe schedule` in the project's root")
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     found = {}
-    for domain, entrypoint in FLOW_FILES.items():
+    for domain, entrypoint in ((n, d.flow_entrypoint) for n, d in DOMAINS.items()):
         deployment = next((d for d in spec["deployments"] if d["entrypoint"] == entrypoint), None)
         if deployment and deployment.get("schedules"):
             first = deployment["schedules"][0]
@@ -275,10 +270,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         if domain not in schedules:
             raise ParamsError(
                 f"prefect.yaml has no scheduled deployment of "
-                f"{FLOW_FILES[domain]}: add one (see its other deployments)"
+                f"{get_domain(domain).flow_entrypoint}: add one (see its other deployments)"
             )
         schedule = schedules[domain] | ({"cron": args.cron} if args.cron else {})
-        flow = load_flow_from_entrypoint(FLOW_FILES[domain])
+        flow = load_flow_from_entrypoint(get_domain(domain).flow_entrypoint)
         log.info(
             "serving %s/%s on cron %r (%s)",
             flow.name,
@@ -418,11 +413,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from nnpipe import store
-    from nnpipe.serving.batch import predict_ohlcv, predict_xray, write_predictions
+    from nnpipe.serving.batch import write_predictions
     from nnpipe.serving.predictor import load_predictor
 
     params = load_params(args.params)
-    domain = (args.domain or ["xray"])[0]
+    domain = (args.domain or [next(iter(DOMAINS))])[0]
     if args.deploy:
         predictor = load_predictor(args.deploy)
         model = {
@@ -433,24 +428,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     else:
         from nnpipe.serving.registry import resolve
 
-        models = served_models(params, [domain])
-        key = (
-            domain
-            if domain == "xray"
-            else (f"ohlcv/{args.series}" if args.series else next(iter(models)))
-        )
-        if key not in models:
-            raise ParamsError(
-                f"series {args.series!r} is not in this project's params; "
-                f"known: {', '.join(k.split('/', 1)[1] for k in models)}"
-            )
-        found = resolve(store.tracking_uri(params), models[key], args.alias)
+        units = get_domain(domain).units(params)
+        unit = units[0]
+        if args.series and len(units) > 1:  # one model per series
+            unit = next((u for u in units if u.key == args.series), None)
+            if unit is None:
+                raise ParamsError(
+                    f"series {args.series!r} is not in this project's params; "
+                    f"known: {', '.join(u.key for u in units)}"
+                )
+        found = resolve(store.tracking_uri(params), unit.model_name, args.alias)
         predictor = load_predictor(found.deploy_dir)
         model = {"name": found.name, "version": found.version, "variant": predictor.variant}
     source = Path(args.input)
-    table = (
-        predict_xray(predictor, source) if domain == "xray" else predict_ohlcv(predictor, source)
-    )
+    table = get_domain(domain).predict_files(predictor, source)
     out = write_predictions(table, model, Path(args.output))
     failed = int((table["error"] != "").sum()) if "error" in table else 0
     log.info(
@@ -472,7 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--params", default=PARAMS_FILE, help="params file (default: %(default)s)")
     common.add_argument(
-        "--domain", action="append", choices=DOMAINS, help="domain(s) to act on (default: all)"
+        "--domain",
+        action="append",
+        choices=list(DOMAINS),
+        help="domain(s) to act on (default: all)",
     )
     overrides = argparse.ArgumentParser(add_help=False)
     overrides.add_argument(

@@ -24,21 +24,23 @@ from prefect.states import Failed, State
 
 from nnpipe import dvc_repo, run_report, store
 from nnpipe.config import ParamsError, load_params
+from nnpipe.domains.registry import get_domain
 from nnpipe.errors import NnpipeError
 from nnpipe.io import read_json
 from nnpipe.layout import domain_layout
 from nnpipe.project_lock import ProjectBusy, clean_after_killed_runs, hold_project
-from nnpipe.stages import PIPELINES, STAGES, get_stage, tracking_errors_reported
+from nnpipe.stages import PIPELINES, STAGES, tracking_errors_reported
 
 log = logging.getLogger(__name__)
 
 
-def describe_flow(domain: str, what: str) -> str:
-    """A flow's description from the stage registry: what it trains, then its stages in
+def describe_flow(domain: str) -> str:
+    """A flow's description from the domain registry: what it trains, then its stages in
     order (the same stages, and names, as ``dvc repro``)."""
     stages = "; ".join(f"{s.name} ({s.description})" for s in PIPELINES[domain])
     return (
-        f"{what}. Stages, as in dvc.yaml (each skipped when DVC finds it current): "
+        f"{get_domain(domain).title}. Stages, as in dvc.yaml (each skipped when DVC "
+        "finds it current): "
         f"{stages}. Publishes the artifacts {run_report.artifact_key(domain, 'summary')} "
         f"and {run_report.artifact_key(domain, 'compression')}."
     )
@@ -105,7 +107,7 @@ def _run_stage(
         and not force
         and (known_current or dvc_repo.stage_is_current(target, root))
     ):
-        if not stage.source_changed(params):
+        if not (stage.watches_source and get_domain(stage.domain).source_changed(params)):
             logger.info("%s is up to date (dvc status); skipped", target)
             return {"stage": name, "skipped": True}
         logger.info("%s: the source's files changed since the last run", target)
@@ -156,7 +158,7 @@ def publish_report(domain: str, params_file: str) -> list[str]:
     stages' files, so a run whose stages were all current still reports."""
     params = load_params(params_file)
     layout = domain_layout(params, domain)
-    lines = get_stage("register", domain).module().summary_lines(params, domain)
+    lines = get_domain(domain).summary_lines(params)
     for line in lines:
         log.info("[%s] %s", domain, line)
     uri = store.tracking_uri(params)

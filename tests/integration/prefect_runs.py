@@ -128,7 +128,7 @@ def check_xray_run_reported(
     if trained:
         assert re.search(r"^epoch 1/\d+ .*val_auc=", text, re.M), text[-3000:]
         assert "xray-train finished in" in text
-        assert {"nnpipe.fitting", "nnpipe.stages.xray.train"} <= names, names
+        assert {"nnpipe.fitting", "nnpipe.domains.xray.stages.train"} <= names, names
     assert "[xray] gate:" in text and "[xray] test ROC-AUC" in text, text[-3000:]
     assert "nnpipe.flow_tasks" in names
     noise = [line for line in text.splitlines() if any(n in line for n in TF_NOISE)]

@@ -3,12 +3,11 @@ architecture's overrides, and checking what every stage left (the architecture t
 
 from __future__ import annotations
 
-import importlib
-
 from conftest import working_directory
 
 from nnpipe.config import load_params
 from nnpipe.io import read_json
+from nnpipe.stages import get_stage
 
 STEPS = ("tune", "train", "evaluate", "compress", "promote", "register")
 # the reference and one TFLite conversion; pruning is in the unit tests of every
@@ -30,7 +29,7 @@ def run_pipeline(project, domain: str, overrides: list[str]) -> dict:
             ],
         )
         for step in STEPS:
-            importlib.import_module(f"nnpipe.stages.{domain}.{step}").run(params, domain)
+            get_stage(step, domain).run(params)
     return params
 
 

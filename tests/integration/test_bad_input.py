@@ -9,10 +9,10 @@ from conftest import make_project, working_directory
 from PIL import Image
 
 from nnpipe.config import load_params
+from nnpipe.domains.xray.dataset import SplitError
+from nnpipe.domains.xray.sources import DataSourceError
+from nnpipe.domains.xray.stages import featurize, ingest
 from nnpipe.stages import MissingInputError
-from nnpipe.stages.xray import featurize, ingest
-from nnpipe.xray.dataset import SplitError
-from nnpipe.xray.sources import DataSourceError
 
 pytestmark = pytest.mark.integration
 

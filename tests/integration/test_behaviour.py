@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from nnpipe.domains.xray.features import read_arrays
 from nnpipe.keras_env import keras
-from nnpipe.xray.features import read_arrays
 
 pytestmark = pytest.mark.integration
 

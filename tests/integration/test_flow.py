@@ -113,7 +113,7 @@ def test_the_champion_pyfunc_predicts_the_classes_of_the_tflite_variant_it_wraps
     import numpy as np
 
     from nnpipe.compression.litert import TfliteRunner
-    from nnpipe.xray.features import read_arrays
+    from nnpipe.domains.xray.features import read_arrays
 
     deploy = read_json(flow_project / "models/xray-deploy/deploy.json")
     assert deploy["format"] == "tflite" and deploy["variant"].startswith(("tflite", "pruned"))

@@ -16,9 +16,9 @@ from mlflow import MlflowClient
 
 from nnpipe import download
 from nnpipe.config import load_params
+from nnpipe.domains.ohlcv.sources import OhlcvDataError
+from nnpipe.domains.ohlcv.synthetic import generate_ohlcv
 from nnpipe.io import read_json
-from nnpipe.ohlcv.sources import OhlcvDataError
-from nnpipe.ohlcv.synthetic import generate_ohlcv
 from nnpipe.stages import get_stage
 
 pytestmark = pytest.mark.integration

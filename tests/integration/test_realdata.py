@@ -5,8 +5,8 @@ import pytest
 from conftest import make_project, shared_data, working_directory
 
 from nnpipe.config import load_params
+from nnpipe.domains.xray.stages import featurize, ingest
 from nnpipe.io import read_json
-from nnpipe.stages.xray import featurize, ingest
 
 pytestmark = [pytest.mark.integration, pytest.mark.realdata]
 

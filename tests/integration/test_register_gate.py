@@ -8,8 +8,8 @@ from conftest import working_directory
 from mlflow import MlflowClient
 
 from nnpipe.config import load_params
+from nnpipe.domains.xray.stages import register, train
 from nnpipe.registration import StaleMetricsError
-from nnpipe.stages.xray import register, train
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,7 @@ QUICK_COMPRESS = "xray.compress.variants=[keras_float32,tflite_dynamic]"
 def train_again(project, *overrides: str) -> None:
     """A new training run (a new model), evaluated, compressed and promoted, as the
     pipeline would produce it."""
-    from nnpipe.stages.xray import compress, evaluate, promote
+    from nnpipe.domains.xray.stages import compress, evaluate, promote
 
     params = load_params("params.yaml", [*overrides, QUICK_COMPRESS])
     for stage in (train, evaluate, compress, promote):
@@ -135,7 +135,7 @@ def test_a_champion_serving_refuses_does_not_block_a_new_version(retrained):
 
 def test_champion_of_another_input_size_blocks_promotion_unless_allowed(project):
     with working_directory(project):
-        from nnpipe.stages.xray import featurize
+        from nnpipe.domains.xray.stages import featurize
 
         params = load_params("params.yaml", ["xray.featurize.image_size=24"])
         featurize.run(params, "xray")

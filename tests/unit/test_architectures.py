@@ -14,11 +14,11 @@ from nnpipe.architectures import choose_model, resolve_model
 from nnpipe.compression.litert import TfliteRunner
 from nnpipe.compression.variants import prune, sparsity, to_tflite
 from nnpipe.config import OhlcvTrain, XrayTrain
+from nnpipe.domains.ohlcv.models import build_forecaster
+from nnpipe.domains.ohlcv.windows import TrainOnlyScaler
+from nnpipe.domains.xray.models import build_model
 from nnpipe.fitting import precision_policy
 from nnpipe.keras_env import keras, load_model, tf
-from nnpipe.ohlcv.models import build_forecaster
-from nnpipe.ohlcv.windows import TrainOnlyScaler
-from nnpipe.xray.models import build_model
 
 IMAGE = 16
 LOOK_BACK, FEATURES = 8, 5
@@ -169,8 +169,8 @@ def test_auto_is_the_guides_choose_model():
     assert choose_model("tabular", (10,)) == "feedforward"
     with pytest.raises(ValueError, match="unknown task type 'audio'"):
         choose_model("audio", (1,))
-    assert resolve_model("xray", "auto", (32, 32, 1)) == "medical_cnn"
-    assert resolve_model("xray", "vit", (32, 32, 1)) == "vit"
+    assert resolve_model("image", "auto", (32, 32, 1)) == "medical_cnn"
+    assert resolve_model("image", "vit", (32, 32, 1)) == "vit"
     assert image_model("auto").name == "medical_cnn"
     assert sequence_model("auto").name == "lstm_forecaster"
 

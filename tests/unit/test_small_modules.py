@@ -13,7 +13,7 @@ from nnpipe.store import tracking_uri
 
 
 def test_balanced_class_weight_matches_sklearn():
-    from nnpipe.xray.training import balanced_class_weight
+    from nnpipe.domains.xray.training import balanced_class_weight
 
     weights = balanced_class_weight([100, 300])
     assert weights == {0: 2.0, 1: pytest.approx(2 / 3)}
@@ -22,7 +22,7 @@ def test_balanced_class_weight_matches_sklearn():
 
 
 def test_history_csv_has_one_row_per_epoch():
-    from nnpipe.stages.xray.train import history_csv
+    from nnpipe.domains.xray.stages.train import history_csv
 
     text = history_csv(
         [{"epoch": 1, "loss": 0.5, "val_loss": 0.6}, {"epoch": 2, "loss": 0.4, "val_loss": None}]
@@ -89,7 +89,9 @@ def test_directory_md5_is_what_dvc_records(tmp_path):
 def test_relative_imports_are_followed(tmp_path):
     from nnpipe.dvcfile import code_dependencies
 
-    deps = code_dependencies("nnpipe.stages.xray.register")
-    assert "src/nnpipe/stages/xray/evaluate.py" in deps  # register re-scores with evaluate's code
+    deps = code_dependencies("nnpipe.domains.xray.stages.register")
+    assert (
+        "src/nnpipe/domains/xray/stages/evaluate.py" in deps
+    )  # register re-scores with evaluate's code
     assert "src/nnpipe/promotion.py" in deps
     assert "src/nnpipe/cli.py" not in deps  # entry points do not make stages stale

@@ -419,7 +419,7 @@ def check_bars(frame: Any) -> None:
     Close inside them, volume >= 0), or a 422 naming the rows that break them."""
     import pandas as pd
 
-    from nnpipe.ohlcv.sources import OhlcvDataError, validate_ohlcv
+    from nnpipe.domains.ohlcv.sources import OhlcvDataError, validate_ohlcv
 
     dated = frame.set_axis(pd.date_range("2000-01-01", periods=len(frame), freq="D"))
     try:
@@ -435,14 +435,14 @@ def check_windows(windows: np.ndarray, features: Sequence[str]) -> None:
     """Raw windows (n, look_back, features) checked as ``/predict/ohlcv`` checks bars, or a
     422 naming the window and its row.
 
-    A window's rows are training's feature rows (:func:`nnpipe.ohlcv.windows.add_features`):
+    A window's rows are training's feature rows (:func:`nnpipe.domains.ohlcv.windows.add_features`):
     the five bar columns as they are (the model scales them itself), so ingest's bar rules
     and the bars' bounds apply to them, then derived features, which are no prices: each
     must agree with the bar it is derived from (``hl_range`` = (High - Low) / Close;
     ``log_return`` = log(Close / the row before's Close), from a window's second row on) or
     be within the range it can take (``volume_z``, a z-score over 20 volumes, is at most
     19 / sqrt(20) in size). A window of another width is left to the predictor to refuse."""
-    from nnpipe.ohlcv.sources import COLUMNS, PRICE_COLUMNS
+    from nnpipe.domains.ohlcv.sources import COLUMNS, PRICE_COLUMNS
 
     names = list(features)
     if windows.ndim != 3 or windows.shape[2] != len(names) or windows.size == 0:
@@ -520,7 +520,7 @@ def check_windows(windows: np.ndarray, features: Sequence[str]) -> None:
         bad[:, 1:] = ~np.isclose(col["log_return"][:, 1:], expected, rtol=1e-3, atol=1e-6)
         refuse(bad, "log_return must be log(Close / the previous row's Close)")
     if "volume_z" in col:
-        from nnpipe.ohlcv.windows import VOLUME_Z_WINDOW
+        from nnpipe.domains.ohlcv.windows import VOLUME_Z_WINDOW
 
         most = (VOLUME_Z_WINDOW - 1) / VOLUME_Z_WINDOW**0.5  # one volume apart from 19
         refuse(
@@ -541,7 +541,7 @@ def check_pixel_budget(
     serve.max_batch_pixels, counting the pixels preprocessing will allocate (in ``pad``
     mode the padded square, side = max(width, height), after the deployment's own
     ``max_side``). The pixels counted."""
-    from nnpipe.xray.images import ImageTooLargeError, allocated_pixels, check_image_size
+    from nnpipe.domains.xray.images import ImageTooLargeError, allocated_pixels, check_image_size
 
     total = 0
     for label, (width, height) in sizes:
@@ -570,7 +570,7 @@ def decodes_inline(sent: Sequence[tuple[str, Any, Any]]) -> bool:
     """Whether the sent images are few and small, by their headers and by their encoded
     bytes (a small header can front megabytes to inflate), so cheap to decode on the
     loop; an unreadable one is not (its decoder says why, in a thread)."""
-    from nnpipe.xray.images import declared_size
+    from nnpipe.domains.xray.images import declared_size
 
     if len(sent) > INLINE_IMAGES:
         return False
@@ -858,7 +858,7 @@ def create_app(
     def decoded(data: bytes, sent: Sent) -> np.ndarray:
         """One sent image decoded (as ingest decodes), within the size limits, or a
         message naming it."""
-        from nnpipe.xray.images import ImageDecodeError, ImageTooLargeError, decode_image
+        from nnpipe.domains.xray.images import ImageDecodeError, ImageTooLargeError, decode_image
 
         if not data:
             raise PredictionInputError(f"{sent} is empty; send {XRAY_ACCEPTED}")
@@ -902,7 +902,7 @@ def create_app(
                 f"{len(sent)} images is over the batch limit of "
                 f"{settings.max_batch}: send them in several requests"
             )
-        from nnpipe.xray.images import declared_size
+        from nnpipe.domains.xray.images import declared_size
 
         items, sizes = [], []  # (bytes or array, its name); (name, (width, height))
         for how, value, label in sent:

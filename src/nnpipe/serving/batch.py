@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from nnpipe.domains.xray.images import IMAGE_SUFFIXES
 from nnpipe.errors import NnpipeError
 from nnpipe.io import atomic_write_text
 from nnpipe.serving.predictor import Predictor
-from nnpipe.xray.images import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,8 @@ def predict_xray(predictor: Predictor, path: Path, batch_size: int = 64) -> pd.D
 
 
 def predict_ohlcv(predictor: Predictor, path: Path) -> pd.DataFrame:
-    from nnpipe.ohlcv.sources import read_ohlcv_csv
-    from nnpipe.ohlcv.windows import add_features
+    from nnpipe.domains.ohlcv.sources import read_ohlcv_csv
+    from nnpipe.domains.ohlcv.windows import add_features
 
     frame = read_ohlcv_csv(path)
     spec = predictor.spec

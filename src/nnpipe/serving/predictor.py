@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import importlib
 import json
 import logging
 import re
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from nnpipe.config import DOMAINS
+from nnpipe.domains.registry import DOMAINS, get_domain
 from nnpipe.errors import NnpipeError, RefusedModelError
 
 log = logging.getLogger(__name__)
@@ -173,7 +172,7 @@ def load_runner(
 @dataclass
 class Predictor(abc.ABC):
     """A deploy folder's model behind its domain's preprocessing; one subclass per
-    domain, in ``nnpipe.<domain>.predictor``."""
+    domain, which its ``Domain.predictor`` hook makes."""
 
     directory: Path
     spec: dict[str, Any]
@@ -217,9 +216,7 @@ def load_predictor(directory: str | Path, threads: int = 1) -> Predictor:
     path = check_deploy_spec(directory, spec)
     content = read_model_file(path, spec["format"], spec["sha256"])
     runner = load_runner(path, spec["format"], threads, content)
-    # by name, from the fixed list: a domain's predictor is loaded only where it is served
-    module = importlib.import_module(f"nnpipe.{spec['domain']}.predictor")
-    return module.PREDICTOR(directory, spec, runner)
+    return get_domain(spec["domain"]).predictor(directory, spec, runner)
 
 
 def as_array(value: Any) -> np.ndarray:

@@ -13,7 +13,8 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from nnpipe.config import Params, series_names
+from nnpipe.config import Params
+from nnpipe.domains.registry import get_domain
 from nnpipe.errors import NnpipeError, RefusedModelError
 from nnpipe.layout import domain_layout
 from nnpipe.serving.predictor import REPROMOTE, confined_path, read_deploy_spec
@@ -148,13 +149,9 @@ def check_lineage(deploy_dir: Path, tags: dict[str, str], what: str) -> None:
 
 def served_models(params: Params, domains: list[str]) -> dict[str, str]:
     """Registered model names per served slot: ``xray``, ``ohlcv/<series>``."""
-    models = {}
-    if "xray" in domains:
-        models["xray"] = params.xray.register.model_name
-    if "ohlcv" in domains:
-        for series in series_names(params.ohlcv.ingest):
-            models[f"ohlcv/{series}"] = params.ohlcv.model_name(series)
-    return models
+    return {
+        slot: name for d in domains for slot, name in get_domain(d).served_models(params).items()
+    }
 
 
 def alias_versions(

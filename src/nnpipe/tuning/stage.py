@@ -34,7 +34,7 @@ from nnpipe.tuning.search import (
     make_oracle,
     run_search,
 )
-from nnpipe.tuning.trials import execute_trial
+from nnpipe.tuning.trials import FitTrial, execute_trial
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +145,8 @@ def _log_trials(result: SearchResult, objective: Objective) -> None:
         )
 
 
-def run_tuning(params: Params, domain: str, module_name: str, objective: Objective) -> dict:
-    """Search the space in ``<domain>.tune`` (trials: ``module_name``'s ``fit_trial``), or
+def run_tuning(params: Params, domain: str, fit_trial: FitTrial, objective: Objective) -> dict:
+    """Search the space in ``<domain>.tune`` (each trial fitted by ``fit_trial``), or
     record that tuning is off."""
     from nnpipe.dvc_hash import directory_md5
 
@@ -169,7 +169,7 @@ def run_tuning(params: Params, domain: str, module_name: str, objective: Objecti
 
     call = partial(
         execute_trial,
-        module_name,
+        fit_trial,
         domain,
         params.model_dump(mode="json"),
         str(Path.cwd().resolve()),

@@ -1,5 +1,6 @@
 """Running one trial, wherever it runs (this process or a Dask worker): the domain's
-``tune`` stage module supplies ``fit_trial``; any failure becomes a failed result.
+``tune`` stage supplies its ``fit_trial`` (a module-level function, so Dask sends it by
+reference); any failure becomes a failed result.
 
 Everything a trial needs travels in its arguments (params as plain data, the project
 folder), so a worker process imports nothing from the caller. A remote Dask worker must
@@ -8,21 +9,27 @@ see the project folder at the same path (a shared filesystem) to read the featur
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nnpipe.tuning.search import Objective, TrialResult, TrialSpec, best_of_history
 
+if TYPE_CHECKING:
+    from nnpipe.config import Params
+
 log = logging.getLogger(__name__)
+
+# (params, domain, the trial's values, epochs) -> the per-epoch history
+FitTrial = Callable[["Params", str, dict[str, Any], int], list[dict[str, Any]]]
 
 
 def execute_trial(
-    module_name: str,
+    fit_trial: FitTrial,
     domain: str,
     raw_params: dict[str, Any],
     root: str,
@@ -55,8 +62,7 @@ def execute_trial(
     os.chdir(root)  # params' paths are relative to the project
     try:
         params = validate_params(raw_params)
-        module = importlib.import_module(module_name)
-        history = module.fit_trial(params, domain, spec.values, spec.epochs)
+        history = fit_trial(params, domain, spec.values, spec.epochs)
         result.history = history
         result.objective, result.best_epoch = best_of_history(history, objective)
         if result.objective is None:

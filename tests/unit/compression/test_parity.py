@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nnpipe.config import XrayEvaluate
-from nnpipe.stages.xray.compress import PARITY, score_variant
+from nnpipe.domains.xray.stages.compress import PARITY, score_variant
 
 CLASSES = ["normal", "pneumonia"]
 
@@ -20,7 +20,7 @@ def split(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_a_shifted_variant_agrees_at_its_own_threshold_not_at_the_references():
-    from nnpipe.xray.evaluation import choose_threshold
+    from nnpipe.domains.xray.evaluation import choose_threshold
 
     ev = XrayEvaluate()
     y_val, ref_val = split(0)
@@ -40,7 +40,7 @@ def test_the_reference_itself_has_full_parity_and_its_own_metrics():
     ev = XrayEvaluate(threshold="specificity", target_specificity=0.8)
     y_val, ref_val = split(2)
     y_test, ref_test = split(3)
-    from nnpipe.xray.evaluation import choose_threshold
+    from nnpipe.domains.xray.evaluation import choose_threshold
 
     t = choose_threshold(y_val, ref_val, ev.threshold, ev.target_specificity)
     row = score_variant(y_test, ref_test, y_val, ref_val, ref_test, t, ev, CLASSES)

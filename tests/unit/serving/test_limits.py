@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from nnpipe.ohlcv.windows import add_features
+from nnpipe.domains.ohlcv.windows import add_features
+from nnpipe.domains.xray.images import ImageDecodeError, ImageTooLargeError, decode_image
 from nnpipe.serving.api import (
     INLINE_BYTES,
     ServeSettings,
@@ -28,7 +29,6 @@ from nnpipe.serving.api import (
     request_models,
 )
 from nnpipe.serving.predictor import PredictionInputError
-from nnpipe.xray.images import ImageDecodeError, ImageTooLargeError, decode_image
 
 
 def png(shape, dtype=np.uint8) -> bytes:

@@ -15,13 +15,13 @@ from PIL import Image
 from nnpipe.compression.litert import TfliteRunner
 from nnpipe.compression.variants import to_tflite
 from nnpipe.config import OhlcvTrain, XrayTrain
+from nnpipe.domains.ohlcv.models import build_forecaster, export_forecaster
+from nnpipe.domains.ohlcv.windows import TrainOnlyScaler
+from nnpipe.domains.xray.images import resize_square
+from nnpipe.domains.xray.models import build_model
 from nnpipe.errors import NnpipeError
 from nnpipe.keras_env import make_deterministic
-from nnpipe.ohlcv.models import build_forecaster, export_forecaster
-from nnpipe.ohlcv.windows import TrainOnlyScaler
 from nnpipe.serving.predictor import PredictionInputError, file_sha256, load_predictor
-from nnpipe.xray.images import resize_square
-from nnpipe.xray.models import build_model
 
 SIZE = 16
 

@@ -20,12 +20,12 @@ import pytest
 from nnpipe.compression.selection import Selection
 from nnpipe.compression.variants import to_tflite
 from nnpipe.config import XrayTrain
+from nnpipe.domains.xray.models import build_model
 from nnpipe.errors import RefusedModelError
 from nnpipe.keras_env import keras, load_served_keras, make_deterministic
 from nnpipe.serving.deploy import write_deploy_folder
 from nnpipe.serving.predictor import file_sha256, load_predictor
 from nnpipe.serving.registry import check_lineage, deploy_artifact_dir
-from nnpipe.xray.models import build_model
 
 SIZE = 16
 

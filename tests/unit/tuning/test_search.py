@@ -208,7 +208,7 @@ def test_best_of_history_skips_nan_epochs():
     assert best_of_history([{"epoch": 1, "val_auc": None}], OBJ) == (None, None)
 
 
-# what execute_trial imports as a domain's trial module: this module itself
+# a domain's trial function, as its tune stage passes it
 def fit_trial(params, domain, values, epochs):
     if values.get("mode") == "diverge":
         return [{"epoch": 1, "loss": None, "val_auc": None}]
@@ -229,7 +229,7 @@ def test_a_trial_failure_becomes_its_result(tmp_path, mode, status, reason):
     from nnpipe.tuning.search import TrialSpec
 
     result = execute_trial(
-        __name__, "xray", {}, str(tmp_path), TrialSpec("7", {"mode": mode}, 2), objective=OBJ
+        fit_trial, "xray", {}, str(tmp_path), TrialSpec("7", {"mode": mode}, 2), objective=OBJ
     )
     assert result.status == status and result.reason == reason
     assert result.worker and result.seconds >= 0
@@ -241,7 +241,7 @@ def test_a_worker_that_cannot_see_the_project_says_so(tmp_path):
     from nnpipe.tuning.search import TrialSpec
 
     result = execute_trial(
-        __name__, "xray", {}, str(tmp_path / "elsewhere"), TrialSpec("0", {}, 1), objective=OBJ
+        fit_trial, "xray", {}, str(tmp_path / "elsewhere"), TrialSpec("0", {}, 1), objective=OBJ
     )
     assert result.status == "failed" and "shared filesystem" in result.reason
 

@@ -1,0 +1,159 @@
+"""The contract between nnpipe's generic code and a domain (chest X-rays, stock prices, the
+next one): what a domain declares (its stages, its plots, its unit of work) and the hooks
+the generic stages, the flows, the CLI and the server call.
+
+Generic code reaches a domain only through :mod:`nnpipe.domains.registry` and this
+contract, never by testing a domain's name or finding a function by its name. A domain's
+declaration (``nnpipe.domains.<name>.domain``) stays light: it imports its own modules
+inside the hooks, so asking the registry costs no TensorFlow import, and ``dvc.yaml``'s
+code dependencies of one domain's stages stay that domain's code (see ``nnpipe.dvcfile``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from nnpipe.config import Params
+    from nnpipe.serving.predictor import Predictor
+
+    Runner = Callable[[np.ndarray], np.ndarray]
+
+TaskType = Literal["image", "sequence", "tabular"]
+
+
+@dataclass(frozen=True)
+class Output:
+    """A stage's output. Small reports (``cache=False``) live in git, so ``dvc exp show``,
+    ``dvc metrics diff`` and ``dvc plots diff`` can read them at every commit and
+    experiment; large ones (models, data, figures) live in DVC's cache, from which
+    ``dvc exp apply`` and ``dvc checkout`` bring them back. Plots are outputs like any
+    other: how they are drawn is declared once, in ``dvc.yaml``'s top-level ``plots``."""
+
+    path: str
+    kind: Literal["out", "metric"] = "out"  # metric: headline numbers `dvc metrics` shows
+    cache: bool = True
+
+
+class StageModule(Protocol):
+    """What every stage module provides: ``run`` does the step's file I/O around core
+    calls; ``main`` is its command line (``python -m nnpipe stage <step> --domain <d>``)."""
+
+    def run(self, params: Params, domain: str) -> dict[str, Any]: ...
+
+    def main(self, argv: list[str] | None = None) -> int: ...
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of one domain's pipeline: its ``dvc.yaml`` stage and Prefect task are both
+    named ``<domain>-<step>``, its code is ``nnpipe.domains.<domain>.stages.<step>``."""
+
+    domain: str
+    step: str
+    description: str
+    params: tuple[str, ...]  # keys under the domain's section; "seed" etc. are global
+    deps: tuple[str, ...]  # data this stage reads (code deps are derived from its imports)
+    outs: tuple[Output, ...]
+    touches_network: bool = False  # retried by the Prefect flow
+    # inputs DVC cannot see (a folder or URL named by a param) that make the stage stale
+    # even when `dvc status` says current: the domain's `source_changed` hook says
+    watches_source: bool = False
+
+    @property
+    def name(self) -> str:
+        """The ``dvc.yaml`` stage and Prefect task name."""
+        return f"{self.domain}-{self.step}"
+
+    @property
+    def module_name(self) -> str:
+        return f"nnpipe.domains.{self.domain}.stages.{self.step}"
+
+    def module(self) -> StageModule:
+        """The stage's module, imported when asked for (stage modules import TensorFlow
+        and MLflow); a test checks every registered stage's module has ``run``/``main``."""
+        return cast(StageModule, importlib.import_module(self.module_name))
+
+    def run(self, params: Params) -> dict[str, Any]:
+        return self.module().run(params, self.domain)
+
+
+@dataclass(frozen=True)
+class Plot:
+    """How ``dvc plots show`` draws one of a domain's report files (a path under
+    ``reports/<domain>/``; an empty spec for a folder of images)."""
+
+    path: str
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """The domain's unit of work: what one registered model covers. X-ray has one (the
+    classifier); OHLCV has one per price series. ``slot`` is where the server serves it
+    (``xray``, ``ohlcv/GOOG``)."""
+
+    key: str  # "model" or the series name: the key of per-unit records in reports
+    slot: str
+    model_name: str
+
+
+class Domain(ABC):
+    """A kind of data and model. Subclasses live in ``nnpipe.domains.<name>.domain``;
+    one instance per domain is listed in :mod:`nnpipe.domains.registry`."""
+
+    name: str  # the params section, the stage-name prefix, the folder under data/, ...
+    title: str  # what it trains, for the flow's description
+    task: TaskType  # for `model: auto` (the guide's choose_model)
+
+    @property
+    def flow_entrypoint(self) -> str:
+        """The Prefect flow for this domain, as ``prefect.yaml`` and ``nnpipe schedule``
+        name it (``flows/<name>_training.py:<name>_training``)."""
+        return f"flows/{self.name}_training.py:{self.name}_training"
+
+    @property
+    def flow_name(self) -> str:
+        return f"{self.name}-training"
+
+    @abstractmethod
+    def stages(self) -> tuple[Stage, ...]:
+        """The pipeline's steps in order."""
+
+    @abstractmethod
+    def plots(self) -> Sequence[Plot]:
+        """The report files ``dvc plots`` draws, and how."""
+
+    @abstractmethod
+    def units(self, params: Params) -> list[Unit]:
+        """What the run trains and registers, one entry per model."""
+
+    @abstractmethod
+    def source_changed(self, params: Params) -> bool:
+        """Whether the ingest stage's source (a folder, a URL) changed since the raw data
+        was written: inputs DVC cannot see."""
+
+    @abstractmethod
+    def summary_lines(self, params: Params) -> list[str]:
+        """The run's closing lines (test metrics, the gate's decision), from the reports."""
+
+    @abstractmethod
+    def predictor(self, directory: Path, spec: dict[str, Any], runner: Runner) -> Predictor:
+        """The predictor serving a checked deploy folder (``runner`` runs its model)."""
+
+    @abstractmethod
+    def predict_files(self, predictor: Predictor, path: Path) -> pd.DataFrame:
+        """Batch predictions (``nnpipe predict``) for the files at ``path``, one row each;
+        an unreadable file is a row with its ``error``, not a failure of the batch."""
+
+    def served_models(self, params: Params) -> dict[str, str]:
+        """Registered model names per served slot."""
+        return {unit.slot: unit.model_name for unit in self.units(params)}

@@ -1,0 +1,162 @@
+"""The stock-price domain: a recurrent forecaster (or the guide's transformer) of the next
+close from a window of daily bars; one model per price series.
+
+A declaration only: each hook imports the module that does the work when it is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnpipe.domains.contract import Domain, Output, Plot, Stage, Unit
+from nnpipe.domains.shared_stages import (
+    compress_stage,
+    deploy_dir,
+    evaluate_outputs,
+    features_dir,
+    hyperparameters_file,
+    model_dir,
+    promote_stage,
+    raw_dir,
+    register_outputs,
+    reports_dir,
+    tune_stage,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nnpipe.config import Params
+    from nnpipe.serving.predictor import Predictor
+
+
+class OhlcvDomain(Domain):
+    name = "ohlcv"
+    title = "Stock OHLCV forecaster"
+    task = "sequence"
+
+    def stages(self) -> tuple[Stage, ...]:
+        d = self.name
+        raw, feats, model, reports = raw_dir(d), features_dir(d), model_dir(d), reports_dir(d)
+        return (
+            Stage(
+                d,
+                "ingest",
+                "read each price series from its source and validate it",
+                params=("ingest", "validation", "seed"),
+                deps=(),
+                outs=(Output(raw),),
+                touches_network=True,
+                watches_source=True,
+            ),
+            Stage(
+                d,
+                "featurize",
+                "derived features, chronological splits with gaps, windows",
+                params=("featurize",),
+                deps=(raw,),
+                outs=(Output(feats),),
+            ),
+            tune_stage(d),
+            Stage(
+                d,
+                "train",
+                "fit the recurrent forecaster per series, log it to MLflow",
+                params=("train", "seed"),
+                deps=(feats, hyperparameters_file(d)),
+                outs=(Output(model), Output(f"{reports}/history.csv", cache=False)),
+            ),
+            Stage(
+                d,
+                "evaluate",
+                "test metrics in price units against baselines; walk-forward",
+                params=("evaluate", "train", "seed"),
+                deps=(feats, model, hyperparameters_file(d)),
+                outs=evaluate_outputs(d),
+            ),
+            compress_stage(d, (feats, model)),
+            promote_stage(d, ("featurize",)),
+            Stage(
+                d,
+                "register",
+                "register each series' deployable model, set challenger, gate champion",
+                params=("register",),
+                deps=(model, f"{reports}/evaluation.json", feats, deploy_dir(d)),
+                outs=register_outputs(d),
+                touches_network=True,
+            ),
+        )
+
+    def plots(self) -> Sequence[Plot]:
+        return (
+            # dates: .dvc/plots/dates.json, DVC's "simple" line with a time axis
+            Plot(
+                "plots/forecast.csv",
+                {
+                    "x": "date",
+                    "y": ["actual", "model", "persistence"],
+                    "template": "dates",
+                    "title": "ohlcv: forecast vs actual Close, test period",
+                },
+            ),
+            Plot(
+                "plots/folds.csv",
+                {
+                    "x": "fold",
+                    "y": ["model_rmse", "persistence_rmse", "moving_average_rmse"],
+                    "template": "simple",
+                    "title": "ohlcv: walk-forward RMSE per fold",
+                },
+            ),
+            Plot(
+                "history.csv",
+                {
+                    "x": "epoch",
+                    "y": ["loss", "val_loss"],
+                    "title": "ohlcv: training loss per epoch",
+                },
+            ),
+            Plot(
+                "tuning.csv",
+                {
+                    "x": "run",
+                    "y": "objective",
+                    "template": "scatter",
+                    "title": "ohlcv: tuning trials in the order they ran, validation loss",
+                },
+            ),
+            Plot("figures", {}),
+        )
+
+    def units(self, params: Params) -> list[Unit]:
+        from nnpipe.config import series_names
+
+        return [
+            Unit(series, f"{self.name}/{series}", params.ohlcv.model_name(series))
+            for series in series_names(params.ohlcv.ingest)
+        ]
+
+    def source_changed(self, params: Params) -> bool:
+        from nnpipe.domains.ohlcv.stages import ingest
+
+        return ingest.source_changed(params, self.name)
+
+    def summary_lines(self, params: Params) -> list[str]:
+        from nnpipe.domains.ohlcv.stages import register
+
+        return register.summary_lines(params, self.name)
+
+    def predictor(self, directory: Path, spec: dict[str, Any], runner: Any) -> Predictor:
+        from nnpipe.domains.ohlcv.predictor import OhlcvPredictor
+
+        return OhlcvPredictor(directory, spec, runner)
+
+    def predict_files(self, predictor: Predictor, path: Path) -> pd.DataFrame:
+        from nnpipe.serving.batch import predict_ohlcv
+
+        return predict_ohlcv(predictor, path)
+
+
+OHLCV = OhlcvDomain()

@@ -1,0 +1,306 @@
+"""evaluate: test-period metrics in price units, side by side with the baselines, and a
+walk-forward re-training so one lucky split cannot carry the result.
+
+Per series: RMSE, MAE, MAPE, MASE and directional accuracy of the model, of persistence
+(tomorrow = today) and of a moving average; the model's MAE and RMSE relative to
+persistence; a Diebold-Mariano test of model against persistence; per-fold and mean
+walk-forward metrics. Output in ``reports/ohlcv``: ``metrics.json`` (the headline numbers
+per series, for ``dvc metrics diff`` and ``dvc exp show``), ``evaluation.json`` (every
+number measured), ``plots/`` (forecast and fold tables, as DVC plots) and
+``figures/`` (forecast, residuals, fold errors, training curves). All of it is logged to
+each series' training run in MLflow before any output is replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from nnpipe import tracking
+from nnpipe.config import Params
+from nnpipe.domains.ohlcv.backtest import run_walk_forward, summarize_folds
+from nnpipe.domains.ohlcv.figures import (
+    plot_fold_errors,
+    plot_forecast,
+    plot_history,
+    plot_residuals,
+)
+from nnpipe.domains.ohlcv.forecasting import (
+    FORECASTERS,
+    Prepared,
+    read_prepared,
+    score_forecasts,
+    to_price,
+)
+from nnpipe.domains.ohlcv.metrics import headline_metrics
+from nnpipe.domains.ohlcv.models import predict
+from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
+from nnpipe.keras_env import load_model, make_deterministic
+from nnpipe.layout import domain_layout
+from nnpipe.stages import cli_main, require
+from nnpipe.tuning.stage import effective_train
+
+log = logging.getLogger(__name__)
+
+HEADLINE = ("rmse", "mae", "mape", "mase", "directional_accuracy")
+
+
+def score_model(
+    forecast: Callable[[np.ndarray], np.ndarray],
+    input_shape: tuple[int, ...],
+    prep: Prepared,
+    ma_window: int,
+) -> dict:
+    """Test-period forecasts (``forecast``: raw windows -> target units) in price units,
+    scored against the baselines; also used by register to re-score the champion's
+    deployed variant on today's test period."""
+    test = prep.windows["test"]
+    want = (prep.look_back, len(prep.series.feature_names))
+    if tuple(input_shape) != want:
+        raise ValueError(
+            f"the model takes windows {tuple(input_shape)}, the test period has {want}"
+        )
+    last_close = prep.series.close[test.rows - prep.horizon]
+    price = to_price(
+        np.asarray(forecast(test.x), dtype=float).reshape(-1),
+        last_close,
+        prep.target_kind,
+        prep.horizon,
+    )
+    return score_forecasts(
+        prep.series, test.rows, prep.horizon, price, prep.splits["train"][1], ma_window
+    )
+
+
+def forecast_table(prep: Prepared, scored: dict) -> pd.DataFrame:
+    rows = prep.windows["test"].rows
+    table = pd.DataFrame(
+        {
+            "series": prep.name,
+            "date": [d.date().isoformat() for d in prep.series.dates[rows]],
+            "actual": scored["_actual"],
+        }
+    )
+    for name in FORECASTERS:
+        table[name] = scored["_forecasts"][name]
+    return table
+
+
+def fold_table(name: str, folds: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "series": name,
+                "fold": f["fold"],
+                "test_first": f["test_first"],
+                "test_last": f["test_last"],
+                **{f"{fc}_{k}": f[fc][k] for fc in FORECASTERS for k in ("rmse", "mae", "mase")},
+            }
+            for f in folds
+        ]
+    )
+
+
+def evaluate_series(
+    params: Params,
+    domain: str,
+    prep: Prepared,
+    figures: Path,
+) -> tuple[dict, pd.DataFrame, list[dict]]:
+    cfg = params.domain(domain)
+    ev = cfg.evaluate
+    model_dir = domain_layout(params, domain).model / prep.name
+    model = load_model(require(model_dir / "model.keras", "train", domain))
+    scored = score_model(
+        lambda x: predict(model, x), model.input_shape[1:], prep, ev.moving_average_window
+    )
+    metrics = {k: v for k, v in scored.items() if not k.startswith("_")}
+    folds: list[dict] = []
+    if ev.walk_forward_folds:
+        train, _ = effective_train(params, domain)  # each fold refits what train fitted
+        folds = run_walk_forward(
+            prep,
+            train,
+            n_folds=ev.walk_forward_folds,
+            min_train=ev.walk_forward_min_train,
+            val_fraction=cfg.featurize.val_fraction,
+            ma_window=ev.moving_average_window,
+            epochs=ev.walk_forward_epochs or train.epochs,
+            before_fit=lambda: make_deterministic(params.seed),
+        )
+        metrics["walk_forward"] = summarize_folds(folds)
+    forecasts = forecast_table(prep, scored)
+    plot_forecast(
+        forecasts["date"].tolist(),
+        scored["_actual"],
+        scored["_forecasts"],
+        figures / f"{prep.name}_forecast.png",
+        f"{prep.name}: forecast vs actual Close, test period",
+    )
+    plot_residuals(
+        forecasts["date"].tolist(),
+        scored["_actual"] - scored["_forecasts"]["model"],
+        figures / f"{prep.name}_residuals.png",
+        f"{prep.name}: model residuals, test",
+    )
+    if folds:
+        plot_fold_errors(folds, figures / f"{prep.name}_walk_forward.png", metric="rmse")
+    plot_history(read_json(model_dir / "history.json"), figures / f"{prep.name}_training.png")
+    return metrics, forecasts, folds
+
+
+def log_to_mlflow(
+    params: Params,
+    domain: str,
+    run_info: dict,
+    prep: Prepared,
+    metrics: dict,
+    folds: list[dict],
+    series_figures: list[Path],
+    staging: Path,
+) -> None:
+    """Everything evaluate found, on the series' training run: test metrics on the logged
+    model with the test dataset, baselines, per-fold errors (one step per fold), figures."""
+    with tracking.start_run(params, domain, "evaluate", run_id=run_info["run_id"]):
+        tracking.set_tags(
+            {f"evaluate.{k}": v for k, v in params.domain(domain).evaluate.model_dump().items()}
+        )
+        test = prep.windows["test"]
+        test_set = tracking.log_dataset(
+            test.x,
+            test.y,
+            name=f"{domain}-{prep.name}-test",
+            digest=run_info["data_hash"],
+            source=str((domain_layout(params, domain).features / f"{prep.name}.csv").resolve()),
+            context="testing",
+            model_id=run_info["model_id"],
+        )
+        wf = metrics.get("walk_forward") or {}
+        tracked = {
+            **{k: metrics["model"][k] for k in HEADLINE},
+            **{k: metrics[k] for k in ("relative_mae", "relative_rmse", "dm_p_value")},
+            **{
+                f"{b}.{k}": metrics[b][k]
+                for b in ("persistence", "moving_average")
+                for k in ("rmse", "mae")
+            },
+            **{
+                f"walk_forward.{f}.rmse": wf[f]["rmse"] for f in ("model", "persistence") if f in wf
+            },
+            **({"walk_forward.relative_mae": wf["relative_mae"]} if wf else {}),
+        }
+        tracking.log_model_metrics(tracked, run_info["model_id"], test_set, prefix="test_")
+        tracking.set_headline_view(
+            [
+                f"test_{k}"
+                for k in (
+                    "rmse",
+                    "persistence.rmse",
+                    "moving_average.rmse",
+                    "mae",
+                    "persistence.mae",
+                    "moving_average.mae",
+                    "relative_mae",
+                    "directional_accuracy",
+                )
+            ]
+            + ["best_val_loss", "best_epoch", "deployed.size_bytes", "deployed.relative_mae"]
+        )
+        for k, fold in enumerate(folds, start=1):
+            tracking.log_metrics(
+                {f"walk_forward_{fc}_rmse": fold[fc]["rmse"] for fc in FORECASTERS}, step=k
+            )
+        for path in series_figures:
+            tracking.log_artifacts(path, "figures")
+        tracking.log_artifacts(staging, "evaluation")
+
+
+def run(params: Params, domain: str) -> dict:
+    layout = domain_layout(params, domain)
+    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    all_metrics: dict = {"series": {}}
+    forecast_tables, fold_tables, folds_by_series = [], [], {}
+    layout.reports.mkdir(parents=True, exist_ok=True)
+    with (
+        atomic_directory(layout.plots) as plots,
+        atomic_directory(layout.figures) as figures,
+        tempfile.TemporaryDirectory(dir=layout.reports, prefix=".evaluate.") as staging,
+    ):
+        preps = {}
+        for name in meta["series"]:
+            run_info = read_json(require(layout.model / name / "run.json", "train", domain))
+            prep = read_prepared(layout.features, name, meta)
+            metrics, forecasts, folds = evaluate_series(params, domain, prep, figures)
+            all_metrics["series"][name] = metrics | {
+                "run_id": run_info["run_id"],
+                "model_id": run_info["model_id"],
+                "data_hash": run_info["data_hash"],
+                "test_first": prep.series.dates[prep.windows["test"].rows[0]].isoformat(),
+                "test_last": prep.series.dates[prep.windows["test"].rows[-1]].isoformat(),
+            }
+            forecast_tables.append(forecasts)
+            fold_tables.append(fold_table(name, folds))
+            folds_by_series[name] = folds
+            preps[name] = (prep, run_info)
+        atomic_write_text(
+            plots / "forecast.csv",
+            pd.concat(forecast_tables).to_csv(index=False, lineterminator="\n"),
+        )
+        atomic_write_text(
+            plots / "folds.csv", pd.concat(fold_tables).to_csv(index=False, lineterminator="\n")
+        )
+        metrics_tmp = atomic_write_json(Path(staging) / layout.evaluation.name, all_metrics)
+        headline_tmp = atomic_write_json(
+            Path(staging) / layout.metrics.name,
+            {name: headline_metrics(m) for name, m in all_metrics["series"].items()},
+        )
+        for name, (prep, run_info) in preps.items():
+            figs = sorted(figures.glob(f"{name}_*.png"))
+            log_to_mlflow(
+                params,
+                domain,
+                run_info,
+                prep,
+                all_metrics["series"][name],
+                folds_by_series[name],
+                figs,
+                Path(staging),
+            )
+        metrics_tmp.replace(layout.evaluation)
+        headline_tmp.replace(layout.metrics)
+    for name, m in all_metrics["series"].items():
+        wf = m.get("walk_forward")
+        log.info(
+            "evaluate: %s test RMSE model %.4g, persistence %.4g, moving average %.4g; "
+            "MAE vs persistence %.3f; DM p-value %.3g%s",
+            name,
+            m["model"]["rmse"],
+            m["persistence"]["rmse"],
+            m["moving_average"]["rmse"],
+            m["relative_mae"],
+            m["dm_p_value"],
+            f"; walk-forward mean MAE vs persistence {wf['relative_mae']:.3f} "
+            f"({wf['folds_model_beats_persistence']}/{wf['folds']} folds beat it)"
+            if wf
+            else "",
+        )
+    return {
+        "stage": "evaluate",
+        "series": {
+            n: {"rmse": m["model"]["rmse"], "relative_mae": m["relative_mae"]}
+            for n, m in all_metrics["series"].items()
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(__spec__.name, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

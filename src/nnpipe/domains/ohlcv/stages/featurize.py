@@ -1,0 +1,101 @@
+"""featurize: derived features, the target, and chronological splits with gaps.
+
+For each series: the guide's five columns plus the derived features chosen in params;
+the target (next Close, or next log return) per row; train, validation and test as
+contiguous blocks in time order with ``look_back`` rows left out between them, so no
+window sees across a boundary. The scalers are fitted on the training period only (and
+later built into the model). Output in ``data/ohlcv/features``: ``<series>.csv`` (the
+rows windows are cut from) and ``meta.json`` (per series: features, splits with their
+dates, window counts, the train-only scaler statistics).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nnpipe.config import Params
+from nnpipe.domains.ohlcv.forecasting import (
+    fit_scalers,
+    prepare_series,
+    series_table,
+    windows_between,
+)
+from nnpipe.domains.ohlcv.sources import OhlcvDataError, read_ohlcv_csv
+from nnpipe.domains.ohlcv.windows import chronological_splits
+from nnpipe.io import atomic_directory, atomic_write_json, read_json
+from nnpipe.layout import domain_layout
+from nnpipe.stages import cli_main, require
+
+log = logging.getLogger(__name__)
+
+
+def run(params: Params, domain: str) -> dict:
+    fz = params.domain(domain).featurize
+    layout = domain_layout(params, domain)
+    manifest = read_json(require(layout.raw / "manifest.json", "ingest", domain))
+    meta: dict = {
+        "look_back": fz.look_back,
+        "horizon": fz.horizon,
+        "target": fz.target,
+        "derived": fz.derived,
+        "val_fraction": fz.val_fraction,
+        "test_fraction": fz.test_fraction,
+        "series": {},
+    }
+    with atomic_directory(layout.features) as tmp:
+        for name in manifest["series"]:
+            frame = read_ohlcv_csv(require(layout.raw / f"{name}.csv", "ingest", domain))
+            series = prepare_series(frame, fz.derived, fz.target)
+            try:
+                splits = chronological_splits(
+                    len(series.target),
+                    fz.val_fraction,
+                    fz.test_fraction,
+                    gap=fz.look_back,
+                    horizon=fz.horizon,
+                )
+            except OhlcvDataError as exc:
+                raise OhlcvDataError(f"series {name!r}: {exc}") from None
+            windows = {
+                s: windows_between(series, fz.look_back, fz.horizon, *rows)
+                for s, rows in splits.items()
+            }
+            inputs, target = fit_scalers(series, windows["train"], splits["train"])
+            series_table(series).to_csv(tmp / f"{name}.csv")
+            meta["series"][name] = {
+                "features": series.feature_names,
+                "rows": len(series.target),
+                "splits": {
+                    s: {
+                        "rows": list(r),
+                        "first": series.dates[r[0]].isoformat(),
+                        "last": series.dates[r[1] - 1].isoformat(),
+                        "windows": len(windows[s]),
+                    }
+                    for s, r in splits.items()
+                },
+                "input_scaler": inputs.to_dict(),
+                "target_scaler": target.to_dict(),
+            }
+            log.info(
+                "featurize: %s %d rows, %d features; windows train/val/test %s",
+                name,
+                len(series.target),
+                len(series.feature_names),
+                "/".join(str(len(w)) for w in windows.values()),
+            )
+        atomic_write_json(tmp / "meta.json", meta)
+    return {
+        "stage": "featurize",
+        "windows": {
+            n: {s: v["windows"] for s, v in m["splits"].items()} for n, m in meta["series"].items()
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(__spec__.name, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

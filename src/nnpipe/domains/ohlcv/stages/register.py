@@ -1,0 +1,210 @@
+"""register: publish each series' deploy folder (the variant promote chose, behind its
+preprocessing) as an MLflow pyfunc version, make it ``challenger``, gate ``champion`` on
+the deployed variant's metric. Nothing is registered for a series promote deployed
+nothing for.
+
+By default the gate refuses ``champion`` to a model that does not beat persistence
+(tomorrow = today) on the test period: its MAE over persistence's (``relative_mae``)
+must stay below 1. That refusal is a normal outcome, common on daily prices; it is
+logged, tagged on the version and shown in the run summary. The champion is re-scored on
+today's test period with evaluate's own code (see :mod:`nnpipe.registration`). Output:
+``reports/ohlcv/registration.json``, one record per series.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from nnpipe.config import Params
+from nnpipe.domains.ohlcv.forecasting import Prepared, read_prepared
+from nnpipe.domains.ohlcv.predictor import OhlcvPredictor
+from nnpipe.domains.ohlcv.stages.evaluate import score_model
+from nnpipe.io import atomic_write_json, read_json
+from nnpipe.layout import domain_layout
+from nnpipe.promotion import gate_metrics
+from nnpipe.registration import (
+    GateRule,
+    champion_text,
+    check_same_run,
+    load_champion,
+    not_registered,
+    register_and_gate,
+    variant_lines,
+)
+from nnpipe.serving.predictor import DEPLOY_FILE
+from nnpipe.stages import cli_main, require
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "Next-bar price forecaster for the series `{series}` (nnpipe's `ohlcv` "
+    "pipeline): the last `look_back` daily bars (Open, High, Low, Close, Volume; "
+    "oldest first) in, the forecast price `horizon` bars ahead out. `champion` is "
+    "the version the gate accepted (it must beat persistence, tomorrow = today), "
+    "`challenger` the latest one."
+)
+
+
+def headline(measured: dict, series_metrics: dict) -> dict[str, float]:
+    """The deployed variant's test errors beside the baselines' (price units)."""
+    base = {
+        f"{label} {k.upper()}": series_metrics.get(b, {}).get(k)
+        for b, label in (("persistence", "persistence"), ("moving_average", "moving average"))
+        for k in ("rmse", "mae")
+    }
+    return {
+        "test RMSE": measured.get("rmse"),
+        "test MAE": measured.get("mae"),
+        **base,
+        "MAE / persistence MAE": measured.get("relative_mae"),
+        "test MASE": measured.get("mase"),
+    }
+
+
+def gate_value(series_metrics: dict, metric: str) -> float:
+    """A gate metric from a series' metrics: relative ones are top-level, others the model's."""
+    if metric.startswith("relative_"):
+        return float(series_metrics[metric])
+    return float(series_metrics["model"][metric])
+
+
+def score_champion(
+    model_name: str,
+    prep: Prepared,
+    metric: str,
+    ma_window: int,
+) -> tuple[float | None, str]:
+    """The champion's gate metric on today's test period, from ITS deployed variant, or
+    None with the reason."""
+    predictor, why = load_champion(model_name)  # its deploy folder, never its pyfunc's code
+    if not isinstance(predictor, OhlcvPredictor):
+        return None, why or "the champion is not a deployable version nnpipe can re-score"
+    try:
+        scored = score_model(
+            lambda x: predictor.run(x.astype(np.float32)), predictor.window_shape, prep, ma_window
+        )
+    except ValueError as exc:
+        return None, f"the champion cannot forecast today's test windows: {exc}"
+    return gate_value(scored, metric), (
+        f"its deployed variant ({predictor.variant}) re-scored on the current test period"
+    )
+
+
+def run(params: Params, domain: str) -> dict:
+    cfg = params.domain(domain)
+    reg = cfg.register
+    layout = domain_layout(params, domain)
+    metrics = read_json(require(layout.evaluation, "evaluate", domain))
+    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    rule = GateRule(
+        reg.gate_metric,
+        reg.max_value,
+        reg.max_increase,
+        higher_is_better=False,
+        allow_incomparable=reg.allow_incomparable,
+        allow_incomparable_key=f"{domain}.register.allow_incomparable",
+    )
+    records = {}
+    for name in meta["series"]:
+        run_info = read_json(require(layout.model / name / "run.json", "train", domain))
+        series_metrics = metrics["series"].get(name, {})
+        check_same_run(
+            series_metrics.get("run_id"),
+            run_info["run_id"],
+            f"{layout.evaluation} (series {name})",
+            domain,
+        )
+        deploy_dir = layout.deploy / name
+        deploy = read_json(require(deploy_dir / DEPLOY_FILE, "promote", domain))
+        check_same_run(deploy.get("run_id"), run_info["run_id"], str(deploy_dir), domain, "promote")
+        model_name = cfg.model_name(name)
+        if deploy["variant"] is None:
+            records[name] = not_registered(model_name, run_info["run_id"], deploy["reason"])
+            continue
+        prep = read_prepared(layout.features, name, meta)
+        measured = deploy["measured"]
+        records[name] = register_and_gate(
+            params,
+            domain,
+            model_name=model_name,
+            run_info=run_info,
+            deploy_dir=deploy_dir,
+            deploy=deploy,
+            candidate=float(measured[reg.gate_metric]),
+            rule=rule,
+            version_tags={
+                "series": name,
+                "target": meta["target"],
+                "look_back": meta["look_back"],
+                "horizon": meta["horizon"],
+                "test_rmse": measured["rmse"],
+                "test_persistence_rmse": series_metrics["persistence"]["rmse"],
+            },
+            rescore_champion=lambda n=model_name, p=prep: score_champion(
+                n, p, reg.gate_metric, cfg.evaluate.moving_average_window
+            ),
+            input_example=prep.windows["test"].x[:1],
+            model_description=DESCRIPTION.format(series=name),
+            headline=headline(measured, series_metrics),
+        )
+    atomic_write_json(layout.registration, {"series": records})
+    atomic_write_json(layout.gate, {name: gate_metrics(r) for name, r in records.items()})
+    return {"stage": "register", "series": records}
+
+
+def summary_lines(params: Params, domain: str) -> list[str]:
+    """The run summary's lines for this domain (printed by ``nnpipe run``)."""
+    layout = domain_layout(params, domain)
+    metrics, regs = read_json(layout.evaluation), read_json(layout.registration)
+    lines = []
+    for name, m in metrics["series"].items():
+        r = regs["series"][name]
+        wf = m.get("walk_forward")
+        lines += [
+            f"{name}: test RMSE model {m['model']['rmse']:.4g} | persistence "
+            f"{m['persistence']['rmse']:.4g} | moving average {m['moving_average']['rmse']:.4g}"
+            f"; MASE {m['model']['mase']:.3f}; MAE vs persistence {m['relative_mae']:.3f}",
+            f"{name}: direction right {m['model']['directional_accuracy']:.1%}; "
+            f"Diebold-Mariano vs persistence p={m['dm_p_value']:.3g}",
+        ]
+        if wf:
+            lines.append(
+                f"{name}: walk-forward ({wf['folds']} folds) mean RMSE model "
+                f"{wf['model']['rmse']:.4g} vs persistence {wf['persistence']['rmse']:.4g}"
+                f"; beats persistence in {wf['folds_model_beats_persistence']}/"
+                f"{wf['folds']} folds"
+            )
+        deploy = read_json(layout.deploy / name / DEPLOY_FILE)
+        lines.append(
+            f"{name}: deployed variant: {deploy['variant'] or 'none'} ({deploy['reason']})"
+        )
+        champion = champion_text(r.get("champion_now"))
+        if not r.get("registered", True):
+            lines.append(f"{name}: model {r['model_name']}: {r['reason']}; {champion}")
+            continue
+        verdict = "promoted to champion" if r["promoted"] else "not promoted"
+        if (
+            not r["promoted"]
+            and r["gate_metric"].startswith("relative_")
+            and r["candidate_value"] >= 1
+        ):
+            verdict += ": it does not beat persistence (tomorrow = today)"
+        lines += [
+            f"{name}: model {r['model_name']} v{r['version']} -> aliases {r['aliases']}; "
+            f"{champion}",
+            f"{name}: gate: {verdict}; {r['reason']}",
+        ]
+    lines.append(
+        f"metrics {layout.metrics}, figures {layout.figures}/, registration {layout.registration}"
+    )
+    return lines + variant_lines(layout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(__spec__.name, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

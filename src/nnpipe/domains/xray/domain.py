@@ -1,0 +1,147 @@
+"""The chest X-ray domain: a CNN (or the guide's other image architectures) that tells
+pneumonia from normal radiographs; one model, one registered name.
+
+A declaration only: each hook imports the module that does the work when it is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nnpipe.domains.contract import Domain, Output, Plot, Stage, Unit
+from nnpipe.domains.shared_stages import (
+    compress_stage,
+    deploy_dir,
+    evaluate_outputs,
+    features_dir,
+    hyperparameters_file,
+    model_dir,
+    promote_stage,
+    raw_dir,
+    register_outputs,
+    reports_dir,
+    tune_stage,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nnpipe.config import Params
+    from nnpipe.serving.predictor import Predictor
+
+
+class XrayDomain(Domain):
+    name = "xray"
+    title = "Chest X-ray classifier"
+    task = "image"
+
+    def stages(self) -> tuple[Stage, ...]:
+        d = self.name
+        raw, feats, model, reports = raw_dir(d), features_dir(d), model_dir(d), reports_dir(d)
+        return (
+            Stage(
+                d,
+                "ingest",
+                "read the configured source into a de-duplicated raw dataset",
+                params=("classes", "ingest", "seed"),
+                deps=(),
+                outs=(Output(raw),),
+                touches_network=True,
+                watches_source=True,
+            ),
+            Stage(
+                d,
+                "featurize",
+                "split, resize and write TFRecords",
+                params=("classes", "featurize", "seed"),
+                deps=(raw,),
+                outs=(Output(feats),),
+            ),
+            tune_stage(d, ("augment",)),
+            Stage(
+                d,
+                "train",
+                "fit the CNN, log it to MLflow",
+                params=("train", "augment", "seed"),
+                deps=(feats, hyperparameters_file(d)),
+                outs=(Output(model), Output(f"{reports}/history.csv", cache=False)),
+            ),
+            Stage(
+                d,
+                "evaluate",
+                "test metrics with a threshold chosen on validation; plots",
+                params=("evaluate",),
+                deps=(feats, model),
+                outs=evaluate_outputs(d),
+            ),
+            compress_stage(d, (feats, model, f"{reports}/evaluation.json")),
+            promote_stage(d, ("classes", "ingest", "featurize", "evaluate")),
+            Stage(
+                d,
+                "register",
+                "register the deployable model, set challenger, gate champion",
+                params=("register",),
+                deps=(model, f"{reports}/evaluation.json", feats, deploy_dir(d)),
+                outs=register_outputs(d),
+                touches_network=True,
+            ),
+        )
+
+    def plots(self) -> Sequence[Plot]:
+        return (
+            Plot(
+                "plots/roc.json",
+                {"x": "fpr", "y": "tpr", "template": "simple", "title": "xray: ROC, test split"},
+            ),
+            Plot(
+                "plots/confusion.json",
+                {
+                    "x": "predicted",
+                    "y": "actual",
+                    "template": "confusion",
+                    "title": "xray: confusion matrix, test",
+                },
+            ),
+            Plot(
+                "history.csv",
+                {"x": "epoch", "y": ["loss", "val_loss"], "title": "xray: training loss per epoch"},
+            ),
+            Plot(
+                "tuning.csv",
+                {
+                    "x": "run",
+                    "y": "objective",
+                    "template": "scatter",
+                    "title": "xray: tuning trials in the order they ran, validation ROC-AUC",
+                },
+            ),
+            Plot("figures", {}),
+        )
+
+    def units(self, params: Params) -> list[Unit]:
+        return [Unit("", self.name, params.xray.register.model_name)]
+
+    def source_changed(self, params: Params) -> bool:
+        from nnpipe.domains.xray.stages import ingest
+
+        return ingest.source_changed(params, self.name)
+
+    def summary_lines(self, params: Params) -> list[str]:
+        from nnpipe.domains.xray.stages import register
+
+        return register.summary_lines(params, self.name)
+
+    def predictor(self, directory: Path, spec: dict[str, Any], runner: Any) -> Predictor:
+        from nnpipe.domains.xray.predictor import XrayPredictor
+
+        return XrayPredictor(directory, spec, runner)
+
+    def predict_files(self, predictor: Predictor, path: Path) -> pd.DataFrame:
+        from nnpipe.serving.batch import predict_xray
+
+        return predict_xray(predictor, path)
+
+
+XRAY = XrayDomain()

@@ -1,0 +1,218 @@
+"""evaluate: test-split metrics with every threshold chosen on the validation split.
+
+Output in ``reports/<domain>``: ``metrics.json`` (the headline numbers, for ``dvc metrics
+diff`` and ``dvc exp show``), ``evaluation.json`` (every number measured), ``plots/``
+(ROC points and per-image decisions, as DVC plots) and ``figures/`` (ROC curve, confusion
+matrix, training curves as PNG). All of it is logged to the training run in MLflow too,
+before any output is replaced, so a tracking failure leaves the previous reports intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from nnpipe import tracking
+from nnpipe.config import Params
+from nnpipe.domains.xray.evaluation import (
+    choose_threshold,
+    compute_metrics,
+    headline_metrics,
+    plot_confusion,
+    plot_history,
+    plot_roc,
+    roc_table,
+)
+from nnpipe.domains.xray.features import read_arrays
+from nnpipe.io import atomic_directory, atomic_write_json, read_json
+from nnpipe.keras_env import keras, load_model
+from nnpipe.layout import domain_layout
+from nnpipe.stages import cli_main, require
+
+log = logging.getLogger(__name__)
+
+HEADLINE = ("roc_auc", "accuracy", "sensitivity_at_specificity")
+# what the run and its logged model show of the test metrics (metrics.json has them all):
+# at the chosen threshold, and the sensitivity at the target specificity
+TRACKED = (
+    "roc_auc",
+    "average_precision",
+    "accuracy",
+    "sensitivity",
+    "specificity",
+    "f1_positive",
+    "threshold",
+    "sensitivity_at_specificity",
+    "specificity_at_specificity_threshold",
+)
+
+
+def baselines(y: np.ndarray) -> dict[str, float]:
+    """What a model with no skill scores on the test split: chance AUC, and the accuracy
+    and average precision of always answering the majority class / the prevalence."""
+    positive = float(np.mean(y))
+    return {
+        "baseline_roc_auc": 0.5,
+        "baseline_accuracy": max(positive, 1 - positive),
+        "baseline_average_precision": positive,
+    }
+
+
+Scorer = Callable[[np.ndarray], np.ndarray]  # pixels (n, size, size, 1) -> probabilities
+
+
+def keras_scorer(model: keras.Model) -> Scorer:
+    return lambda x: model.predict(x, batch_size=256, verbose=0).reshape(-1)
+
+
+def predict_split(
+    predict: Scorer,
+    features_dir: Path,
+    split: str,
+    image_size: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pixels, labels, scores) of one split, in file order."""
+    x, y = read_arrays([features_dir / f"{split}.tfrecord"], image_size)
+    return x, y, np.asarray(predict(x), dtype=np.float64).reshape(-1)
+
+
+def score_model(
+    predict: Scorer,
+    features_dir: Path,
+    image_size: int,
+    classes: list[str],
+    threshold_rule: str,
+    target_specificity: float,
+) -> dict:
+    """Thresholds from validation, metrics on test; also the test arrays, for logging.
+    ``predict`` is the Keras model here, a registered champion's deployed variant in
+    register."""
+    _, y_val, p_val = predict_split(predict, features_dir, "val", image_size)
+    threshold = choose_threshold(y_val, p_val, threshold_rule, target_specificity)
+    spec_threshold = choose_threshold(y_val, p_val, "specificity", target_specificity)
+    x, y, p = predict_split(predict, features_dir, "test", image_size)
+    metrics = compute_metrics(y, p, threshold, classes, target_specificity, spec_threshold)
+    metrics["val_roc_auc"] = compute_metrics(
+        y_val, p_val, threshold, classes, target_specificity, spec_threshold
+    )["roc_auc"]
+    return {"metrics": metrics, "x": x, "y": y, "scores": p}
+
+
+def write_reports(
+    plots: Path,
+    figures: Path,
+    y: np.ndarray,
+    scores: np.ndarray,
+    metrics: dict,
+    classes: list[str],
+    history: list[dict],
+) -> None:
+    decisions = [
+        {"image": i, "actual": classes[int(a)], "predicted": classes[int(p)]}
+        for i, (a, p) in enumerate(zip(y, scores >= metrics["threshold"], strict=True))
+    ]
+    atomic_write_json(plots / "roc.json", roc_table(y, scores))
+    atomic_write_json(plots / "confusion.json", decisions)
+    plot_roc(y, scores, metrics["roc_auc"], figures / "roc.png")
+    plot_confusion(metrics, classes, figures / "confusion_matrix.png")
+    plot_history(history, figures / "training_curves.png")
+
+
+def run(params: Params, domain: str) -> dict:
+    cfg = params.domain(domain)
+    layout = domain_layout(params, domain)
+    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    run_info = read_json(require(layout.model / "run.json", "train", domain))
+    history = read_json(require(layout.model / "history.json", "train", domain))
+    model = load_model(require(layout.model / "model.keras", "train", domain))
+    scored = score_model(
+        keras_scorer(model),
+        layout.features,
+        meta["image_size"],
+        cfg.classes,
+        cfg.evaluate.threshold,
+        cfg.evaluate.target_specificity,
+    )
+    metrics = scored["metrics"] | {
+        "data_hash": run_info["data_hash"],
+        "run_id": run_info["run_id"],
+        "model_id": run_info["model_id"],
+    }
+
+    layout.reports.mkdir(parents=True, exist_ok=True)
+    with (
+        atomic_directory(layout.plots) as plots,
+        atomic_directory(layout.figures) as figures,
+        tempfile.TemporaryDirectory(dir=layout.reports, prefix=".evaluate.") as staging,
+    ):
+        write_reports(plots, figures, scored["y"], scored["scores"], metrics, cfg.classes, history)
+        metrics_tmp = atomic_write_json(Path(staging) / layout.evaluation.name, metrics)
+        headline_tmp = atomic_write_json(
+            Path(staging) / layout.metrics.name, headline_metrics(metrics)
+        )
+        with tracking.start_run(params, domain, "evaluate", run_id=run_info["run_id"]):
+            # tags, not params: evaluate may re-run on the same training run with new settings
+            tracking.set_tags({f"evaluate.{k}": v for k, v in cfg.evaluate.model_dump().items()})
+            test_set = tracking.log_dataset(
+                scored["x"],
+                scored["y"],
+                name=f"{domain}-test",
+                digest=run_info["data_hash"],
+                source=str((layout.features / "test.tfrecord").resolve()),
+                context="testing",
+                model_id=run_info["model_id"],
+            )
+            tracking.set_headline_view(
+                [
+                    f"test_{k}"
+                    for k in (
+                        "roc_auc",
+                        "baseline_roc_auc",
+                        "accuracy",
+                        "baseline_accuracy",
+                        "sensitivity",
+                        "specificity",
+                        "threshold",
+                    )
+                ]
+                + ["best_val_auc", "best_epoch", "deployed.size_bytes", "deployed.roc_auc"]
+            )
+            tracking.log_model_metrics(
+                {**{k: metrics[k] for k in TRACKED}, **baselines(scored["y"])},
+                run_info["model_id"],
+                test_set,
+                prefix="test_",
+            )
+            tracking.log_artifacts(figures, "figures")
+            tracking.log_artifacts(plots, "plots")
+            tracking.log_artifacts(metrics_tmp, "evaluation")
+        metrics_tmp.replace(layout.evaluation)
+        headline_tmp.replace(layout.metrics)
+    log.info(
+        "evaluate: test AUC %.4f, accuracy %.4f at threshold %.3f; sensitivity %.3f at the "
+        "threshold for specificity >= %.2f (test specificity %.3f)",
+        metrics["roc_auc"],
+        metrics["accuracy"],
+        metrics["threshold"],
+        metrics["sensitivity_at_specificity"],
+        metrics["target_specificity"],
+        metrics["specificity_at_specificity_threshold"],
+    )
+    return {
+        "stage": "evaluate",
+        "roc_auc": metrics["roc_auc"],
+        "accuracy": metrics["accuracy"],
+        "threshold": metrics["threshold"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(__spec__.name, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

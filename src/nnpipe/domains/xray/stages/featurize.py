@@ -1,0 +1,102 @@
+"""featurize: split, resize and store the radiographs as TFRecord files for ``tf.data``.
+
+Splits keep a source's official ones; otherwise they are stratified by class and grouped
+by patient (and by duplicate image), so no patient is on two sides. Output in
+``data/<domain>/features``: ``{train,val,test}.tfrecord``, ``splits.csv`` (which image went
+where) and ``meta.json`` (image size, counts, the training split's pixel statistics).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from nnpipe.config import Params, ParamsError
+from nnpipe.domains.xray.dataset import assign_splits, count_by
+from nnpipe.domains.xray.features import pixel_stats, write_tfrecord
+from nnpipe.domains.xray.images import read_image, resize_square
+from nnpipe.domains.xray.sources import SPLITS
+from nnpipe.io import atomic_directory, atomic_write_json, read_json
+from nnpipe.layout import domain_layout
+from nnpipe.stages import cli_main, require
+
+log = logging.getLogger(__name__)
+
+
+def run(params: Params, domain: str) -> dict:
+    cfg = params.domain(domain)
+    fz = cfg.featurize
+    layout = domain_layout(params, domain)
+    index_path = require(layout.raw / "index.csv", "ingest", domain)
+    manifest = read_json(require(layout.raw / "manifest.json", "ingest", domain))
+    if manifest["classes"] != cfg.classes:
+        raise ParamsError(
+            f"raw data was ingested with classes {manifest['classes']} but params "
+            f"say {cfg.classes}; re-run ingest"
+        )
+    index = pd.read_csv(
+        index_path,
+        dtype={"patient_id": "string", "official_split": "string", "id": str, "group": str},
+    )
+    index["patient_id"] = (
+        index["patient_id"].astype(object).where(index["patient_id"].notna(), None)
+    )
+    index["official_split"] = (
+        index["official_split"].astype(object).where(index["official_split"].notna(), None)
+    )
+    split = assign_splits(index, cfg.classes, fz.val_fraction, fz.test_fraction, params.seed)
+    index = index.assign(split=split)
+
+    images = np.stack(
+        [
+            resize_square(
+                read_image(layout.raw / "images" / f"{image_id}.png"), fz.image_size, fz.resize
+            )
+            for image_id in tqdm(index["id"], desc="featurize: resize", unit="img", mininterval=2.0)
+        ]
+    )
+    train_mask = (index["split"] == "train").to_numpy()
+    if fz.normalization == "standardize":
+        mean, std = pixel_stats(images[train_mask])
+    else:
+        mean, std = 0.0, 255.0
+
+    counts = count_by(index, cfg.classes, "split")
+    with atomic_directory(layout.features) as tmp:
+        for name in SPLITS:
+            mask = (index["split"] == name).to_numpy()
+            write_tfrecord(
+                tmp / f"{name}.tfrecord",
+                images[mask],
+                index.loc[mask, "label"].tolist(),
+                index.loc[mask, "id"].tolist(),
+            )
+        index[["id", "label", "patient_id", "group", "split"]].to_csv(
+            tmp / "splits.csv", index=False
+        )
+        meta = {
+            "domain": domain,
+            "classes": cfg.classes,
+            "image_size": fz.image_size,
+            "resize": fz.resize,
+            "normalization": fz.normalization,
+            "pixel_mean": mean,
+            "pixel_std": std,
+            "counts": counts,
+            "official_splits": bool(index["official_split"].notna().all()),
+            "raw_content_sha256": manifest["content_sha256"],
+        }
+        atomic_write_json(tmp / "meta.json", meta)
+    log.info("featurize: %s at %dpx -> %s", counts, fz.image_size, layout.features)
+    return {"stage": "featurize", "counts": counts, "image_size": fz.image_size}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(__spec__.name, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

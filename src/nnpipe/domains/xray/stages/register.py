@@ -1,0 +1,165 @@
+"""register: publish the deploy folder promote wrote (the chosen variant behind its
+preprocessing) as an MLflow pyfunc version, make it ``challenger``, gate ``champion`` on
+the deployed variant's gate metric (see :mod:`nnpipe.registration` for the rule every
+domain shares). Nothing is registered when promote chose nothing to deploy.
+
+The champion's own deployed variant is re-scored on today's test split with evaluate's
+code; one with another input size cannot be, and blocks promotion unless
+``xray.register.allow_incomparable``. Output: ``reports/xray/registration.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from nnpipe.config import Params
+from nnpipe.domains.xray.features import read_arrays
+from nnpipe.domains.xray.predictor import XrayPredictor
+from nnpipe.domains.xray.stages.evaluate import score_model
+from nnpipe.io import atomic_write_json, read_json
+from nnpipe.layout import domain_layout
+from nnpipe.promotion import gate_metrics
+from nnpipe.registration import (
+    GateRule,
+    check_same_run,
+    deployed_lines,
+    load_champion,
+    not_registered,
+    register_and_gate,
+    variant_lines,
+)
+from nnpipe.serving.predictor import DEPLOY_FILE
+from nnpipe.stages import cli_main, require
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = (
+    "Chest X-ray pneumonia classifier (nnpipe's `xray` pipeline): a grayscale "
+    "radiograph in (an array of 0..255 pixels of any size, or PNG/JPEG bytes), "
+    "P(pneumonia) and the class at the version's decision threshold out. "
+    "`champion` is the version the gate accepted, `challenger` the latest one."
+)
+
+
+def headline(measured: dict, y_test: np.ndarray) -> dict[str, float]:
+    """The deployed variant's test metrics beside what no skill would score."""
+    positive = float(np.mean(y_test))
+    return {
+        "test ROC-AUC": measured.get("roc_auc"),
+        "chance ROC-AUC": 0.5,
+        "test accuracy": measured.get("accuracy"),
+        "majority-class accuracy": max(positive, 1 - positive),
+        "test sensitivity at the target specificity": measured.get("sensitivity_at_specificity"),
+        "test F1 (pneumonia)": measured.get("f1_positive"),
+        "decision threshold": measured.get("threshold"),
+    }
+
+
+def score_champion(
+    name: str,
+    features_dir: Path,
+    image_size: int,
+    classes: list[str],
+    metric: str,
+    threshold_rule: str,
+    target_specificity: float,
+) -> tuple[float | None, str]:
+    """The champion's gate metric on the current test split, from ITS deployed variant
+    (thresholds from the current validation split, as for the candidate), or None with
+    the reason it is not comparable."""
+    predictor, why = load_champion(name)  # its deploy folder, never its pyfunc's code
+    if not isinstance(predictor, XrayPredictor):
+        return None, why or "the champion is not a deployable version nnpipe can re-score"
+    if predictor.image_size != image_size:
+        return None, (
+            f"the champion takes {predictor.image_size}px images, today's test "
+            f"split is {image_size}px"
+        )
+    scored = score_model(
+        lambda x: predictor.run(x.astype(np.float32)),
+        features_dir,
+        image_size,
+        classes,
+        threshold_rule,
+        target_specificity,
+    )
+    return float(scored["metrics"][metric]), (
+        f"its deployed variant ({predictor.variant}) re-scored on the current test split"
+    )
+
+
+def run(params: Params, domain: str) -> dict:
+    cfg = params.domain(domain)
+    reg = cfg.register
+    layout = domain_layout(params, domain)
+    run_info = read_json(require(layout.model / "run.json", "train", domain))
+    metrics = read_json(require(layout.evaluation, "evaluate", domain))
+    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    deploy = read_json(require(layout.deploy / DEPLOY_FILE, "promote", domain))
+    check_same_run(metrics.get("run_id"), run_info["run_id"], str(layout.evaluation), domain)
+    check_same_run(deploy.get("run_id"), run_info["run_id"], str(layout.deploy), domain, "promote")
+    if deploy["variant"] is None:
+        record = not_registered(reg.model_name, run_info["run_id"], deploy["reason"])
+    else:
+        x_test, y_test = read_arrays([layout.features / "test.tfrecord"], meta["image_size"])
+        rule = GateRule(
+            reg.gate_metric,
+            reg.min_value,
+            reg.max_drop,
+            higher_is_better=True,
+            allow_incomparable=reg.allow_incomparable,
+            allow_incomparable_key=f"{domain}.register.allow_incomparable",
+        )
+        record = register_and_gate(
+            params,
+            domain,
+            model_name=reg.model_name,
+            run_info=run_info,
+            deploy_dir=layout.deploy,
+            deploy=deploy,
+            candidate=float(deploy["measured"][reg.gate_metric]),
+            rule=rule,
+            version_tags={"threshold": deploy["threshold"]},
+            input_example=x_test[:2, ..., 0],
+            model_description=DESCRIPTION,
+            headline=headline(deploy["measured"], y_test),
+            rescore_champion=lambda: score_champion(
+                reg.model_name,
+                layout.features,
+                meta["image_size"],
+                cfg.classes,
+                reg.gate_metric,
+                cfg.evaluate.threshold,
+                cfg.evaluate.target_specificity,
+            ),
+        )
+    atomic_write_json(layout.registration, record)
+    atomic_write_json(layout.gate, gate_metrics(record))
+    return {"stage": "register", **record}
+
+
+def summary_lines(params: Params, domain: str) -> list[str]:
+    """The run summary's lines for this domain (printed by ``nnpipe run``)."""
+    layout = domain_layout(params, domain)
+    m, r = read_json(layout.evaluation), read_json(layout.registration)
+    return [
+        f"test ROC-AUC {m['roc_auc']:.4f}  accuracy {m['accuracy']:.4f} "
+        f"(threshold {m['threshold']:.3f}, chosen on val)",
+        f"test sensitivity {m['sensitivity_at_specificity']:.3f} at the val threshold for "
+        f"specificity {m['target_specificity']:.2f} (test specificity "
+        f"{m['specificity_at_specificity_threshold']:.3f})",
+        *deployed_lines(r, read_json(layout.deploy / DEPLOY_FILE)),
+        f"metrics {layout.metrics}, figures {layout.figures}/, registration {layout.registration}",
+        *variant_lines(layout),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(__spec__.name, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""tune: search the CNN's hyper-parameters (``xray.tune``) on the training split, scored
+by validation ROC-AUC; train then applies the best values over ``xray.train``.
+
+Each trial builds its model with the same builder and fitting code as ``train``
+(:func:`nnpipe.domains.xray.training.fit_classifier`), for ``tune.epochs`` epochs (Hyperband:
+the epochs its round gives). See :mod:`nnpipe.tuning.stage` for the outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from nnpipe.config import Params
+from nnpipe.domains.xray.training import fit_classifier
+from nnpipe.io import read_json
+from nnpipe.keras_env import keras, make_deterministic
+from nnpipe.layout import domain_layout
+from nnpipe.stages import cli_main, require
+from nnpipe.tuning.search import Objective
+from nnpipe.tuning.stage import run_tuning, tuned_train
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE = Objective("val_auc", "max")
+
+
+def fit_trial(
+    params: Params,
+    domain: str,
+    values: dict[str, Any],
+    epochs: int,
+) -> list[dict[str, Any]]:
+    """Train one configuration for ``epochs`` epochs; its per-epoch history."""
+    cfg = params.domain(domain)
+    layout = domain_layout(params, domain)
+    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    train = tuned_train(cfg.train, {**values, "epochs": epochs})
+    make_deterministic(params.seed)
+    with tempfile.TemporaryDirectory(prefix="nnpipe-trial-") as tmp:
+        _, history = fit_classifier(
+            train,
+            cfg.augment,
+            train_files=[layout.features / "train.tfrecord"],
+            val_files=[layout.features / "val.tfrecord"],
+            image_size=meta["image_size"],
+            pixel_mean=meta["pixel_mean"],
+            pixel_std=meta["pixel_std"],
+            class_counts=[meta["counts"]["train"][c] for c in cfg.classes],
+            seed=params.seed,
+            checkpoint=Path(tmp) / "best.keras",
+        )
+    keras.backend.clear_session()  # trials one after another must not accumulate graphs
+    return history
+
+
+def run(params: Params, domain: str) -> dict:
+    return run_tuning(params, domain, fit_trial, OBJECTIVE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli_main(__spec__.name, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
