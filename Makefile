@@ -10,7 +10,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup system-deps run test lint repro ui bench clean
+.PHONY: setup system-deps run test test-unit test-integration test-realdata lint repro ui bench clean
 
 # uv lives in its own small venv: `uv sync` makes .venv exactly what uv.lock pins.
 $(UV):
@@ -47,8 +47,22 @@ system-deps:
 test: setup system-deps
 	$(BIN)/python -m pytest
 
+# One tier each (tests/<tier>/, marked so by tests/conftest.py): unit is the fast one (no
+# network, no real data, no servers); integration starts real servers; realdata reads
+# ../shared/data and the network, skipping where they are absent.
+test-unit: setup
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: setup system-deps
+	$(BIN)/python -m pytest tests/integration
+
+test-realdata: setup
+	$(BIN)/python -m pytest tests/realdata
+
 lint: setup
 	$(BIN)/ruff check src flows tests bench
+	$(BIN)/ruff format --check src flows tests bench
+	$(BIN)/mypy
 
 ## Reproduce the pipeline with DVC (the same stages as `make run`).
 repro: setup

@@ -1,5 +1,5 @@
 """Every architecture on the shared real data: parameter count, test metric and training
-time on this machine, for the README's architecture table.
+time on this machine, for the architecture table in docs/benchmarks.md.
 
     python bench/architectures.py                          # both domains, every architecture
     python bench/architectures.py --domain xray --only vit mlp_mixer
@@ -54,7 +54,7 @@ PROFILES = {"xray": "pneumoniamnist", "ohlcv": "stock-returns"}
 
 
 def domain_overrides(domain: str, xray_npz: Path, ohlcv_csv: Path) -> list[str]:
-    from nnpipe.cli import read_profile
+    from nnpipe.cli.run import read_profile
 
     profile = read_profile(PROFILES[domain], ROOT / "profiles")
     if domain == "xray":
@@ -81,7 +81,7 @@ def stage(project: Path, name: str, domain: str, overrides: list[str]) -> float:
 
 
 def count_params(path: Path) -> int:
-    from nnpipe.keras_env import load_model
+    from nnpipe.saved_models import load_model
 
     return int(load_model(path).count_params())
 

@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from nnpipe.config import Augment
 from nnpipe.domains.xray.features import make_dataset, write_tfrecord
 from nnpipe.domains.xray.images import read_image, resize_square
+from nnpipe.domains.xray.params import XrayAugment
 from nnpipe.domains.xray.synthetic import generate_xrays
 from nnpipe.io import atomic_write_json
 from nnpipe.keras_env import keras
 
-AUGMENT = Augment(rotation=0.03, shift=0.08, zoom=0.1, brightness=0.0, contrast=0.0)
+AUGMENT = XrayAugment(rotation=0.03, shift=0.08, zoom=0.1, brightness=0.0, contrast=0.0)
 
 
 def write_folder(root: Path, n: int, size: int, seed: int) -> list[tuple[Path, int]]:

@@ -30,7 +30,7 @@ import json, resource, sys
 from pathlib import Path
 files, size, stream, buffer = json.loads(sys.argv[1])
 import nnpipe
-from nnpipe.config import XrayTrain
+from nnpipe.domains.xray.params import XrayTrain
 from nnpipe.keras_env import keras
 from nnpipe.domains.xray.features import make_dataset
 from nnpipe.domains.xray.models import build_model

@@ -341,18 +341,54 @@ def flow_copy(flow_project: Path, tmp_path: Path) -> Path:
     return dest
 
 
+# The tiers, by folder: what a test may cost is where it lives (CONTRIBUTING.md, "Test").
+TIERS = {
+    "unit": "no network, no real data, no servers, TensorFlow trains a few steps at most",
+    "integration": "real stages, flows, Prefect/MLflow/DVC servers and repos, on tiny data",
+    "realdata": "reads ../shared/data or the network; skips, saying why, where absent",
+}
+TESTS = Path(__file__).resolve().parent
+
+
+def tier_of(item: pytest.Item) -> str:
+    """The tier a test belongs to: the folder under tests/ it lives in."""
+    try:
+        tier = Path(item.path).resolve().relative_to(TESTS).parts[0]
+    except ValueError:
+        tier = ""
+    if tier not in TIERS:
+        raise pytest.UsageError(
+            f"{item.nodeid}: every test lives in one tier's folder, "
+            f"{', '.join(f'tests/{t}/' for t in TIERS)}; move it into the one whose cost "
+            "it has (CONTRIBUTING.md, Test)"
+        )
+    if item.get_closest_marker("network") and tier != "realdata":
+        raise pytest.UsageError(
+            f"{item.nodeid} is marked network: it belongs in tests/realdata/ (the unit and "
+            "integration tiers run offline)"
+        )
+    return tier
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: `-m unit` sees the tier markers
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """The order pytest-xdist hands out whole files in (``--no-loadscope-reorder`` keeps
-    it): files that need the flow project last, since it builds in the background from
-    the session's start (``_flow_project_build``) and the workers get through everything
-    else meanwhile instead of waiting for it; in each part integration tests (few, long)
-    before unit tests (many, short), so the short ones even out the workers' ends."""
+    """Mark every test with its tier (:data:`TIERS`, from its folder: a new test cannot
+    forget it), then set the order pytest-xdist hands out whole files in
+    (``--no-loadscope-reorder`` keeps it): files that need the flow project last, since it
+    builds in the background from the session's start (``_flow_project_build``) and the
+    workers get through everything else meanwhile instead of waiting for it; in each part
+    the slower tiers' tests (few, long) before unit tests (many, short), so the short ones
+    even out the workers' ends."""
+    tiers = {}
+    for item in items:
+        tiers[item.nodeid] = tier_of(item)
+        item.add_marker(tiers[item.nodeid])
     needs = {str(item.path) for item in items if _needs_flow_project(item)}
     items.sort(
         key=lambda item: (
             str(item.path) in needs,  # stable: order kept otherwise
-            item.get_closest_marker("integration") is None,
+            tiers[item.nodeid] == "unit",
         )
     )

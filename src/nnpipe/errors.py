@@ -1,4 +1,5 @@
-"""Errors a user can fix, and how entry points report them.
+"""Errors a user can fix, and how entry points report them (their logging is set up by
+:func:`nnpipe.logs.configure_logging`, importable from here too).
 
 Every such error derives from :class:`NnpipeError` and carries a message that says what
 was wrong and how to fix it; entry points print that message alone (no traceback) and exit
@@ -11,6 +12,10 @@ import contextlib
 import logging
 from collections.abc import Iterator
 
+from nnpipe.logs import configure_logging
+
+__all__ = ["NnpipeError", "RefusedModelError", "configure_logging", "report_errors"]
+
 log = logging.getLogger("nnpipe")
 
 
@@ -21,24 +26,6 @@ class NnpipeError(Exception):
 class RefusedModelError(NnpipeError):
     """A model file or deploy folder that nnpipe did not write as it is (a format it never
     writes, a path outside its folder, a changed file, code inside): never loaded."""
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Log lines with time and origin; called by entry points, never on import.
-
-    A flow run in a worker's or ``nnpipe schedule``'s subprocess runs no entry point: there
-    :func:`nnpipe.flow_tasks.send_nnpipe_logs_to_prefect` sets the level (TensorFlow's C++
-    log level is :mod:`nnpipe.keras_env`'s, in every process).
-    """
-    if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=level,
-            datefmt="%H:%M:%S",
-            format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        )
-    logging.getLogger("nnpipe").setLevel(level)
-    for chatty in ("httpx", "httpcore"):  # one line per Prefect API call otherwise
-        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 @contextlib.contextmanager

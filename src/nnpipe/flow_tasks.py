@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -22,11 +22,12 @@ from prefect.logging import get_run_logger
 from prefect.logging.handlers import APILogHandler
 from prefect.states import Failed, State
 
-from nnpipe import dvc_repo, run_report, store
+from nnpipe import run_report, store
+from nnpipe.artifacts import read_compression, read_promotion, read_registration
 from nnpipe.config import ParamsError, load_params
 from nnpipe.domains.registry import get_domain
+from nnpipe.dvc import repo as dvc_repo
 from nnpipe.errors import NnpipeError
-from nnpipe.io import read_json
 from nnpipe.layout import domain_layout
 from nnpipe.project_lock import ProjectBusy, clean_after_killed_runs, hold_project
 from nnpipe.stages import PIPELINES, STAGES, tracking_errors_reported
@@ -62,7 +63,7 @@ def send_nnpipe_logs_to_prefect() -> None:
 INPUT_ERROR = "InputError"  # the state name of a stage failed by the user's input
 
 
-# DVC's hashes decide what is current (see nnpipe.dvc_repo), so Prefect's own cache is off.
+# DVC's hashes decide what is current (see nnpipe.dvc.repo), so Prefect's own cache is off.
 @task(cache_policy=NO_CACHE, log_prints=True)
 def run_stage(
     name: str,
@@ -162,17 +163,18 @@ def publish_report(domain: str, params_file: str) -> list[str]:
     for line in lines:
         log.info("[%s] %s", domain, line)
     uri = store.tracking_uri(params)
+    registrations = read_registration(layout.registration, domain).units()
     links = {
         unit: run_report.mlflow_links(
             uri,
-            _experiment_id(uri, record["run_id"]),
-            record["run_id"],
-            record.get("model_name"),
-            record.get("version"),
+            _experiment_id(uri, record.run_id),
+            record.run_id,
+            record.model_name,
+            record.version,
         )
-        for unit, record in run_report.per_unit(read_json(layout.registration)).items()
+        for unit, record in registrations.items()
     }
-    promotion = read_json(layout.promotion) if layout.promotion.is_file() else None
+    promotion = read_promotion(layout.promotion, domain) if layout.promotion.is_file() else None
     keys = [run_report.artifact_key(domain, "summary")]
     create_markdown_artifact(
         markdown=run_report.summary_markdown(domain, layout, lines, links, promotion),
@@ -182,7 +184,9 @@ def publish_report(domain: str, params_file: str) -> list[str]:
     if layout.compression.is_file():
         keys.append(run_report.artifact_key(domain, "compression"))
         create_table_artifact(
-            table=run_report.compression_rows(read_json(layout.compression), promotion),
+            table=run_report.compression_rows(
+                read_compression(layout.compression, domain), promotion
+            ),
             key=keys[1],
             description=f"{domain}: compression variants (full table: {layout.compression_report})",
         )
@@ -240,13 +244,13 @@ def _run_domain_stages(
         )
         if state.is_failed():
             return Failed(message=f"{name}: {state.message}")
-        results[spec.step] = state.result()
+        results[spec.step] = cast(dict[str, Any], state.result())  # it did not fail
         nothing_ran = nothing_ran and bool(results[spec.step].get("skipped"))
     report = publish_report(domain, str(Path(params_file)), return_state=True)
     if report.is_failed():  # the model is registered: a report's failure does not undo it
         get_run_logger().warning("the run's report was not published: %s", report.message)
     if root is not None:
-        state = push_data(names, str(root), return_state=True)
-        if state.is_failed():
-            return Failed(message=f"dvc push: {state.message}")
+        pushed = push_data(names, str(root), return_state=True)
+        if pushed.is_failed():
+            return Failed(message=f"dvc push: {pushed.message}")
     return results

@@ -1,5 +1,5 @@
 """nnpipe's own Keras layers, registered so that saved models load anywhere nnpipe's
-:func:`nnpipe.keras_env.load_model` does (training, evaluation, compression, serving)."""
+:func:`nnpipe.saved_models.load_model` does (training, evaluation, compression, serving)."""
 
 from __future__ import annotations
 

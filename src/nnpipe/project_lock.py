@@ -40,7 +40,7 @@ class ProjectBusy(NnpipeError):
 
 def project_root(start: Path | None = None) -> Path:
     """The DVC project containing ``start`` (default: cwd), else ``start`` itself."""
-    from nnpipe.dvc_repo import find_root
+    from nnpipe.dvc.repo import find_root
 
     here = (start or Path.cwd()).resolve()
     return find_root(here) or here

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nnpipe.artifacts import RegistrationRecord
+
 
 @dataclass(frozen=True)
 class GateDecision:
@@ -63,19 +65,16 @@ def decide_promotion(
     )
 
 
-def gate_metrics(record: dict) -> dict[str, float]:
+def gate_metrics(record: RegistrationRecord) -> dict[str, float]:
     """A registration record's verdict as numbers, so ``dvc metrics diff`` and ``dvc exp
     show`` compare it: ``promoted`` and ``registered`` are 1 or 0, ``candidate`` the gate
     metric of the deployed variant, ``champion_before`` the old champion's on the same
     data (where there was one to compare)."""
-    numbers = {
-        "promoted": float(bool(record.get("promoted"))),
-        "registered": float(bool(record.get("registered"))),
-    }
-    for key, name in (
-        ("candidate_value", "candidate"),
-        ("champion_before_value", "champion_before"),
+    numbers = {"promoted": float(record.promoted), "registered": float(record.registered)}
+    for value, name in (
+        (record.candidate_value, "candidate"),
+        (record.champion_before_value, "champion_before"),
     ):
-        if record.get(key) is not None:
-            numbers[name] = float(record[key])
+        if value is not None:
+            numbers[name] = float(value)
     return numbers

@@ -21,12 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from nnpipe import tracking
+from nnpipe.artifacts import (
+    PromotedSpec,
+    RegistrationRecord,
+    TrainRun,
+    read_compression,
+)
 from nnpipe.config import Params
-from nnpipe.dvc_hash import directory_md5
+from nnpipe.dvc.folder_hash import directory_md5
 from nnpipe.errors import NnpipeError, RefusedModelError
-from nnpipe.io import read_json
 from nnpipe.layout import DomainLayout
 from nnpipe.promotion import GateDecision, decide_promotion
+from nnpipe.serving.deployable import log_deployable
 from nnpipe.serving.registry import MODEL_SHA256_TAG
 
 log = logging.getLogger(__name__)
@@ -112,21 +118,21 @@ def judge(
     )
 
 
-def deploy_tags(deploy: Mapping[str, Any]) -> dict[str, Any]:
+def deploy_tags(deploy: PromotedSpec) -> dict[str, Any]:
     """Version tags that say what a registered deployable is and why that variant, and
     the sha256 of its model file (serving refuses a file that does not have it)."""
-    if not deploy.get("sha256"):
+    if not deploy.sha256:
         raise NnpipeError(
             "the deploy folder's deploy.json records no sha256 of its model "
             "file (written by an older promote): re-run promote "
             "(`nnpipe run`, or `dvc repro -f <domain>-promote`)"
         )
-    measured = deploy.get("measured") or {}
+    measured = deploy.measured or {}
     return {
-        "variant": deploy["variant"],
-        "format": deploy["format"],
-        MODEL_SHA256_TAG: deploy["sha256"],
-        "promotion_reason": str(deploy["reason"])[:4000],
+        "variant": deploy.variant,
+        "format": deploy.format,
+        MODEL_SHA256_TAG: deploy.sha256,
+        "promotion_reason": deploy.reason[:4000],
         **{
             k: measured[k]
             for k in ("size_bytes", "gzip_bytes", "size_ratio", "latency_ms_median")
@@ -140,9 +146,9 @@ def version_description(
     domain: str,
     *,
     model_description: str,
-    run_info: Mapping[str, Any],
-    deploy: Mapping[str, Any],
-    headline: Mapping[str, float],
+    run_info: TrainRun,
+    deploy: PromotedSpec,
+    headline: Mapping[str, float | None],
     decision: GateDecision,
 ) -> str:
     """What a registered version is, the data it was trained on, its headline test
@@ -151,11 +157,11 @@ def version_description(
     verdict = "promoted to `champion`" if decision.promote else "NOT promoted to `champion`"
     return (
         f"{model_description}\n\n"
-        f"This version deploys the `{deploy['variant']}` variant ({deploy['format']}) of "
-        f"training run `{run_info['run_id']}`, trained on "
+        f"This version deploys the `{deploy.variant}` variant ({deploy.format}) of "
+        f"training run `{run_info.run_id}`, trained on "
         f"{tracking.data_note(params, domain)} Features: DVC hash "
-        f"`{run_info['data_hash']}`.\n\nTest metrics:\n{numbers}\n\n"
-        f"Gate: {verdict}: {decision.reason}\n\nWhy this variant: {deploy['reason']}"
+        f"`{run_info.data_hash}`.\n\nTest metrics:\n{numbers}\n\n"
+        f"Gate: {verdict}: {decision.reason}\n\nWhy this variant: {deploy.reason}"
     )
 
 
@@ -176,20 +182,20 @@ def load_champion(model_name: str) -> tuple[Any | None, str]:
         return None, f"{REFUSED_CHAMPION} ({exc})"
 
 
-def not_registered(model_name: str, run_id: str, reason: str) -> dict:
+def not_registered(model_name: str, run_id: str, reason: str) -> RegistrationRecord:
     """The record when promote chose nothing to deploy: no version, the champion stays."""
     now = tracking.version_by_alias(model_name, "champion")
     log.warning("register: %s: nothing registered: %s", model_name, reason)
-    return {
-        "model_name": model_name,
-        "registered": False,
-        "version": None,
-        "aliases": [],
-        "promoted": False,
-        "reason": f"nothing registered: {reason}",
-        "champion_now": now.version if now else None,
-        "run_id": run_id,
-    }
+    return RegistrationRecord(
+        model_name=model_name,
+        registered=False,
+        version=None,
+        aliases=[],
+        promoted=False,
+        reason=f"nothing registered: {reason}",
+        champion_now=now.version if now else None,
+        run_id=run_id,
+    )
 
 
 def recorded_decision(
@@ -218,30 +224,28 @@ def register_and_gate(
     domain: str,
     *,
     model_name: str,
-    run_info: dict,
+    run_info: TrainRun,
     deploy_dir: Path,
-    deploy: Mapping[str, Any],
+    deploy: PromotedSpec,
     candidate: float,
     rule: GateRule,
     version_tags: Mapping[str, Any],
     rescore_champion: Callable[[], tuple[float | None, str]],
     input_example: Any,
-    headline: Mapping[str, float],
+    headline: Mapping[str, float | None],
     model_description: str,
-) -> dict:
+) -> RegistrationRecord:
     """Publish the deploy folder as a pyfunc version (once per training run and deploy
     folder; ``input_example``: raw model input, for its signature), make it challenger,
     decide champion, describe model and version (``headline``: test metrics with their
     baselines, for the description); the record."""
     deploy_hash = directory_md5(deploy_dir)
-    with tracking.start_run(params, domain, "register", run_id=run_info["run_id"]):
+    with tracking.start_run(params, domain, "register", run_id=run_info.run_id):
         champion = tracking.version_by_alias(model_name, "champion")
-        version = tracking.find_version(
-            model_name, run_info["run_id"], {"deploy_hash": deploy_hash}
-        )
+        version = tracking.find_version(model_name, run_info.run_id, {"deploy_hash": deploy_hash})
         if version is None:
-            logged = tracking.log_deployable(deploy_dir, deploy["format"] == "keras", input_example)
-            measured = deploy.get("measured") or {}
+            logged = log_deployable(deploy_dir, deploy.format == "keras", input_example)
+            measured = deploy.measured or {}
             # the compression summary on the run: the deployed variant's size and metric
             tracking.log_model_metrics(
                 {
@@ -256,7 +260,7 @@ def register_and_gate(
                 logged.uri,
                 model_name,
                 tags={
-                    "data_hash": run_info["data_hash"],
+                    "data_hash": run_info.data_hash,
                     f"test_{rule.metric}": candidate,
                     "domain": domain,
                     "deploy_hash": deploy_hash,
@@ -312,26 +316,23 @@ def register_and_gate(
             }
         )
     now = tracking.version_by_alias(model_name, "champion")
-    record = {
-        "model_name": model_name,
-        "registered": True,
-        "variant": deploy["variant"],
-        "version": version.version,
-        "aliases": [
-            "challenger",
-            *(["champion"] if now and now.version == version.version else []),
-        ],
-        "promoted": decision.promote,
-        "reason": decision.reason,
-        "gate_metric": rule.metric,
-        "candidate_value": candidate,
-        "champion_before": champion.version if champion else None,
-        "champion_before_value": champion_value,
-        "champion_before_scored": how,
-        "champion_now": now.version if now else None,
-        "run_id": run_info["run_id"],
-        "model_uri": f"models:/{model_name}/{version.version}",
-    }
+    record = RegistrationRecord(
+        model_name=model_name,
+        registered=True,
+        variant=deploy.variant,
+        version=version.version,
+        aliases=["challenger", *(["champion"] if now and now.version == version.version else [])],
+        promoted=decision.promote,
+        reason=decision.reason,
+        gate_metric=rule.metric,
+        candidate_value=candidate,
+        champion_before=champion.version if champion else None,
+        champion_before_value=champion_value,
+        champion_before_scored=how,
+        champion_now=now.version if now else None,
+        run_id=run_info.run_id,
+        model_uri=f"models:/{model_name}/{version.version}",
+    )
     verdict = "promoted to champion" if decision.promote else "NOT promoted (gate refused)"
     log.info(
         "register: %s v%s is challenger, %s: %s",
@@ -347,30 +348,28 @@ def variant_lines(layout: DomainLayout) -> list[str]:
     """The run summary's line on the compress stage's table, where there is one."""
     if not layout.compression.is_file():
         return []
-    table = read_json(layout.compression)
-    tables = [table] if "variants" in table else list(table["series"].values())
-    rows = [r for t in tables for r in t["variants"].values()]
-    ok = sum(r["status"] == "ok" for r in rows)
+    units = read_compression(layout.compression).units()
+    rows = [r for t in units.values() for r in t.variants.values()]
+    ok = sum(r.get("status") == "ok" for r in rows)
     return [
         f"variants: {ok} of {len(rows)} built and measured ({len(rows) - ok} unsupported); "
         f"table {layout.compression_report}"
     ]
 
 
-def deployed_lines(record: Mapping[str, Any], deploy: Mapping[str, Any]) -> list[str]:
+def deployed_lines(record: RegistrationRecord, deploy: PromotedSpec) -> list[str]:
     """The run summary's lines on what was deployed and registered."""
-    lines = [f"deployed variant: {deploy['variant'] or 'none'} ({deploy['reason']})"]
-    if not record.get("registered", True):
+    lines = [f"deployed variant: {deploy.variant or 'none'} ({deploy.reason})"]
+    if not record.registered:
         return [
             *lines,
-            f"model {record['model_name']}: {record['reason']}; "
-            f"{champion_text(record.get('champion_now'))}",
+            f"model {record.model_name}: {record.reason}; {champion_text(record.champion_now)}",
         ]
     return [
         *lines,
-        f"model {record['model_name']} v{record['version']} -> aliases "
-        f"{record['aliases']}; {champion_text(record.get('champion_now'))}",
-        f"gate: {record['reason']}",
+        f"model {record.model_name} v{record.version} -> aliases "
+        f"{record.aliases}; {champion_text(record.champion_now)}",
+        f"gate: {record.reason}",
     ]
 
 

@@ -4,8 +4,8 @@ built from the files the stages already wrote (``reports/<domain>/registration.j
 
 Pure builders: no Prefect or MLflow import here; :mod:`nnpipe.flow_tasks` publishes them
 as artifacts under :func:`artifact_key`, so the UI keeps their history across runs. Both
-domains' files are read by their shape (one record, or one per series under
-``"series"``), never by the domain's name.
+domains' files are read through their typed models (:mod:`nnpipe.artifacts`) by their
+shape (one record, or one per series under ``"series"``), never by the domain's name.
 """
 
 from __future__ import annotations
@@ -14,8 +14,17 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
+from nnpipe.artifacts import (
+    CompressionTable,
+    Promotion,
+    PromotionRow,
+    RegistrationRecord,
+    SeriesCompressionTable,
+    SeriesPromotion,
+    read_registration,
+)
 from nnpipe.io import read_json
 from nnpipe.layout import DomainLayout
 
@@ -32,15 +41,7 @@ def artifact_key(domain: str, kind: str) -> str:
     return key
 
 
-def per_unit(data: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    """A report's records by unit of work: ``{"": record}`` for one model, else one per
-    series (the files hold ``{"series": {name: record}}``)."""
-    if isinstance(data.get("series"), Mapping):
-        return dict(data["series"])
-    return {"": data}
-
-
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -138,33 +139,32 @@ def _link(text: str, target: str) -> str:
     return f"[{text}]({target})" if target.startswith("http") else f"{text} ({target})"
 
 
-def _gate_lines(record: Mapping[str, Any], links: MlflowLinks | None) -> list[str]:
-    name = record.get("model_name", "?")
-    if not record.get("registered", True):
+def _gate_lines(record: RegistrationRecord, links: MlflowLinks | None) -> list[str]:
+    name = record.model_name
+    champion_now = f"v{record.champion_now}" if record.champion_now else "none"
+    if not record.registered:
         lines = [
-            f"- **{name}**: nothing registered; champion stays "
-            f"{'v' + str(record['champion_now']) if record.get('champion_now') else 'none'}",
-            f"- reason: {record.get('reason')}",
+            f"- **{name}**: nothing registered; champion stays {champion_now}",
+            f"- reason: {record.reason}",
         ]
     else:
-        verdict = "promoted to champion" if record.get("promoted") else "not promoted"
+        verdict = "promoted to champion" if record.promoted else "not promoted"
         lines = [
-            f"- **{name} v{record['version']}**, deployed variant "
-            f"`{record.get('variant')}`, aliases {', '.join(record.get('aliases', []))}",
-            f"- gate on {record.get('gate_metric')}: **{verdict}**: {record.get('reason')}",
-            f"- {record.get('gate_metric')}: this model {_fmt(record.get('candidate_value'))}"
+            f"- **{name} v{record.version}**, deployed variant "
+            f"`{record.variant}`, aliases {', '.join(record.aliases)}",
+            f"- gate on {record.gate_metric}: **{verdict}**: {record.reason}",
+            f"- {record.gate_metric}: this model {_fmt(record.candidate_value)}"
             f", the champion before it "
             + (
-                f"v{record['champion_before']} {_fmt(record.get('champion_before_value'))} "
-                f"({record.get('champion_before_scored')})"
-                if record.get("champion_before")
+                f"v{record.champion_before} {_fmt(record.champion_before_value)} "
+                f"({record.champion_before_scored})"
+                if record.champion_before
                 else "none"
             ),
-            f"- champion now: "
-            f"{'v' + str(record['champion_now']) if record.get('champion_now') else 'none'}",
+            f"- champion now: {champion_now}",
         ]
     if links is not None:
-        text = f"{name} v{record.get('version')}"
+        text = f"{name} v{record.version}"
         version = f", {_link(text, links.version)}" if links.version else ""
         lines.append(f"- MLflow: {_link('training run', links.run)}{version}{links.note}")
     return lines
@@ -175,23 +175,23 @@ def summary_markdown(
     layout: DomainLayout,
     summary_lines: Sequence[str],
     links: Mapping[str, MlflowLinks],
-    promotion: Mapping[str, Any] | None = None,
+    promotion: Promotion | SeriesPromotion | None = None,
 ) -> str:
     """The run's summary: per unit, the test metrics beside the baselines, the deployed
     variant and the gate's decision with links to MLflow; then the register stage's
     summary lines (what ``nnpipe run`` prints)."""
-    registrations = per_unit(read_json(layout.registration))
+    registrations = read_registration(layout.registration, domain).units()
     metrics = headline_metrics(layout.metrics) if layout.metrics.is_file() else {}
-    promoted = per_unit(promotion) if promotion else {}
+    promoted: Mapping[str, PromotionRow] = promotion.units() if promotion else {}
     out = [f"# {domain}: pipeline summary", ""]
     for unit, record in registrations.items():
-        title = unit or str(record.get("model_name", domain))
+        title = unit or record.model_name
         out += [f"## {title}", ""]
         if unit in metrics:
             table = _metrics_table(metrics_beside_baselines(metrics[unit]))
             out += ["Test metrics beside the baselines:", "", *table, ""]
-        if promoted.get(unit, {}).get("reason"):
-            out += [f"Deployed variant: {promoted[unit]['reason']}", ""]
+        if unit in promoted and promoted[unit].reason:
+            out += [f"Deployed variant: {promoted[unit].reason}", ""]
         out += ["Registry:", "", *_gate_lines(record, links.get(unit)), ""]
     if summary_lines:
         out += ["## Summary", "", "```", *summary_lines, "```", ""]
@@ -208,22 +208,22 @@ COMPRESSION_COLUMNS = (
 
 
 def compression_rows(
-    compression: Mapping[str, Any],
-    promotion: Mapping[str, Any] | None,
+    compression: CompressionTable | SeriesCompressionTable,
+    promotion: Promotion | SeriesPromotion | None,
 ) -> list[dict[str, Any]]:
     """The compression variants as table rows: status, size, the gate metric and its change
     from the reference, parity, latency, and promote's verdict (``chosen`` for the one
     deployed). Numbers rounded for reading; the full table is compression.json."""
-    metric, parity = compression.get("metric"), compression.get("parity")
-    promoted = per_unit(promotion) if promotion else {}
+    metric, parity = compression.metric, compression.parity
+    promoted: Mapping[str, PromotionRow] = promotion.units() if promotion else {}
     rows = []
-    for unit, table in per_unit(compression).items():
-        verdicts = promoted.get(unit, {}).get("verdicts", {})
-        for name, variant in table.get("variants", {}).items():
+    for unit, table in compression.units().items():
+        verdicts = promoted[unit].verdicts if unit in promoted else {}
+        for name, variant in table.variants.items():
             row: dict[str, Any] = {"series": unit} if unit else {}
             row |= {"variant": name, "status": variant.get("status")}
             for key in (metric, f"{metric}_delta", parity, *COMPRESSION_COLUMNS):
-                value = variant.get(key) if key else None
+                value = variant.get(key)
                 row[key] = round(value, 4) if _number(value) else value
             row["promote"] = verdicts.get(name, "")
             row["note"] = variant.get("reason") or ""

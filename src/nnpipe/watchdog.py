@@ -49,7 +49,7 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     fields = stat_fields(pid)
-    return bool(fields) and fields[0] != "Z"  # a zombie has exited
+    return bool(fields and fields[0] != "Z")  # a zombie has exited
 
 
 def stop_tree(pid: int) -> None:

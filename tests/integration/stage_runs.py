@@ -6,6 +6,7 @@ from __future__ import annotations
 from conftest import working_directory
 
 from nnpipe.config import load_params
+from nnpipe.domains.registry import get_domain
 from nnpipe.io import read_json
 from nnpipe.stages import get_stage
 
@@ -39,7 +40,7 @@ def check_outputs(project, params, domain: str, series: str | None = None) -> di
     reports = project / "reports" / domain
     table = read_json(reports / "compression.json")
     rows = table["series"][series]["variants"] if series else table["variants"]
-    assert set(rows) == set(params.domain(domain).compress.variants)
+    assert set(rows) == set(get_domain(domain).section(params).compress.variants)
     for name, row in rows.items():  # every variant asked for is built and measured
         assert row["status"] == "ok", (name, row)
     registration = read_json(reports / "registration.json")

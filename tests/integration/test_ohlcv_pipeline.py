@@ -1,17 +1,15 @@
-"""The OHLCV stages on real DVC-project folders, real MLflow (SQLite) and real data files:
-sources, bad input, several series, the champion gate, and no look-ahead."""
+"""The OHLCV stages on real DVC-project folders, real MLflow (SQLite) and price files:
+sources, bad input, several series, the champion gate, and no look-ahead (GOOG.csv from
+../shared/data: tests/realdata/test_ohlcv_real_data.py)."""
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 import types
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_project, shared_data, working_directory
+from conftest import make_project, working_directory
 from mlflow import MlflowClient
 
 from nnpipe import download
@@ -24,7 +22,8 @@ from nnpipe.stages import get_stage
 pytestmark = pytest.mark.integration
 
 # the reference only (an LSTM's conversion takes seconds; promote deploys the reference):
-# the real-data test converts, and the flow project builds the LSTM's TFLite variants
+# the real-data test (tests/realdata) converts, and the flow project builds the LSTM's
+# TFLite variants
 FAST = [
     "ohlcv.train.units=[8]",
     "ohlcv.train.epochs=2",
@@ -215,46 +214,6 @@ def test_register_refuses_metrics_of_another_training_run(project):
     run_steps(project, [*base, "seed=5"], "train")
     with pytest.raises(StaleMetricsError, match="run the evaluate stage first"):
         run_steps(project, base, "register")
-
-
-# --------------------------------------------------------------------------- real data
-
-
-@pytest.mark.realdata
-def test_goog_csv_end_to_end_and_through_a_url(project, tmp_path, no_waiting):
-    goog = shared_data("ohlcv", "GOOG.csv")
-    overrides = [
-        *FAST,
-        "ohlcv.ingest.source=csv",
-        f"ohlcv.ingest.csv.files.GOOG={goog}",
-        "ohlcv.evaluate.walk_forward_folds=2",
-        "ohlcv.evaluate.walk_forward_epochs=1",
-        "ohlcv.compress.variants=[keras_float32,tflite_float32]",
-    ]
-    results = run_steps(project, overrides, *ALL)
-    manifest = read_json(project / "data/ohlcv/raw/manifest.json")["series"]["GOOG"]
-    assert manifest["rows"] == 2148 and manifest["first"].startswith("2004-08-19")
-    metrics = read_json(project / "reports/ohlcv/evaluation.json")["series"]["GOOG"]
-    assert metrics["test_last"].startswith("2013-03-01")
-    assert metrics["walk_forward"]["folds"] == 2
-    assert metrics["persistence"]["rmse"] > 0 and 0 <= metrics["dm_p_value"] <= 1
-    assert results["register"]["series"]["GOOG"]["model_name"] == "ohlcv-forecaster"
-    local = (project / "data/ohlcv/raw/GOOG.csv").read_bytes()
-
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(goog.parent))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/GOOG.csv"
-        run_steps(
-            project, ["ohlcv.ingest.source=csv", f"ohlcv.ingest.csv.files.GOOG={url}"], "ingest"
-        )
-    finally:
-        server.shutdown()
-    assert (project / "data/ohlcv/raw/GOOG.csv").read_bytes() == local
-    assert no_waiting == []
 
 
 def test_source_changed_sees_local_edits_and_always_refetches_urls(project, tmp_path):

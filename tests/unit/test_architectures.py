@@ -13,12 +13,14 @@ import pytest
 from nnpipe.architectures import choose_model, resolve_model
 from nnpipe.compression.litert import TfliteRunner
 from nnpipe.compression.variants import prune, sparsity, to_tflite
-from nnpipe.config import OhlcvTrain, XrayTrain
 from nnpipe.domains.ohlcv.models import build_forecaster
+from nnpipe.domains.ohlcv.params import OhlcvTrain
 from nnpipe.domains.ohlcv.windows import TrainOnlyScaler
 from nnpipe.domains.xray.models import build_model
+from nnpipe.domains.xray.params import XrayTrain
 from nnpipe.fitting import precision_policy
-from nnpipe.keras_env import keras, load_model, tf
+from nnpipe.keras_env import keras, tf
+from nnpipe.saved_models import load_model
 
 IMAGE = 16
 LOOK_BACK, FEATURES = 8, 5
@@ -127,7 +129,9 @@ def test_every_image_architecture_learns_reloads_and_converts(name, tmp_path):
 @pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn", "transformer"])
 def test_every_sequence_architecture_learns_reloads_and_converts(name, tmp_path):
     x, y = windows()
-    model = sequence_model(name)
+    # stacked for the LSTM (the default params' shape): each recurrent layer adds seconds
+    # of TFLite conversion, and the other cells' ops convert the same stacked or not
+    model = sequence_model(name, units=[6, 6] if name == "lstm" else [6])
     step_lowers_the_loss(model, x, (y - 90) / 20)
     same_after_reload(model, x, tmp_path)
     converts(model, x)
@@ -196,28 +200,61 @@ def test_regularisation_clipping_and_batch_norm_switches():
     assert norms(image_model("feedforward", batch_norm=True)) == 2
 
 
-def test_mixed_precision_is_refused_on_a_cpu_with_a_warning(caplog):
+def gpus(monkeypatch, capabilities: list[tuple[int, int] | None]) -> None:
+    """TensorFlow reports these GPUs (compute capabilities; None: not reported) and no
+    others, whatever this machine has."""
+    devices = [tf.config.PhysicalDevice(f"/physical_device:GPU:{i}", "GPU") for i in range(9)]
+    details = dict(zip(devices, capabilities, strict=False))
+    monkeypatch.setattr(
+        tf.config,
+        "list_physical_devices",
+        lambda kind=None: list(details) if kind in ("GPU", None) else [],
+    )
+    monkeypatch.setattr(
+        tf.config.experimental,
+        "get_device_details",
+        lambda device: {} if details[device] is None else {"compute_capability": details[device]},
+    )
+
+
+def test_only_gpus_of_compute_capability_7_or_newer_have_fast_float16(monkeypatch):
+    from nnpipe.fitting import fast_float16_devices
+
+    gpus(monkeypatch, [(6, 1), (7, 0), None, (8, 6)])
+    assert fast_float16_devices() == ["/physical_device:GPU:1", "/physical_device:GPU:3"]
+    gpus(monkeypatch, [])
+    assert fast_float16_devices() == []
+
+
+@pytest.mark.parametrize("capabilities", [[], [(6, 1)]], ids=["cpu only", "gpu 6.1"])
+def test_mixed_precision_is_refused_without_fast_float16_with_a_warning(
+    monkeypatch, caplog, capabilities
+):
+    """Stated here, not read from this machine: on a GPU of compute capability 7.0+ the
+    params' mixed precision is applied, which is the next test."""
+    gpus(monkeypatch, capabilities)
     with caplog.at_level(logging.WARNING, logger="nnpipe.fitting"):
         model = image_model("small_cnn", mixed_precision=True)
     assert "training in float32" in caplog.text
     assert all(layer.dtype_policy.name == "float32" for layer in model.layers)
+    assert not isinstance(model.optimizer, keras.mixed_precision.LossScaleOptimizer)
 
 
-def test_mixed_precision_is_applied_where_the_hardware_supports_it(monkeypatch):
-    """With a fast-float16 device present (stated here: no GPU in CI), layers compute in
+def test_mixed_precision_is_applied_where_the_hardware_supports_it(monkeypatch, caplog):
+    """With a fast-float16 device present (stated here: CI has no GPU), layers compute in
     float16, the head in float32, and the optimizer scales the loss."""
-    import nnpipe.fitting
-
-    monkeypatch.setattr(nnpipe.fitting, "fast_float16_devices", lambda: ["GPU:0"])
+    gpus(monkeypatch, [(7, 0)])
     assert precision_policy(True) == "mixed_float16"
     keras.mixed_precision.set_global_policy("float32")
-    model = image_model("small_cnn", mixed_precision=True)
+    with caplog.at_level(logging.WARNING, logger="nnpipe.fitting"):
+        model = image_model("small_cnn", mixed_precision=True)
+    assert "training in float32" not in caplog.text
     conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
     assert conv.compute_dtype == "float16"
     assert model.layers[-1].compute_dtype == "float32"
     assert isinstance(model.optimizer, keras.mixed_precision.LossScaleOptimizer)
     x, y = images()
-    step_lowers_the_loss(model, x, y)  # and it trains (float16 kernels on the CPU here)
+    step_lowers_the_loss(model, x, y)  # and it trains (float16 kernels, on the CPU in CI)
     # the builder leaves the global policy as it found it
     assert keras.mixed_precision.global_policy().name == "float32"
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nnpipe.cli import stage_time_lines
+from nnpipe.artifacts import PromotedSpec, RegistrationRecord
+from nnpipe.cli.summary import stage_time_lines
 from nnpipe.registration import champion_text, deployed_lines
 
 
@@ -22,22 +23,45 @@ def test_the_time_table_has_a_row_per_stage_and_says_which_were_current():
 def test_no_champion_is_said_plainly_never_as_vnone():
     assert champion_text("3") == "champion is v3"
     assert "None" not in champion_text(None)
-    record = {
-        "registered": True,
-        "model_name": "m",
-        "version": "1",
-        "aliases": ["challenger"],
-        "champion_now": None,
-        "reason": "refused",
-    }
-    lines = deployed_lines(record, {"variant": "tflite_dynamic", "reason": "smallest"})
+    record = RegistrationRecord(
+        registered=True,
+        model_name="m",
+        version="1",
+        aliases=["challenger"],
+        promoted=False,
+        champion_now=None,
+        reason="refused",
+        run_id="r1",
+    )
+    lines = deployed_lines(record, deployed("tflite_dynamic", "smallest"))
     assert not any("vNone" in line for line in lines)
-    refused = {
-        "registered": False,
-        "model_name": "m",
-        "reason": "nothing registered",
-        "champion_now": None,
-    }
-    assert not any(
-        "vNone" in line for line in deployed_lines(refused, {"variant": None, "reason": "none"})
+    refused = RegistrationRecord(
+        registered=False,
+        model_name="m",
+        version=None,
+        aliases=[],
+        promoted=False,
+        reason="nothing registered",
+        champion_now=None,
+        run_id="r1",
+    )
+    assert not any("vNone" in line for line in deployed_lines(refused, deployed(None, "none")))
+
+
+def deployed(variant: str | None, reason: str) -> PromotedSpec:
+    """A deploy.json record, as far as the summary reads it."""
+    return PromotedSpec(
+        domain="xray",
+        variant=variant,
+        file=None,
+        format=None,
+        sha256=None,
+        run_id="r1",
+        metric="roc_auc",
+        parity="decision_agreement",
+        reason=reason,
+        verdicts={},
+        reference_file=None,
+        measured=None,
+        reference=None,
     )

@@ -4,19 +4,26 @@ import pytest
 import yaml
 
 from nnpipe.config import (
-    Ohlcv,
-    OhlcvIngest,
-    OhlcvRegister,
+    Params,
     ParamsError,
-    YfinanceSource,
     apply_overrides,
     dump_params,
     load_params,
     parse_override,
-    series_names,
     validate_params,
     write_overrides,
 )
+from nnpipe.domains.ohlcv.domain import OHLCV
+from nnpipe.domains.ohlcv.params import (
+    OhlcvIngest,
+    OhlcvParams,
+    OhlcvRegister,
+    OhlcvYfinanceSource,
+    series_names,
+)
+from nnpipe.domains.registry import DOMAINS
+from nnpipe.domains.xray.domain import XRAY
+from nnpipe.domains.xray.params import XrayParams
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,7 +111,31 @@ def test_ohlcv_defaults_validate():
     assert params.ohlcv.ingest.source == "synthetic"
     assert series_names(params.ohlcv.ingest) == ["SYNTH"]
     assert params.ohlcv.model_name("SYNTH") == "ohlcv-forecaster"
-    assert params.domain("ohlcv") is params.ohlcv
+    assert OHLCV.section(params) is params.ohlcv
+
+
+def test_params_has_one_section_per_registered_domain_between_the_common_ones():
+    assert list(Params.model_fields) == ["seed", "paths", "mlflow", *DOMAINS, "serve"]
+    for name, domain in DOMAINS.items():
+        assert Params.model_fields[name].annotation is domain.params_model
+    assert validate_params({}).serve.domains == list(DOMAINS)
+
+
+def test_a_domain_section_is_read_typed_through_its_declaration():
+    params = validate_params({"xray": {"train": {"epochs": 2}}})
+    section = XRAY.section(params)
+    assert isinstance(section, XrayParams) and section.train.epochs == 2
+    with pytest.raises(TypeError, match="no 'xray' section"):
+        XRAY.section(OhlcvParams())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("first", ["nnpipe.domains.xray.params", "nnpipe.config"])
+def test_config_and_a_domain_params_module_import_in_either_order(first):
+    import subprocess
+    import sys
+
+    code = f"import {first}\nfrom nnpipe.config import load_params, Params\nParams()"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_ohlcv_csv_source_without_files_fails_naming_csv_files():
@@ -132,14 +163,15 @@ def test_several_series_need_a_series_placeholder_in_the_model_name():
 
 
 def test_ohlcv_model_name_substitutes_the_series():
-    ohlcv = Ohlcv(register=OhlcvRegister(model_name="price-{series}-lstm"))
+    ohlcv = OhlcvParams(register=OhlcvRegister(model_name="price-{series}-lstm"))
     assert ohlcv.model_name("GOOG") == "price-GOOG-lstm"
-    assert Ohlcv().model_name("GOOG") == "ohlcv-forecaster"  # one series: the name as is
+    assert OhlcvParams().model_name("GOOG") == "ohlcv-forecaster"  # one series: the name as is
 
 
 def test_yfinance_tickers_become_safe_series_names():
     ingest = OhlcvIngest(
-        source="yfinance", yfinance=YfinanceSource(tickers=["^GSPC", "BRK/B", "MSFT", "EURUSD=X"])
+        source="yfinance",
+        yfinance=OhlcvYfinanceSource(tickers=["^GSPC", "BRK/B", "MSFT", "EURUSD=X"]),
     )
     assert series_names(ingest) == ["GSPC", "BRK_B", "MSFT", "EURUSD_X"]
     params = validate_params(
@@ -156,7 +188,7 @@ def test_yfinance_tickers_become_safe_series_names():
     ]
     with pytest.raises(ValueError, match="must be distinct"):
         series_names(
-            OhlcvIngest(source="yfinance", yfinance=YfinanceSource(tickers=["^GSPC", "GSPC"]))
+            OhlcvIngest(source="yfinance", yfinance=OhlcvYfinanceSource(tickers=["^GSPC", "GSPC"]))
         )
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from nnpipe.artifacts import Promotion, Registration, SeriesCompressionTable, SeriesPromotion
 from nnpipe.io import atomic_write_json
 from nnpipe.layout import DomainLayout
 from nnpipe.run_report import (
@@ -68,8 +69,7 @@ def test_links_go_to_the_tracking_server_or_to_make_ui():
 def test_summary_shows_metrics_gate_variant_and_links(tmp_path):
     lay = layout(tmp_path)
     atomic_write_json(lay.metrics, {"test": {"roc_auc": 0.9}, "baseline": {}})
-    atomic_write_json(
-        lay.registration,
+    Registration.model_validate(
         {
             "model_name": "xray-classifier",
             "registered": True,
@@ -86,14 +86,14 @@ def test_summary_shows_metrics_gate_variant_and_links(tmp_path):
             "champion_now": "1",
             "run_id": "r2",
         },
-    )
+    ).write(lay.registration)
     links = {"": mlflow_links("sqlite:///x.db", "1", "r2", "xray-classifier", "2")}
     text = summary_markdown(
         "xray",
         lay,
         ["gate: refused"],
         links,
-        {"variant": "tflite_int8", "reason": "tflite_int8: smallest"},
+        Promotion(variant="tflite_int8", reason="tflite_int8: smallest", verdicts={}),
     )
     for part in (
         "| roc_auc | 0.9 |",
@@ -110,21 +110,32 @@ def test_summary_shows_metrics_gate_variant_and_links(tmp_path):
 
 
 def test_compression_rows_mark_the_deployed_variant():
-    compression = {
-        "metric": "mae",
-        "parity": "max_abs_diff",
-        "series": {
-            "A": {
-                "variants": {
-                    "keras_float32": {"status": "ok", "mae": 1.23456, "size_bytes": 100},
-                    "tflite_int8": {"status": "unsupported", "reason": "no int8 LSTM"},
+    compression = SeriesCompressionTable.model_validate(
+        {
+            "metric": "mae",
+            "parity": "max_abs_diff",
+            "series": {
+                "A": {
+                    "run_id": "r1",
+                    "variants": {
+                        "keras_float32": {"status": "ok", "mae": 1.23456, "size_bytes": 100},
+                        "tflite_int8": {"status": "unsupported", "reason": "no int8 LSTM"},
+                    },
+                }
+            },
+        }
+    )
+    promotion = SeriesPromotion.model_validate(
+        {
+            "series": {
+                "A": {
+                    "variant": "keras_float32",
+                    "reason": "keras_float32: the smallest",
+                    "verdicts": {"keras_float32": "chosen"},
                 }
             }
-        },
-    }
-    promotion = {
-        "series": {"A": {"variant": "keras_float32", "verdicts": {"keras_float32": "chosen"}}}
-    }
+        }
+    )
     rows = compression_rows(compression, promotion)
     assert [(r["series"], r["variant"], r["promote"]) for r in rows] == [
         ("A", "keras_float32", "chosen"),

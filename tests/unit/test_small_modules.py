@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nnpipe.cli import ui_hint
+from nnpipe.cli.summary import ui_hint
 from nnpipe.config import ParamsError, validate_params
-from nnpipe.dvc_hash import directory_md5
+from nnpipe.dvc.folder_hash import directory_md5
 from nnpipe.store import tracking_uri
 
 
@@ -31,7 +31,7 @@ def test_history_csv_has_one_row_per_epoch():
 
 
 def test_profiles_become_dotted_overrides(tmp_path, monkeypatch):
-    from nnpipe.cli import read_profile
+    from nnpipe.cli.run import read_profile
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "profiles").mkdir()
@@ -87,11 +87,10 @@ def test_directory_md5_is_what_dvc_records(tmp_path):
 
 
 def test_relative_imports_are_followed(tmp_path):
-    from nnpipe.dvcfile import code_dependencies
+    from nnpipe.dvc.pipeline_file import code_dependencies
 
     deps = code_dependencies("nnpipe.domains.xray.stages.register")
-    assert (
-        "src/nnpipe/domains/xray/stages/evaluate.py" in deps
-    )  # register re-scores with evaluate's code
+    assert "src/nnpipe/domains/xray/scoring.py" in deps  # register re-scores with it
+    assert "src/nnpipe/domains/xray/stages/evaluate.py" not in deps  # no stage imports another
     assert "src/nnpipe/promotion.py" in deps
-    assert "src/nnpipe/cli.py" not in deps  # entry points do not make stages stale
+    assert not [d for d in deps if d.startswith("src/nnpipe/cli/")]  # entry points: no staleness

@@ -1,4 +1,5 @@
-"""The codebase's own rules: one registry, one TensorFlow gateway, layers pointing one way."""
+"""The codebase's own rules: one registry, one TensorFlow gateway, no import side effects
+(the layers, and which way imports point between them: test_layers.py)."""
 
 import ast
 import os
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from nnpipe.domains.registry import DOMAINS
-from nnpipe.dvcfile import code_dependencies, render_dvc_yaml
+from nnpipe.dvc.pipeline_file import code_dependencies, render_dvc_yaml
 from nnpipe.stages import PIPELINES, STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,11 +51,14 @@ def test_every_registered_stage_has_a_module_with_run_and_main():
             assert stage.name == f"{domain}-{stage.step}"
 
 
-def test_stage_module_main_runs_its_own_domain_only(tmp_path):
+def test_stage_module_main_runs_its_own_domain_only(capsys):
     from nnpipe.stages import get_stage
 
-    with pytest.raises(SystemExit):  # argparse refuses the other domain
+    with pytest.raises(SystemExit) as refused:  # argparse refuses the other domain
         get_stage("train", "ohlcv").module().main(["--domain", "xray"])
+    assert refused.value.code == 2  # argparse's usage error, not a run that failed
+    err = capsys.readouterr().err
+    assert "argument --domain: invalid choice: 'xray'" in err and "ohlcv" in err, err
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
@@ -68,9 +72,12 @@ def test_a_domain_stage_depends_on_its_own_domain_code_only():
     for name, stage in STAGES.items():
         other = {d for d in DOMAINS if d != stage.domain}
         deps = code_dependencies(stage.module_name)
-        # another domain's declaration (the registry imports it) but none of its code
+        # another domain's declaration (the registry imports it) and its params model
+        # (params.yaml is validated whole, on load) but none of its code
         declaration = {
-            f"src/nnpipe/domains/{d}/{f}" for d in other for f in ("__init__.py", "domain.py")
+            f"src/nnpipe/domains/{d}/{f}"
+            for d in other
+            for f in ("__init__.py", "domain.py", "params.py")
         }
         leaked = [
             f
@@ -93,7 +100,7 @@ def test_only_keras_env_imports_tensorflow():
 def test_legacy_keras_is_chosen_by_the_package_root_before_any_tensorflow_import():
     code = (
         "import os; os.environ.pop('TF_USE_LEGACY_KERAS', None)\n"
-        "import nnpipe.tracking\n"  # imports mlflow.tensorflow before nnpipe.keras_env
+        "import nnpipe\n"  # the package root alone: nnpipe.keras_env is not imported yet
         "import tensorflow as tf\n"
         "import tf_keras\n"
         "assert tf.keras.Model is tf_keras.Model, 'tf.keras is Keras 3'\n"
@@ -109,44 +116,17 @@ def test_keras_is_keras_2():
     assert tf.keras.Model is keras.Model  # TensorFlow itself resolves to Keras 2
 
 
-def test_core_does_not_import_orchestration_or_tracking():
-    edge = {"prefect", "dvc", "mlflow"}
-    core = [
-        p
-        for p in PACKAGE.rglob("*.py")
-        if p.parent.name != "stages"
-        and p.name
-        not in {
-            "tracking.py",
-            "dvc_repo.py",
-            "flow_tasks.py",
-            "cli.py",
-            "dvcfile.py",
-            # adapters: trials on Prefect-on-Dask, the MLflow pyfunc of a deploy folder,
-            # the MLflow UI's server, Prefect's settings and temporary server
-            "cluster.py",
-            "pyfunc.py",
-            "mlflow_model.py",
-            "registry.py",
-            "mlflow_ui.py",
-            "prefect_env.py",
-            "tracking_http.py",
-        }
-    ]
-    offenders = {p.name: imports_of(p) & edge for p in core if imports_of(p) & edge}
-    assert offenders == {}
-
-
 def test_importing_the_package_has_no_side_effects(tmp_path):
     code = (
         "import os, importlib, nnpipe, nnpipe.stages, nnpipe.domains.xray\n"
         "before = set(os.listdir('.'))\n"
-        "for m in ['config', 'io', 'layout', 'promotion', 'dvc_hash', 'errors',\n"
+        "for m in ['config', 'io', 'layout', 'promotion', 'dvc.folder_hash', 'errors',\n"
         "          'domains.xray.dataset', 'domains.xray.sources', 'domains.xray.images',\n"
         "          'domains.xray.synthetic', 'domains.xray.stages.ingest',\n"
         "          'domains.ohlcv.stages.ingest', 'domains.ohlcv.sources',\n"
         "          'domains.ohlcv.windows', 'domains.ohlcv.forecasting',\n"
-        "          'domains.ohlcv.market', 'domains.registry', 'dvcfile',\n"
+        "          'domains.ohlcv.market', 'domains.ohlcv.validation', 'domains.registry',\n"
+        "          'dvc.pipeline_file', 'logs', 'tuning.oracle',\n"
         "          'tuning.search', 'tuning.trials', 'compression.selection',\n"
         "          'serving.predictor', 'serving.deploy', 'prefect_env']:\n"
         "    importlib.import_module('nnpipe.' + m)\n"

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import IO, cast
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def run_worker(cmd: list[str], timeout: float) -> tuple[int | None, str]:
     other: collections.deque[str] = collections.deque(maxlen=200)
 
     def read() -> None:
-        for line in proc.stderr:
+        for line in cast(IO[str], proc.stderr):  # stderr=PIPE: never None
             if not relog(line):
                 other.append(line)
 
@@ -81,7 +82,8 @@ def run_variants(
     """
     job_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(job_dir / "job.json", job)
-    np.savez(job_dir / "data.npz", **data)
+    # numpy's stub types **kwds as if a key could be its allow_pickle flag
+    np.savez(job_dir / "data.npz", **data)  # type: ignore[arg-type]
     for _ in range(len(job["variants"]) + 1):
         pending = [v for v in job["variants"] if not (job_dir / f"{v}.json").exists()]
         if not pending:

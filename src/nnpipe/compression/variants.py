@@ -9,6 +9,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def _representative(data: np.ndarray, batch: int) -> Callable[[], Iterator[list[
     return generate
 
 
-def check_representative(data: np.ndarray, input_shape: tuple) -> None:
+def check_representative(data: np.ndarray | None, input_shape: tuple) -> None:
     """A representative dataset must exist and match the model's input (without batch)."""
     if data is None or len(data) == 0:
         raise ValueError(
@@ -83,7 +84,8 @@ def to_tflite(
         check_representative(representative, input_shape)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         batch = 1 if has_recurrent_layers(model) else 32
-        converter.representative_dataset = _representative(representative, batch)
+        # check_representative raised if there was none
+        converter.representative_dataset = _representative(cast(np.ndarray, representative), batch)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8

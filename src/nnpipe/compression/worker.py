@@ -39,7 +39,7 @@ def gzip_size(data: bytes) -> int:
 def _pruned_model(job: dict, job_dir: Path, model, data):
     """The pruned, stripped Keras model, built once per job (kept for restarts)."""
     from nnpipe.compression.variants import prune
-    from nnpipe.keras_env import load_model
+    from nnpipe.saved_models import load_model
 
     path = job_dir / "pruned.keras"
     if path.is_file():
@@ -127,7 +127,8 @@ def describe_row(row: dict) -> str:
 
 
 def run_job(job_dir: Path) -> None:
-    from nnpipe.keras_env import load_model, make_deterministic
+    from nnpipe.keras_env import make_deterministic
+    from nnpipe.saved_models import load_model
 
     job = json.loads((job_dir / "job.json").read_text())
     data = dict(np.load(job_dir / "data.npz"))

@@ -6,7 +6,7 @@ Generic code reaches a domain only through :mod:`nnpipe.domains.registry` and th
 contract, never by testing a domain's name or finding a function by its name. A domain's
 declaration (``nnpipe.domains.<name>.domain``) stays light: it imports its own modules
 inside the hooks, so asking the registry costs no TensorFlow import, and ``dvc.yaml``'s
-code dependencies of one domain's stages stay that domain's code (see ``nnpipe.dvcfile``).
+code dependencies of one domain's stages stay that domain's code (see ``nnpipe.dvc.pipeline_file``).
 """
 
 from __future__ import annotations
@@ -16,18 +16,23 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar, cast
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
     from nnpipe.config import Params
+    from nnpipe.serving.endpoints import DomainRouter
     from nnpipe.serving.predictor import Predictor
+    from nnpipe.serving.settings import ServeSettings
+    from nnpipe.serving.store import ModelStore
 
     Runner = Callable[[np.ndarray], np.ndarray]
 
 TaskType = Literal["image", "sequence", "tabular"]
+# a domain's section of params.yaml (its ``params_model``: XrayParams, OhlcvParams, ...)
+SectionT = TypeVar("SectionT", covariant=True)
 
 
 @dataclass(frozen=True)
@@ -106,13 +111,39 @@ class Unit:
     model_name: str
 
 
-class Domain(ABC):
+@dataclass(frozen=True)
+class Schedule:
+    """When the domain's Prefect deployment runs: ``nnpipe prefect-yaml`` writes it into
+    prefect.yaml (for ``prefect deploy``), ``nnpipe schedule`` serves it from there."""
+
+    deployment: str  # the deployment's name
+    cron: str
+    timezone: str = "UTC"
+    note: str = ""  # prefect.yaml's comment on it, after the domain's title
+
+
+class Domain(ABC, Generic[SectionT]):
     """A kind of data and model. Subclasses live in ``nnpipe.domains.<name>.domain``;
     one instance per domain is listed in :mod:`nnpipe.domains.registry`."""
 
     name: str  # the params section, the stage-name prefix, the folder under data/, ...
     title: str  # what it trains, for the flow's description
     task: TaskType  # for `model: auto` (the guide's choose_model)
+    # the model of the domain's params.yaml section (``nnpipe.domains.<name>.params``);
+    # nnpipe.config.model places it under the ``name`` key
+    params_model: type[SectionT]
+    predict_input: str  # what `nnpipe predict` reads, for its --help
+    schedule: Schedule | None = None  # no deployment in prefect.yaml without one
+
+    def section(self, params: Params) -> SectionT:
+        """This domain's section of the loaded params, typed as its ``params_model``."""
+        section = getattr(params, self.name, None)
+        if not isinstance(section, self.params_model):
+            raise TypeError(
+                f"params have no {self.name!r} section of type {self.params_model.__name__}: "
+                "load them with nnpipe.config.load_params"
+            )
+        return section
 
     @property
     def flow_entrypoint(self) -> str:
@@ -153,6 +184,12 @@ class Domain(ABC):
     def predict_files(self, predictor: Predictor, path: Path) -> pd.DataFrame:
         """Batch predictions (``nnpipe predict``) for the files at ``path``, one row each;
         an unreadable file is a row with its ``error``, not a failure of the batch."""
+
+    @abstractmethod
+    def api_router(self, store: ModelStore, settings: ServeSettings) -> DomainRouter:
+        """The domain's routes in ``nnpipe serve`` (``nnpipe.domains.<name>.api``): one
+        FastAPI router whose handlers take their models from ``store`` (by the slots of
+        :meth:`units`), with the JSON bodies they parse for the OpenAPI schema."""
 
     def served_models(self, params: Params) -> dict[str, str]:
         """Registered model names per served slot."""

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from nnpipe.artifacts import PromotedSpec, PromotionRow
 from nnpipe.compression.selection import Selection
 from nnpipe.compression.table import REFERENCE
 from nnpipe.io import atomic_write_json
@@ -51,31 +52,28 @@ def write_deploy_folder(
             "measured": rows[selection.variant],
         }
     atomic_write_json(dest / "variants.json", rows)
-    atomic_write_json(dest / DEPLOY_FILE, record)
+    PromotedSpec.model_validate(record).write(dest / DEPLOY_FILE)  # typed: serving reads it back
     return record
 
 
-def promotion_summary(record: dict) -> dict:
+def promotion_summary(spec: PromotedSpec) -> PromotionRow:
     """The DVC metrics of a promotion: the choice, why, and its numbers next to the
     reference's (sizes as ratios)."""
-    chosen = record.get("measured") or {}
-    return {
-        "variant": record["variant"],
-        "reason": record["reason"],
-        "verdicts": record["verdicts"],
-        **{
-            k: chosen.get(k)
-            for k in (
-                "size_bytes",
-                "gzip_bytes",
-                "size_ratio",
-                "gzip_ratio",
-                "latency_ms_median",
-                "latency_ratio",
-                record["metric"],
-                record["parity"],
-                "threshold",
-            )
-            if k in chosen
-        },
-    }
+    chosen = spec.measured or {}
+    shown = (
+        "size_bytes",
+        "gzip_bytes",
+        "size_ratio",
+        "gzip_ratio",
+        "latency_ms_median",
+        "latency_ratio",
+        spec.metric,
+        spec.parity,
+        "threshold",
+    )
+    return PromotionRow(
+        variant=spec.variant,
+        reason=spec.reason,
+        verdicts=spec.verdicts,
+        **{k: chosen[k] for k in shown if k in chosen},
+    )

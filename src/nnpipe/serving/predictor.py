@@ -10,7 +10,7 @@ A deploy folder may come from a registry anyone with write access could have cha
 it is loaded as data only (:func:`check_deploy_spec`, :func:`read_model_file`): the model
 file must be a plain name inside the folder, of a format nnpipe writes (a TFLite
 flatbuffer, or a Keras zip loaded in safe mode with nnpipe's own layers only, see
-:func:`nnpipe.keras_env.load_served_keras`), with the sha256 promote recorded. Anything
+:func:`nnpipe.saved_models.load_served_keras`), with the sha256 promote recorded. Anything
 else raises :class:`~nnpipe.errors.RefusedModelError` before a byte of it is parsed.
 """
 
@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from nnpipe.artifacts import DeploySpec
 from nnpipe.domains.registry import DOMAINS, get_domain
 from nnpipe.errors import NnpipeError, RefusedModelError
 
@@ -109,6 +110,9 @@ def check_deploy_spec(directory: Path, spec: Any) -> Path:
             f"folder from before nnpipe recorded one, or edited); "
             f"{REPROMOTE}"
         )
+    # last, so a planted file meets the specific refusals above first; a deploy.json from
+    # before deploy records were versioned is refused here
+    DeploySpec.parse(spec, str(where), REPROMOTE, RefusedModelError)
     return path
 
 
@@ -148,7 +152,8 @@ def load_runner(
             f"{path}: format {fmt!r} is not one nnpipe serves ({', '.join(FORMATS)}); {REPROMOTE}"
         )
     try:
-        from nnpipe.keras_env import load_served_keras, tf
+        from nnpipe.keras_env import tf
+        from nnpipe.saved_models import load_served_keras
     except ImportError as exc:
         raise NnpipeError(
             f"{path.name} is a Keras model and TensorFlow is not installed here ({exc}): "

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from nnpipe.serving.predictor import Predictor, load_predictor
 
 ARTIFACT = "deploy"
 
 
-class DeployedModel(mlflow.pyfunc.PythonModel):
+class DeployedModel(PythonModel):
     """A promoted variant behind its preprocessing."""
 
     predictor: Predictor

@@ -8,6 +8,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import yaml
 from mlflow.exceptions import MlflowException
@@ -74,8 +75,9 @@ def resolve(tracking_uri: str, name: str, alias: str) -> RegisteredDeployable:
     mv = client.get_model_version(name, version)
     # through the logged model's own location (a `models:/` URI would be resolved against
     # the process-wide registry, which may be another store)
+    source = cast(str, mv.source)  # a registered version always has its source
     model_id = mv.model_id or (
-        mv.source.removeprefix("models:/") if mv.source.startswith("models:/m-") else None
+        source.removeprefix("models:/") if source.startswith("models:/m-") else None
     )
     location = client.get_logged_model(model_id).artifact_location if model_id else mv.source
     root = Path(

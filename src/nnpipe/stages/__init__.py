@@ -24,7 +24,8 @@ from pathlib import Path
 from nnpipe.config import PARAMS_FILE, Params, load_params
 from nnpipe.domains.contract import Output, Stage
 from nnpipe.domains.registry import DOMAINS
-from nnpipe.errors import NnpipeError, configure_logging, report_errors
+from nnpipe.errors import NnpipeError, report_errors
+from nnpipe.logs import configure_logging
 from nnpipe.prefect_env import prefect_defaults
 from nnpipe.project_lock import clean_after_killed_runs, hold_project
 

@@ -10,23 +10,18 @@ earlier round's weights, which may live on another worker).
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from pydantic import BaseModel
-
-from nnpipe.config import SearchDim, Tune, get_value
+from nnpipe.config import SearchDim
 from nnpipe.errors import NnpipeError
+from nnpipe.tuning.oracle import decode
 
 log = logging.getLogger(__name__)
-
-HYPERBAND_KEYS = "tuner/"  # keras-tuner's own bookkeeping values in Hyperband trials
 
 
 class TuningFailedError(NnpipeError):
@@ -57,93 +52,6 @@ class TrialResult:
     worker: str = ""  # host:pid of the process that ran it
 
 
-def _encoded(value: Any) -> Any:
-    return json.dumps(value) if isinstance(value, (list, dict)) else value
-
-
-def _choices(dim: SearchDim) -> list[Any]:
-    """keras-tuner's Choice takes scalars of one type: lists (and mixed types) go as JSON."""
-    values = list(dim.choice or ())
-    kinds = {type(v) for v in values}
-    if any(isinstance(v, (list, dict)) for v in values) or len(kinds) > 1:
-        return [json.dumps(v) for v in values]
-    return values
-
-
-def hyperparameters(space: Mapping[str, SearchDim], train: BaseModel):
-    """The search space as keras-tuner HyperParameters; a range is integer where the
-    train parameter is an integer."""
-    import keras_tuner as kt
-
-    hp = kt.HyperParameters()
-    for name, dim in space.items():
-        if dim.choice is not None:
-            hp.Choice(name, _choices(dim))
-            continue
-        low, high = dim.range
-        current = get_value(train, name)
-        if isinstance(current, int) and not isinstance(current, bool):
-            hp.Int(
-                name,
-                int(low),
-                int(high),
-                step=int(dim.step) if dim.step else 1,
-                sampling=dim.sampling,
-            )
-        else:
-            hp.Float(name, float(low), float(high), step=dim.step, sampling=dim.sampling)
-    return hp
-
-
-def decode(values: Mapping[str, Any], space: Mapping[str, SearchDim]) -> dict[str, Any]:
-    """A trial's values as train parameters (JSON-encoded choices decoded, bookkeeping
-    dropped)."""
-    out = {}
-    for name, value in values.items():
-        if name.startswith(HYPERBAND_KEYS):
-            continue
-        dim = space.get(name)
-        if (
-            dim is not None
-            and dim.choice is not None
-            and isinstance(value, str)
-            and _choices(dim) != list(dim.choice)
-        ):
-            value = json.loads(value)
-        out[name] = value
-    return out
-
-
-def make_oracle(tune: Tune, train: BaseModel, objective: Objective, seed: int, directory: Path):
-    """The configured keras-tuner oracle over the search space in params."""
-    import keras_tuner as kt
-
-    common = {
-        "objective": kt.Objective(objective.name, objective.direction),
-        "hyperparameters": hyperparameters(tune.search_space, train),
-        "tune_new_entries": False,
-        "allow_new_entries": False,
-        "seed": seed,
-        # the loop decides what many failures mean (see run_search)
-        "max_consecutive_failed_trials": 10**9,
-    }
-    # the baseline trial (params as written) is one of max_trials
-    trials = max(1, tune.max_trials - 1) if tune.baseline else tune.max_trials
-    if tune.algorithm == "random":
-        oracle = kt.oracles.RandomSearchOracle(max_trials=trials, **common)
-    elif tune.algorithm == "bayesian":
-        oracle = kt.oracles.BayesianOptimizationOracle(
-            max_trials=trials, num_initial_points=min(2, trials), **common
-        )
-    else:
-        oracle = kt.oracles.HyperbandOracle(
-            max_epochs=tune.epochs, factor=tune.hyperband_factor, **common
-        )
-    oracle.verbose = 0
-    oracle._set_project_dir(str(directory), "search")  # where keras-tuner keeps its state
-    return oracle
-
-
 @dataclass(frozen=True)
 class TrialSpec:
     trial_id: str
@@ -170,7 +78,7 @@ class SearchResult:
                 "tuning off with tune.enabled=false"
             )
         pick = max if objective.direction == "max" else min
-        return pick(done, key=lambda t: t.objective)
+        return pick(done, key=lambda t: cast(float, t.objective))  # completed: measured
 
 
 Executor = Callable[[list[TrialSpec]], list[TrialResult]]
@@ -221,61 +129,19 @@ def run_search(
         if clock() - start >= time_budget:
             stopped = f"the time budget of {time_budget:.0f} s was reached"
             break
-        batch = []
-        for i in range(parallel - len(pending)):
-            trial = oracle.create_trial(f"worker-{i}")
-            if trial.status != "RUNNING":  # STOPPED: done; IDLE: waiting on a round
-                break
-            batch.append(trial)
+        batch = _ask(oracle, parallel - len(pending))
         if not batch and not pending:
             stopped = (
                 "the tuner had no more trials to give (max_trials reached, or every "
                 "Hyperband bracket run)"
             )
             break
-        specs = pending + [
-            TrialSpec(
-                t.trial_id,
-                decode(t.hyperparameters.values, space),
-                int(t.hyperparameters.values.get("tuner/epochs", epochs)),
-            )
-            for t in batch
-        ]
-        for spec in specs:
-            started += 1
-            log.info(
-                "tuning: trial %s (%d/%s), %d epochs: %s",
-                spec.trial_id,
-                started,
-                planned,
-                spec.epochs,
-                describe_values(spec.values),
-            )
-        outcomes = {r.trial_id: r for r in run_batch(specs)}
-        for spec in specs:
-            done = outcomes[spec.trial_id]
-            log.info(
-                "tuning: trial %s %s in %.0f s%s",
-                spec.trial_id,
-                done.status,
-                done.seconds,
-                f", {oracle.objective.name} {done.objective:.4g}"
-                if done.objective is not None
-                else f": {done.reason}",
-            )
+        specs = pending + [_spec(t, space, epochs) for t in batch]
+        started = _announce(specs, started, planned)
+        outcomes = _run(run_batch, specs, oracle.objective.name)
         results.extend(outcomes[s.trial_id] for s in pending)  # not the oracle's
         pending = []
-        for trial in batch:
-            result = outcomes[trial.trial_id]
-            objective = oracle.objective.name
-            if result.status == "completed":
-                oracle.update_trial(trial.trial_id, {objective: result.objective})
-                trial.status = "COMPLETED"
-            else:
-                log.warning("tuning trial %s failed: %s", trial.trial_id, result.reason)
-                trial.status = "FAILED"
-            oracle.end_trial(trial)
-            results.append(result)
+        results += _tell(oracle, batch, outcomes)
     log.info(
         "tuning: %d trials (%d completed); stopped because %s",
         len(results),
@@ -283,6 +149,71 @@ def run_search(
         stopped,
     )
     return SearchResult(results, stopped)
+
+
+def _spec(trial: Any, space: Mapping[str, SearchDim], epochs: int) -> TrialSpec:
+    """What an oracle's trial runs: its values decoded, its epochs (Hyperband's, if set)."""
+    values = trial.hyperparameters.values
+    return TrialSpec(trial.trial_id, decode(values, space), int(values.get("tuner/epochs", epochs)))
+
+
+def _announce(specs: list[TrialSpec], started: int, planned: int | str) -> int:
+    """Log the trials about to run; the count started so far, these included."""
+    for spec in specs:
+        started += 1
+        log.info(
+            "tuning: trial %s (%d/%s), %d epochs: %s",
+            spec.trial_id,
+            started,
+            planned,
+            spec.epochs,
+            describe_values(spec.values),
+        )
+    return started
+
+
+def _ask(oracle, room: int) -> list[Any]:
+    """Up to ``room`` new trials from the oracle (fewer when it has none ready)."""
+    batch = []
+    for i in range(room):
+        trial = oracle.create_trial(f"worker-{i}")
+        if trial.status != "RUNNING":  # STOPPED: done; IDLE: waiting on a round
+            break
+        batch.append(trial)
+    return batch
+
+
+def _run(run_batch: Executor, specs: list[TrialSpec], objective: str) -> dict[str, TrialResult]:
+    """Run one batch of trials; their results by trial id, each logged."""
+    outcomes = {r.trial_id: r for r in run_batch(specs)}
+    for spec in specs:
+        done = outcomes[spec.trial_id]
+        log.info(
+            "tuning: trial %s %s in %.0f s%s",
+            spec.trial_id,
+            done.status,
+            done.seconds,
+            f", {objective} {done.objective:.4g}"
+            if done.objective is not None
+            else f": {done.reason}",
+        )
+    return outcomes
+
+
+def _tell(oracle, batch: list[Any], outcomes: dict[str, TrialResult]) -> list[TrialResult]:
+    """Tell the oracle how its trials ended; their results, in the order asked."""
+    told = []
+    for trial in batch:
+        result = outcomes[trial.trial_id]
+        if result.status == "completed":
+            oracle.update_trial(trial.trial_id, {oracle.objective.name: result.objective})
+            trial.status = "COMPLETED"
+        else:
+            log.warning("tuning trial %s failed: %s", trial.trial_id, result.reason)
+            trial.status = "FAILED"
+        oracle.end_trial(trial)
+        told.append(result)
+    return told
 
 
 def best_of_history(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnpipe.config import XrayEvaluate
+from nnpipe.domains.xray.params import XrayEvaluate
 from nnpipe.domains.xray.stages.compress import PARITY, score_variant
 
 CLASSES = ["normal", "pneumonia"]

@@ -16,18 +16,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from nnpipe.domains.ohlcv.api.inputs import check_bars, check_windows
 from nnpipe.domains.ohlcv.windows import add_features
+from nnpipe.domains.xray.api.inputs import INLINE_BYTES, check_pixel_budget, decodes_inline
 from nnpipe.domains.xray.images import ImageDecodeError, ImageTooLargeError, decode_image
-from nnpipe.serving.api import (
-    INLINE_BYTES,
-    ServeSettings,
-    check_bars,
-    check_pixel_budget,
-    check_windows,
-    decodes_inline,
-    describe_errors,
-    request_models,
-)
+from nnpipe.serving.api import ServeSettings, request_models
+from nnpipe.serving.errors import describe_errors
 from nnpipe.serving.predictor import PredictionInputError
 
 

@@ -14,11 +14,12 @@ from PIL import Image
 
 from nnpipe.compression.litert import TfliteRunner
 from nnpipe.compression.variants import to_tflite
-from nnpipe.config import OhlcvTrain, XrayTrain
 from nnpipe.domains.ohlcv.models import build_forecaster, export_forecaster
+from nnpipe.domains.ohlcv.params import OhlcvTrain
 from nnpipe.domains.ohlcv.windows import TrainOnlyScaler
 from nnpipe.domains.xray.images import resize_square
 from nnpipe.domains.xray.models import build_model
+from nnpipe.domains.xray.params import XrayTrain
 from nnpipe.errors import NnpipeError
 from nnpipe.keras_env import make_deterministic
 from nnpipe.serving.predictor import PredictionInputError, file_sha256, load_predictor
@@ -46,6 +47,7 @@ def xray_deploy(tmp_path_factory):
         "resize": "pad",
         "max_side": None,
         "sha256": file_sha256(folder / "model.tflite"),
+        "schema_version": 1,
     }
     (folder / "deploy.json").write_text(json.dumps(spec))
     return folder
@@ -165,6 +167,7 @@ def ohlcv_deploy(request, tmp_path_factory):
                 "features": COLUMNS,
                 "derived": [],
                 "sha256": file_sha256(folder / "model.tflite"),
+                "schema_version": 1,
             }
         )
     )

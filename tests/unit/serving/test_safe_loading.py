@@ -19,10 +19,11 @@ import pytest
 
 from nnpipe.compression.selection import Selection
 from nnpipe.compression.variants import to_tflite
-from nnpipe.config import XrayTrain
 from nnpipe.domains.xray.models import build_model
+from nnpipe.domains.xray.params import XrayTrain
 from nnpipe.errors import RefusedModelError
-from nnpipe.keras_env import keras, load_served_keras, make_deterministic
+from nnpipe.keras_env import keras, make_deterministic
+from nnpipe.saved_models import load_served_keras
 from nnpipe.serving.deploy import write_deploy_folder
 from nnpipe.serving.predictor import file_sha256, load_predictor
 from nnpipe.serving.registry import check_lineage, deploy_artifact_dir
@@ -43,6 +44,7 @@ def write_deploy(folder: Path, name: str, fmt: str, **changes) -> Path:
         "resize": "pad",
         "max_side": None,
         "sha256": file_sha256(folder / name) if (folder / name).is_file() else None,
+        "schema_version": 1,
     }
     (folder / "deploy.json").write_text(json.dumps({**spec, **changes}))
     return folder
@@ -315,6 +317,9 @@ def test_a_deploy_folder_as_promote_writes_it_records_its_sha256_and_loads(
         "image_size": SIZE,
         "resize": "pad",
         "max_side": None,
+        "run_id": "r1",
+        "metric": "roc_auc",
+        "parity": "decision_agreement",
     }
     record = write_deploy_folder(
         tmp_path / "deploy",

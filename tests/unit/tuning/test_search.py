@@ -8,15 +8,14 @@ import math
 
 import pytest
 
-from nnpipe.config import SearchDim, Tune, XrayTrain
+from nnpipe.config import SearchDim, Tune
+from nnpipe.domains.xray.params import XrayTrain
+from nnpipe.tuning.oracle import decode, hyperparameters, make_oracle
 from nnpipe.tuning.search import (
     Objective,
     TrialResult,
     TuningFailedError,
     best_of_history,
-    decode,
-    hyperparameters,
-    make_oracle,
     run_search,
 )
 from nnpipe.tuning.trials import execute_trial

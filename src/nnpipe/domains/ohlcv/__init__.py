@@ -7,7 +7,8 @@ splits are chronological with a gap between them (a random split lets the model 
 days around each test day), and every model is compared with the naive baselines
 (tomorrow = today, a moving average) that it has to beat to be worth anything.
 
-Modules: :mod:`~nnpipe.domains.ohlcv.sources` (reading, fetching and validating price files),
+Modules: :mod:`~nnpipe.domains.ohlcv.sources` (reading and fetching price files),
+:mod:`~nnpipe.domains.ohlcv.validation` (checking and cleaning a price series),
 :mod:`~nnpipe.domains.ohlcv.synthetic` (realistic synthetic prices for offline runs),
 :mod:`~nnpipe.domains.ohlcv.market` (the yfinance client, an optional extra),
 :mod:`~nnpipe.domains.ohlcv.windows` (splits, the train-only scaler, features, windows, targets),

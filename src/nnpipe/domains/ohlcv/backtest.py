@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from nnpipe.config import OhlcvTrain
 from nnpipe.domains.ohlcv.forecasting import (
     FORECASTERS,
     Prepared,
@@ -23,6 +22,7 @@ from nnpipe.domains.ohlcv.forecasting import (
 )
 from nnpipe.domains.ohlcv.metrics import walk_forward_folds
 from nnpipe.domains.ohlcv.models import fit_forecaster, predict
+from nnpipe.domains.ohlcv.params import OhlcvTrain
 from nnpipe.domains.ohlcv.sources import OhlcvDataError
 
 log = logging.getLogger(__name__)

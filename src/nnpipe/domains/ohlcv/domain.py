@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from nnpipe.domains.contract import Domain, Output, Plot, Stage, Unit
+from nnpipe.domains.contract import Domain, Output, Plot, Schedule, Stage, Unit
+from nnpipe.domains.ohlcv.params import OhlcvParams, series_names
 from nnpipe.domains.shared_stages import (
     compress_stage,
     deploy_dir,
@@ -29,13 +30,25 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from nnpipe.config import Params
+    from nnpipe.domains.ohlcv.predictor import OhlcvPredictor
+    from nnpipe.serving.endpoints import DomainRouter
     from nnpipe.serving.predictor import Predictor
+    from nnpipe.serving.settings import ServeSettings
+    from nnpipe.serving.store import ModelStore
 
 
-class OhlcvDomain(Domain):
+class OhlcvDomain(Domain[OhlcvParams]):
     name = "ohlcv"
     title = "Stock OHLCV forecaster"
     task = "sequence"
+    params_model = OhlcvParams
+    predict_input = "a CSV of daily bars"
+    schedule = Schedule(
+        "ohlcv-training-daily",
+        "30 18 * * 1-5",
+        "America/New_York",
+        "each weekday after the US close",
+    )
 
     def stages(self) -> tuple[Stage, ...]:
         d = self.name
@@ -131,11 +144,10 @@ class OhlcvDomain(Domain):
         )
 
     def units(self, params: Params) -> list[Unit]:
-        from nnpipe.config import series_names
-
+        section = self.section(params)
         return [
-            Unit(series, f"{self.name}/{series}", params.ohlcv.model_name(series))
-            for series in series_names(params.ohlcv.ingest)
+            Unit(series, f"{self.name}/{series}", section.model_name(series))
+            for series in series_names(section.ingest)
         ]
 
     def source_changed(self, params: Params) -> bool:
@@ -154,9 +166,14 @@ class OhlcvDomain(Domain):
         return OhlcvPredictor(directory, spec, runner)
 
     def predict_files(self, predictor: Predictor, path: Path) -> pd.DataFrame:
-        from nnpipe.serving.batch import predict_ohlcv
+        from nnpipe.domains.ohlcv.batch import predict_files
 
-        return predict_ohlcv(predictor, path)
+        return predict_files(cast("OhlcvPredictor", predictor), path)
+
+    def api_router(self, store: ModelStore, settings: ServeSettings) -> DomainRouter:
+        from nnpipe.domains.ohlcv.api import api_router
+
+        return api_router(store, settings)
 
 
 OHLCV = OhlcvDomain()

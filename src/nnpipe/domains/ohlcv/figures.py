@@ -61,7 +61,7 @@ def _to_dates(dates: DateLike) -> np.ndarray:
         ) from exc
     if index.tz is not None:
         index = index.tz_convert(None)
-    missing = int(index.isna().sum())
+    missing = int(pd.isna(index).sum())
     if missing:
         raise ValueError(
             f"dates holds {missing} missing date(s) of {len(index)}; "

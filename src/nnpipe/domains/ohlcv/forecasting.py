@@ -6,13 +6,16 @@ share these, so a window is cut and a metric computed the same way everywhere.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from nnpipe.domains.ohlcv import metrics as m
+from nnpipe.domains.ohlcv.artifacts import OhlcvFeatures
 from nnpipe.domains.ohlcv.windows import TrainOnlyScaler, add_features, make_target, make_windows
 
 FORECASTERS = ("model", "persistence", "moving_average")
@@ -33,7 +36,9 @@ class SeriesFrame:
         return self.feature_names.index("Close")
 
 
-def prepare_series(frame: pd.DataFrame, derived: list[str], target_kind: str) -> SeriesFrame:
+def prepare_series(
+    frame: pd.DataFrame, derived: Sequence[str], target_kind: Literal["close", "log_return"]
+) -> SeriesFrame:
     """Add the derived features, compute the target, and drop the leading rows that lack
     the history they need (a log return's previous Close, volume_z's 20 days)."""
     features = add_features(frame, list(derived))
@@ -187,26 +192,26 @@ class Prepared:
     target_kind: str
 
 
-def read_prepared(features_dir: Path, name: str, meta: dict) -> Prepared:
+def read_prepared(features_dir: Path, name: str, meta: OhlcvFeatures) -> Prepared:
     """Rebuild a series' windows from featurize's table and meta (cheap and exact)."""
-    info = meta["series"][name]
+    info = meta.series[name]
     table = pd.read_csv(features_dir / f"{name}.csv", index_col="date", parse_dates=["date"])
     series = read_series_table(table)
-    if series.feature_names != info["features"] or len(series.target) != info["rows"]:
+    if series.feature_names != info.features or len(series.target) != info.rows:
         raise ValueError(
             f"{features_dir / (name + '.csv')} does not match meta.json; re-run featurize"
         )
-    splits = {s: (int(v["rows"][0]), int(v["rows"][1])) for s, v in info["splits"].items()}
-    look_back, horizon = int(meta["look_back"]), int(meta["horizon"])
+    splits = {s: v.rows for s, v in info.splits.items()}
+    look_back, horizon = meta.look_back, meta.horizon
     windows = {s: windows_between(series, look_back, horizon, *r) for s, r in splits.items()}
     return Prepared(
         name,
         series,
         splits,
         windows,
-        TrainOnlyScaler.from_dict(info["input_scaler"]),
-        TrainOnlyScaler.from_dict(info["target_scaler"]),
+        TrainOnlyScaler.from_dict(info.input_scaler),
+        TrainOnlyScaler.from_dict(info.target_scaler),
         look_back,
         horizon,
-        meta["target"],
+        meta.target,
     )

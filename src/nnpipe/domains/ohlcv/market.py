@@ -4,7 +4,7 @@
 and :func:`normalise_history` turns what yfinance returns into the shape that
 :func:`nnpipe.domains.ohlcv.sources.read_ohlcv_csv` gives for a price file: a ``DatetimeIndex``
 named ``date`` and float columns ``Open, High, Low, Close, Volume``, ready for
-:func:`~nnpipe.domains.ohlcv.sources.validate_ohlcv`. ``yfinance`` is imported only when
+:func:`~nnpipe.domains.ohlcv.validation.validate_ohlcv`. ``yfinance`` is imported only when
 :func:`fetch_yfinance` runs, so the rest of the package works without the ``market`` extra.
 """
 
@@ -112,7 +112,7 @@ def _normalise_index(index: pd.Index, origin: str) -> pd.DatetimeIndex:
         index = index.tz_localize(None) if daily else index.tz_convert("UTC").tz_localize(None)
     if index.isna().any():
         raise OhlcvDataError(
-            f"price data from {origin} has {int(index.isna().sum())} missing "
+            f"price data from {origin} has {int(pd.isna(index).sum())} missing "
             "timestamp(s); drop those rows or download again"
         )
     return pd.DatetimeIndex(index, name="date").as_unit("ns")

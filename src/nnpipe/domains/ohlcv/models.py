@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
 from nnpipe.architectures import resolve_model
-from nnpipe.config import OhlcvTrain
 from nnpipe.domains.ohlcv.domain import OHLCV
+from nnpipe.domains.ohlcv.params import OhlcvTrain
 from nnpipe.domains.ohlcv.windows import TrainOnlyScaler
 from nnpipe.fitting import (
     EpochProgressLog,
@@ -113,7 +114,7 @@ def build_forecaster(
     input_scaler: TrainOnlyScaler,
 ) -> keras.Model:
     """The trainable model: raw window in, scaled target out (float32 head)."""
-    n_features = len(input_scaler.data_min)
+    n_features = len(cast(np.ndarray, input_scaler.data_min))  # a fitted scaler
     name = architecture(cfg, look_back, n_features)
     precision_policy(cfg.mixed_precision)
     try:

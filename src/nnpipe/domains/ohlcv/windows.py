@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -128,15 +128,20 @@ class TrainOnlyScaler:
     def fitted(self) -> bool:
         return self.data_min is not None
 
+    def _stats(self) -> tuple[np.ndarray, np.ndarray]:
+        """The fitted minimum and maximum (callers check :attr:`fitted` first)."""
+        return cast(np.ndarray, self.data_min), cast(np.ndarray, self.data_max)
+
     def _range(self) -> np.ndarray:
-        span = self.data_max - self.data_min
+        data_min, data_max = self._stats()
+        span = data_max - data_min
         return np.where(span > 0, span, 1.0)  # a constant feature maps to 0, not to NaN
 
     def _check(self, values: np.ndarray) -> np.ndarray:
         values = np.asarray(values, dtype=float)
         if values.ndim != 2:
             raise ValueError(f"expected a 2-D array (rows, features), got shape {values.shape}")
-        if self.fitted and values.shape[1] != len(self.data_min):
+        if self.data_min is not None and values.shape[1] != len(self.data_min):
             raise ValueError(
                 f"the scaler was fitted on {len(self.data_min)} feature(s), got {values.shape[1]}"
             )
@@ -170,22 +175,24 @@ class TrainOnlyScaler:
         """Undo the scaling of one feature, e.g. turn scaled Close predictions into prices."""
         if not self.fitted:
             raise RuntimeError("fit the scaler before inverting it")
-        if not -len(self.data_min) <= column_index < len(self.data_min):
+        data_min, _ = self._stats()
+        if not -len(data_min) <= column_index < len(data_min):
             raise IndexError(
-                f"column_index {column_index} is out of range for {len(self.data_min)} feature(s)"
+                f"column_index {column_index} is out of range for {len(data_min)} feature(s)"
             )
         values = np.asarray(values, dtype=float)
-        return values * self._range()[column_index] + self.data_min[column_index]
+        return values * self._range()[column_index] + data_min[column_index]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready statistics, to be saved beside the model that needs them."""
         if not self.fitted:
             raise RuntimeError("fit the scaler before saving it")
+        data_min, data_max = self._stats()
         return {
             "kind": "minmax",
             "feature_names": self.feature_names,
-            "data_min": self.data_min.tolist(),
-            "data_max": self.data_max.tolist(),
+            "data_min": data_min.tolist(),
+            "data_max": data_max.tolist(),
         }
 
     @classmethod

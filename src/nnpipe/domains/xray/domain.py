@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from nnpipe.domains.contract import Domain, Output, Plot, Stage, Unit
+from nnpipe.domains.contract import Domain, Output, Plot, Schedule, Stage, Unit
 from nnpipe.domains.shared_stages import (
     compress_stage,
     deploy_dir,
@@ -24,18 +24,26 @@ from nnpipe.domains.shared_stages import (
     reports_dir,
     tune_stage,
 )
+from nnpipe.domains.xray.params import XrayParams
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from nnpipe.config import Params
+    from nnpipe.domains.xray.predictor import XrayPredictor
+    from nnpipe.serving.endpoints import DomainRouter
     from nnpipe.serving.predictor import Predictor
+    from nnpipe.serving.settings import ServeSettings
+    from nnpipe.serving.store import ModelStore
 
 
-class XrayDomain(Domain):
+class XrayDomain(Domain[XrayParams]):
     name = "xray"
     title = "Chest X-ray classifier"
     task = "image"
+    params_model = XrayParams
+    predict_input = "a folder of PNG/JPEG, an .npz of images, or an image"
+    schedule = Schedule("xray-training-nightly", "0 2 * * *", "UTC", "retrained nightly")
 
     def stages(self) -> tuple[Stage, ...]:
         d = self.name
@@ -121,7 +129,7 @@ class XrayDomain(Domain):
         )
 
     def units(self, params: Params) -> list[Unit]:
-        return [Unit("", self.name, params.xray.register.model_name)]
+        return [Unit("", self.name, self.section(params).register.model_name)]
 
     def source_changed(self, params: Params) -> bool:
         from nnpipe.domains.xray.stages import ingest
@@ -139,9 +147,14 @@ class XrayDomain(Domain):
         return XrayPredictor(directory, spec, runner)
 
     def predict_files(self, predictor: Predictor, path: Path) -> pd.DataFrame:
-        from nnpipe.serving.batch import predict_xray
+        from nnpipe.domains.xray.batch import predict_files
 
-        return predict_xray(predictor, path)
+        return predict_files(cast("XrayPredictor", predictor), path)
+
+    def api_router(self, store: ModelStore, settings: ServeSettings) -> DomainRouter:
+        from nnpipe.domains.xray.api import api_router
+
+        return api_router(store, settings)
 
 
 XRAY = XrayDomain()

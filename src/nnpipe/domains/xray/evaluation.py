@@ -103,7 +103,7 @@ def compute_metrics(
     return metrics
 
 
-def headline_metrics(metrics: dict) -> dict[str, dict[str, float]]:
+def headline_metrics(metrics: dict) -> dict[str, float | dict[str, float]]:
     """The few numbers a user compares across experiments (``dvc exp show``), beside the
     baselines a classifier must beat: the majority class's accuracy and the positive share
     (the average precision of a random ranking)."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnpipe.config import Augment
+from nnpipe.domains.xray.params import XrayAugment
 from nnpipe.keras_env import keras, tf
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -62,7 +62,7 @@ def _parser(image_size: int):
     return parse
 
 
-def build_augmenter(aug: Augment, seed: int) -> keras.Sequential:
+def build_augmenter(aug: XrayAugment, seed: int) -> keras.Sequential:
     """The guide's rotation, shift and zoom, plus brightness and contrast, on 0..255 pixels.
 
     Empty space is filled with black (a radiograph's background), not mirrored anatomy.
@@ -97,7 +97,7 @@ def make_dataset(
     batch_size: int,
     *,
     training: bool = False,
-    augment: Augment | None = None,
+    augment: XrayAugment | None = None,
     seed: int = 0,
     cache: bool = True,
     shuffle_buffer: int = 4096,

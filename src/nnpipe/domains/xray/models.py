@@ -10,8 +10,8 @@ the guide's two-way softmax is the same function of the logit difference).
 from __future__ import annotations
 
 from nnpipe.architectures import resolve_model
-from nnpipe.config import XrayTrain
 from nnpipe.domains.xray.domain import XRAY
+from nnpipe.domains.xray.params import XrayTrain
 from nnpipe.fitting import kernel_regularizer, make_optimizer, precision_policy
 from nnpipe.keras_env import keras
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nnpipe.config import Augment, XrayTrain
 from nnpipe.domains.xray.features import make_dataset
 from nnpipe.domains.xray.models import build_model
+from nnpipe.domains.xray.params import XrayAugment, XrayTrain
 from nnpipe.fitting import (
     EpochProgressLog,
     accumulate_gradients,
@@ -18,23 +18,24 @@ from nnpipe.fitting import (
     fit_verbosity,
     history_rows,
 )
-from nnpipe.keras_env import keras, load_model
+from nnpipe.keras_env import keras
+from nnpipe.saved_models import load_model
 
 log = logging.getLogger(__name__)
 
 
 def balanced_class_weight(counts: Sequence[int]) -> dict[int, float]:
     """Weights inversely proportional to class frequency (sklearn's ``balanced``)."""
-    counts = np.asarray(counts, dtype=np.float64)
-    if (counts <= 0).any():
-        raise ValueError(f"every class needs training images, got counts {counts.tolist()}")
-    weights = counts.sum() / (len(counts) * counts)
+    values = np.asarray(counts, dtype=np.float64)
+    if (values <= 0).any():
+        raise ValueError(f"every class needs training images, got counts {values.tolist()}")
+    weights = values.sum() / (len(values) * values)
     return {i: float(w) for i, w in enumerate(weights)}
 
 
 def fit_classifier(
     cfg: XrayTrain,
-    augment: Augment,
+    augment: XrayAugment,
     *,
     train_files: Sequence[Path],
     val_files: Sequence[Path],
@@ -45,7 +46,7 @@ def fit_classifier(
     seed: int,
     checkpoint: Path,
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
-) -> tuple[keras.Model, list[dict[str, float]]]:
+) -> tuple[keras.Model, list[dict[str, float | None]]]:
     """Train with Adam, EarlyStopping and ReduceLROnPlateau; return the best model by
     validation AUC (restored from its checkpoint) and the per-epoch history."""
     train_ds = make_dataset(

@@ -1,6 +1,6 @@
-"""Yahoo Finance prices: the frames yfinance returns, normalised; the failures, explained."""
+"""Yahoo Finance prices: the frames yfinance returns, normalised; the failures, explained
+(offline: the live download is tests/realdata/test_yahoo_live.py)."""
 
-import socket
 import sys
 import types
 
@@ -10,7 +10,8 @@ import pytest
 
 from nnpipe.domains.ohlcv import market
 from nnpipe.domains.ohlcv.market import fetch_yfinance, normalise_history
-from nnpipe.domains.ohlcv.sources import COLUMNS, OhlcvDataError, validate_ohlcv
+from nnpipe.domains.ohlcv.sources import COLUMNS, OhlcvDataError
+from nnpipe.domains.ohlcv.validation import validate_ohlcv
 
 yf = pytest.importorskip("yfinance", reason="yfinance is not installed: uv sync --extra dev")
 YFPricesMissingError = yf.exceptions.YFPricesMissingError
@@ -247,33 +248,3 @@ def test_without_yfinance_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "yfinance", None)  # makes `import yfinance` fail
     with pytest.raises(OhlcvDataError, match=r"pip install 'nnpipe\[market\]'"):
         fetch_yfinance("MSFT", "2024-01-02", "2024-01-05")
-
-
-# --------------------------------------------------------------------------- live
-
-
-def yahoo_reachable() -> str | None:
-    """None when Yahoo's API answers a TCP connection, else why not."""
-    reasons = []
-    for host in ("query1.finance.yahoo.com", "query2.finance.yahoo.com"):
-        try:
-            socket.create_connection((host, 443), timeout=3).close()
-            return None
-        except OSError as exc:
-            reasons.append(f"{host}:443 is unreachable ({exc})")
-    return "; ".join(reasons)
-
-
-def test_live_download_from_yahoo():
-    reason = yahoo_reachable()
-    if reason:
-        pytest.skip(f"no network access to Yahoo Finance: {reason}")
-    try:
-        frame = fetch_yfinance("MSFT", "2024-01-02", "2024-01-10")
-    except OhlcvDataError as exc:
-        if isinstance(exc.__cause__, YFRateLimitError):
-            pytest.skip("Yahoo Finance is rate-limiting this machine")
-        raise
-    check_shape(frame)
-    assert frame.index[0] == pd.Timestamp("2024-01-02") and len(frame) == 6
-    validate_ohlcv(frame, max_gap_days=5, policy="fail", min_rows=5)

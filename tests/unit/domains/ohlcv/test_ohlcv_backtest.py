@@ -5,7 +5,6 @@ import dataclasses
 import numpy as np
 import pytest
 
-from nnpipe.config import OhlcvTrain
 from nnpipe.domains.ohlcv import backtest
 from nnpipe.domains.ohlcv.backtest import (
     FOLD_METRICS,
@@ -20,6 +19,7 @@ from nnpipe.domains.ohlcv.forecasting import (
     prepare_series,
     windows_between,
 )
+from nnpipe.domains.ohlcv.params import OhlcvTrain
 from nnpipe.domains.ohlcv.sources import OhlcvDataError
 from nnpipe.domains.ohlcv.synthetic import generate_ohlcv
 from nnpipe.domains.ohlcv.windows import chronological_splits

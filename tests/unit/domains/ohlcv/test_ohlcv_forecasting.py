@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nnpipe.domains.ohlcv.artifacts import OhlcvFeatures
 from nnpipe.domains.ohlcv.forecasting import (
     SeriesFrame,
     fit_scalers,
@@ -279,7 +280,7 @@ def test_read_prepared_rebuilds_what_featurize_wrote(frame, tmp_path):
         tmp_path, frame, "SYN", ["log_return", "volume_z"], "log_return", LOOK_BACK, 2
     )
     meta = json.loads((tmp_path / "meta.json").read_text())
-    prep = read_prepared(tmp_path, "SYN", meta)
+    prep = read_prepared(tmp_path, "SYN", OhlcvFeatures.model_validate(meta))
     assert prep.name == "SYN"
     assert (prep.look_back, prep.horizon, prep.target_kind) == (LOOK_BACK, 2, "log_return")
     assert prep.series.feature_names == series.feature_names
@@ -302,8 +303,8 @@ def test_read_prepared_refuses_a_table_that_disagrees_with_meta(frame, tmp_path)
     stale = json.loads(json.dumps(meta))
     stale["series"]["SYN"]["rows"] += 1
     with pytest.raises(ValueError, match="re-run featurize"):
-        read_prepared(tmp_path, "SYN", stale)
+        read_prepared(tmp_path, "SYN", OhlcvFeatures.model_validate(stale))
     stale = json.loads(json.dumps(meta))
     stale["series"]["SYN"]["features"].append("volume_z")
     with pytest.raises(ValueError, match=r"does not match meta\.json"):
-        read_prepared(tmp_path, "SYN", stale)
+        read_prepared(tmp_path, "SYN", OhlcvFeatures.model_validate(stale))

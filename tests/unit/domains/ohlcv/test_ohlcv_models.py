@@ -4,13 +4,13 @@ it says so when training diverges. Tiny models on tiny windows."""
 import numpy as np
 import pytest
 
-from nnpipe.config import OhlcvTrain
 from nnpipe.domains.ohlcv.models import (
     build_forecaster,
     export_forecaster,
     fit_forecaster,
     predict,
 )
+from nnpipe.domains.ohlcv.params import OhlcvTrain
 from nnpipe.domains.ohlcv.windows import TrainOnlyScaler
 from nnpipe.fitting import TrainingDivergedError
 from nnpipe.keras_env import keras, make_deterministic

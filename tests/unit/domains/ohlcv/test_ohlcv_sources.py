@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnpipe.domains.ohlcv.sources import COLUMNS, OhlcvDataError, read_ohlcv_csv, validate_ohlcv
+from nnpipe.domains.ohlcv.sources import COLUMNS, OhlcvDataError, read_ohlcv_csv
 from nnpipe.domains.ohlcv.synthetic import generate_ohlcv
-
-GOOG = Path(__file__).resolve().parents[4].parent / "shared" / "data" / "ohlcv" / "GOOG.csv"
+from nnpipe.domains.ohlcv.validation import validate_ohlcv
 
 ROWS = [
     "2004-08-19,100,104.06,95.96,100.34,22351900",
@@ -204,7 +203,7 @@ def test_fail_policy_shows_the_first_ten_and_the_count():
 
 
 def test_drop_policy_sorts_dedups_and_removes_bad_rows(caplog):
-    with caplog.at_level(logging.INFO, logger="nnpipe.domains.ohlcv.sources"):
+    with caplog.at_level(logging.INFO, logger="nnpipe.domains.ohlcv.validation"):
         clean, violations = validate_ohlcv(broken(), max_gap_days=4, policy="drop", min_rows=5)
     # dropping rows 7-10 opens a gap (Tue 9th to Tue 16th), measured on the cleaned series
     assert [(v.row, v.date, v.rule) for v in violations] == [*EXPECTED, (11, "2024-01-16", "gap")]
@@ -225,7 +224,7 @@ def test_ffill_policy_fills_missing_values_and_drops_what_stays_invalid(caplog):
     df.iloc[4, df.columns.get_loc("Low")] = min(df.iloc[4]["Low"], carried)
     df.iloc[4, df.columns.get_loc("Close")] = np.nan
     df.iloc[6, df.columns.get_loc("High")] = df.iloc[6]["Low"] - 1  # inconsistent: not filled
-    with caplog.at_level(logging.INFO, logger="nnpipe.domains.ohlcv.sources"):
+    with caplog.at_level(logging.INFO, logger="nnpipe.domains.ohlcv.validation"):
         clean, violations = validate_ohlcv(df, max_gap_days=4, policy="ffill", min_rows=5)
     assert [(v.row, v.rule) for v in violations] == [
         (0, "volume_missing"),
@@ -255,7 +254,7 @@ def test_gaps_fail_under_fail_and_are_only_reported_otherwise(caplog):
     ):
         validate_ohlcv(df, max_gap_days=4, policy="fail", min_rows=5)
     for policy in ("drop", "ffill"):
-        with caplog.at_level(logging.WARNING, logger="nnpipe.domains.ohlcv.sources"):
+        with caplog.at_level(logging.WARNING, logger="nnpipe.domains.ohlcv.validation"):
             clean, violations = validate_ohlcv(df, max_gap_days=4, policy=policy, min_rows=5)
         pd.testing.assert_frame_equal(clean, df)  # gaps are never filled
         assert [(v.row, v.rule) for v in violations] == [(5, "gap")]
@@ -277,36 +276,3 @@ def test_validation_arguments_are_checked():
         validate_ohlcv(prices(), max_gap_days=4, policy="interpolate", min_rows=5)
     with pytest.raises(OhlcvDataError, match="indexed by date"):
         validate_ohlcv(prices().reset_index(drop=True), max_gap_days=4, policy="fail", min_rows=5)
-
-
-# --------------------------------------------------------------------------- real data
-
-
-@pytest.fixture
-def goog() -> Path:
-    if not GOOG.is_file():
-        pytest.skip(
-            f"real data {GOOG} is absent (it lives beside the project in this "
-            "workplace, not in a fresh clone elsewhere)"
-        )
-    return GOOG
-
-
-@pytest.mark.realdata
-def test_goog_reads_and_validates(goog):
-    frame = read_ohlcv_csv(goog)
-    assert len(frame) == 2148
-    assert frame.index[0] == pd.Timestamp("2004-08-19")
-    assert frame.index[-1] == pd.Timestamp("2013-03-01")
-    clean, violations = validate_ohlcv(frame, max_gap_days=5, policy="fail", min_rows=200)
-    assert violations == [] and len(clean) == 2148
-
-
-@pytest.mark.realdata
-def test_goog_has_two_five_day_market_closures(goog):
-    """The only findings in GOOG.csv: 2007-01-02 (national day of mourning for President
-    Ford, after New Year) and 2012-10-29/30 (Hurricane Sandy) closed the exchange."""
-    with pytest.raises(OhlcvDataError, match=r"2 violation\(s\) of rule\(s\) \['gap'\]") as info:
-        validate_ohlcv(read_ohlcv_csv(goog), max_gap_days=4, policy="fail", min_rows=200)
-    assert "row 597 (2007-01-03): gap: 5 calendar days" in str(info.value)
-    assert "row 2065 (2012-10-31): gap: 5 calendar days" in str(info.value)

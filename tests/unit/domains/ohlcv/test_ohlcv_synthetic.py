@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnpipe.domains.ohlcv.sources import COLUMNS, validate_ohlcv
+from nnpipe.domains.ohlcv.sources import COLUMNS
 from nnpipe.domains.ohlcv.synthetic import generate_ohlcv
+from nnpipe.domains.ohlcv.validation import validate_ohlcv
 
 
 @pytest.fixture(scope="module")

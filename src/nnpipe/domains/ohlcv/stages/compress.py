@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nnpipe import tracking
+from nnpipe.artifacts import SeriesCompressionTable, UnitVariants
 from nnpipe.compression.runner import (
     clean_job_dir,
     predictions,
@@ -26,14 +27,17 @@ from nnpipe.compression.runner import (
 )
 from nnpipe.compression.table import add_ratios, markdown
 from nnpipe.config import Params
+from nnpipe.domains.ohlcv.artifacts import OhlcvFeatures, OhlcvTrainRun
+from nnpipe.domains.ohlcv.domain import OHLCV
 from nnpipe.domains.ohlcv.forecasting import Prepared, read_prepared, score_forecasts, to_price
-from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
+from nnpipe.domains.ohlcv.scoring import VARIANT_METRIC
+from nnpipe.io import atomic_directory, atomic_write_text
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main, require
 
 log = logging.getLogger(__name__)
 
-METRIC, PARITY = "relative_mae", "max_abs_diff"
+METRIC, PARITY = VARIANT_METRIC, "max_abs_diff"
 
 
 def score_variant(
@@ -57,7 +61,7 @@ def score_variant(
 
 
 def compress_series(params: Params, domain: str, prep: Prepared, out: Path) -> dict:
-    cfg = params.domain(domain)
+    cfg = OHLCV.section(params)
     c = cfg.compress
     layout = domain_layout(params, domain)
     model_path = require(layout.model / prep.name / "model.keras", "train", domain)
@@ -94,20 +98,23 @@ def compress_series(params: Params, domain: str, prep: Prepared, out: Path) -> d
 
 
 def run(params: Params, domain: str) -> dict:
-    c = params.domain(domain).compress
+    c = OHLCV.section(params).compress
     layout = domain_layout(params, domain)
-    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
-    tables, reports = {}, []
+    meta = OhlcvFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
+    tables: dict[str, UnitVariants] = {}
+    reports = []
     layout.reports.mkdir(parents=True, exist_ok=True)
     with (
         atomic_directory(layout.variants) as out,
         tempfile.TemporaryDirectory(dir=layout.reports, prefix=".compress.") as staging,
     ):
-        for name in meta["series"]:
+        for name in meta.series:
             prep = read_prepared(layout.features, name, meta)
             rows = compress_series(params, domain, prep, out / name)
-            run_info = read_json(require(layout.model / name / "run.json", "train", domain))
-            tables[name] = {"run_id": run_info["run_id"], "variants": rows}
+            run_info = OhlcvTrainRun.read(
+                require(layout.model / name / "run.json", "train", domain), domain
+            )
+            tables[name] = UnitVariants(run_id=run_info.run_id, variants=rows)
             reports.append(
                 markdown(
                     rows,
@@ -121,17 +128,17 @@ def run(params: Params, domain: str) -> dict:
                     ],
                 )
             )
-        table = {"metric": METRIC, "parity": PARITY, "series": tables}
-        json_tmp = atomic_write_json(Path(staging) / "compression.json", table)
+        table = SeriesCompressionTable(metric=METRIC, parity=PARITY, series=tables)
+        json_tmp = table.write(Path(staging) / "compression.json")
         md_tmp = atomic_write_text(Path(staging) / "compression.md", "\n".join(reports))
         for t in tables.values():
-            with tracking.start_run(params, domain, "compress", run_id=t["run_id"]):
+            with tracking.start_run(params, domain, "compress", run_id=t.run_id):
                 # the table is the artifact; one summary number on the run (register adds the
                 # deployed variant's size and metric)
                 tracking.log_metrics(
                     {
                         "compression.variants_built": sum(
-                            r["status"] == "ok" for r in t["variants"].values()
+                            r["status"] == "ok" for r in t.variants.values()
                         )
                     }
                 )
@@ -140,7 +147,7 @@ def run(params: Params, domain: str) -> dict:
         json_tmp.replace(layout.compression)
         md_tmp.replace(layout.compression_report)
     for name, t in tables.items():
-        for variant, row in t["variants"].items():
+        for variant, row in t.variants.items():
             if row["status"] == "ok":
                 log.info(
                     "compress: %s %-15s %8.1f KiB, MAE/persistence %.4f, max diff %.4g, %.3f ms",
@@ -155,9 +162,7 @@ def run(params: Params, domain: str) -> dict:
                 log.warning("compress: %s %-15s unsupported: %s", name, variant, row["reason"])
     return {
         "stage": "compress",
-        "series": {
-            n: {v: r["status"] for v, r in t["variants"].items()} for n, t in tables.items()
-        },
+        "series": {n: {v: r["status"] for v, r in t.variants.items()} for n, t in tables.items()},
     }
 
 

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from nnpipe import tracking
 from nnpipe.config import Params
+from nnpipe.domains.ohlcv.artifacts import OhlcvFeatures, OhlcvTrainRun
 from nnpipe.domains.ohlcv.backtest import run_walk_forward, summarize_folds
+from nnpipe.domains.ohlcv.domain import OHLCV
 from nnpipe.domains.ohlcv.figures import (
     plot_fold_errors,
     plot_forecast,
@@ -34,47 +34,20 @@ from nnpipe.domains.ohlcv.forecasting import (
     FORECASTERS,
     Prepared,
     read_prepared,
-    score_forecasts,
-    to_price,
 )
 from nnpipe.domains.ohlcv.metrics import headline_metrics
 from nnpipe.domains.ohlcv.models import predict
+from nnpipe.domains.ohlcv.scoring import score_model
 from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
-from nnpipe.keras_env import load_model, make_deterministic
+from nnpipe.keras_env import make_deterministic
 from nnpipe.layout import domain_layout
+from nnpipe.saved_models import load_model
 from nnpipe.stages import cli_main, require
-from nnpipe.tuning.stage import effective_train
+from nnpipe.stages.tuning import effective_train
 
 log = logging.getLogger(__name__)
 
 HEADLINE = ("rmse", "mae", "mape", "mase", "directional_accuracy")
-
-
-def score_model(
-    forecast: Callable[[np.ndarray], np.ndarray],
-    input_shape: tuple[int, ...],
-    prep: Prepared,
-    ma_window: int,
-) -> dict:
-    """Test-period forecasts (``forecast``: raw windows -> target units) in price units,
-    scored against the baselines; also used by register to re-score the champion's
-    deployed variant on today's test period."""
-    test = prep.windows["test"]
-    want = (prep.look_back, len(prep.series.feature_names))
-    if tuple(input_shape) != want:
-        raise ValueError(
-            f"the model takes windows {tuple(input_shape)}, the test period has {want}"
-        )
-    last_close = prep.series.close[test.rows - prep.horizon]
-    price = to_price(
-        np.asarray(forecast(test.x), dtype=float).reshape(-1),
-        last_close,
-        prep.target_kind,
-        prep.horizon,
-    )
-    return score_forecasts(
-        prep.series, test.rows, prep.horizon, price, prep.splits["train"][1], ma_window
-    )
 
 
 def forecast_table(prep: Prepared, scored: dict) -> pd.DataFrame:
@@ -112,7 +85,7 @@ def evaluate_series(
     prep: Prepared,
     figures: Path,
 ) -> tuple[dict, pd.DataFrame, list[dict]]:
-    cfg = params.domain(domain)
+    cfg = OHLCV.section(params)
     ev = cfg.evaluate
     model_dir = domain_layout(params, domain).model / prep.name
     model = load_model(require(model_dir / "model.keras", "train", domain))
@@ -157,7 +130,7 @@ def evaluate_series(
 def log_to_mlflow(
     params: Params,
     domain: str,
-    run_info: dict,
+    run_info: OhlcvTrainRun,
     prep: Prepared,
     metrics: dict,
     folds: list[dict],
@@ -166,19 +139,19 @@ def log_to_mlflow(
 ) -> None:
     """Everything evaluate found, on the series' training run: test metrics on the logged
     model with the test dataset, baselines, per-fold errors (one step per fold), figures."""
-    with tracking.start_run(params, domain, "evaluate", run_id=run_info["run_id"]):
+    with tracking.start_run(params, domain, "evaluate", run_id=run_info.run_id):
         tracking.set_tags(
-            {f"evaluate.{k}": v for k, v in params.domain(domain).evaluate.model_dump().items()}
+            {f"evaluate.{k}": v for k, v in OHLCV.section(params).evaluate.model_dump().items()}
         )
         test = prep.windows["test"]
         test_set = tracking.log_dataset(
             test.x,
             test.y,
             name=f"{domain}-{prep.name}-test",
-            digest=run_info["data_hash"],
+            digest=run_info.data_hash,
             source=str((domain_layout(params, domain).features / f"{prep.name}.csv").resolve()),
             context="testing",
-            model_id=run_info["model_id"],
+            model_id=run_info.model_id,
         )
         wf = metrics.get("walk_forward") or {}
         tracked = {
@@ -194,7 +167,7 @@ def log_to_mlflow(
             },
             **({"walk_forward.relative_mae": wf["relative_mae"]} if wf else {}),
         }
-        tracking.log_model_metrics(tracked, run_info["model_id"], test_set, prefix="test_")
+        tracking.log_model_metrics(tracked, run_info.model_id, test_set, prefix="test_")
         tracking.set_headline_view(
             [
                 f"test_{k}"
@@ -222,7 +195,7 @@ def log_to_mlflow(
 
 def run(params: Params, domain: str) -> dict:
     layout = domain_layout(params, domain)
-    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    meta = OhlcvFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
     all_metrics: dict = {"series": {}}
     forecast_tables, fold_tables, folds_by_series = [], [], {}
     layout.reports.mkdir(parents=True, exist_ok=True)
@@ -232,14 +205,16 @@ def run(params: Params, domain: str) -> dict:
         tempfile.TemporaryDirectory(dir=layout.reports, prefix=".evaluate.") as staging,
     ):
         preps = {}
-        for name in meta["series"]:
-            run_info = read_json(require(layout.model / name / "run.json", "train", domain))
+        for name in meta.series:
+            run_info = OhlcvTrainRun.read(
+                require(layout.model / name / "run.json", "train", domain), domain
+            )
             prep = read_prepared(layout.features, name, meta)
             metrics, forecasts, folds = evaluate_series(params, domain, prep, figures)
             all_metrics["series"][name] = metrics | {
-                "run_id": run_info["run_id"],
-                "model_id": run_info["model_id"],
-                "data_hash": run_info["data_hash"],
+                "run_id": run_info.run_id,
+                "model_id": run_info.model_id,
+                "data_hash": run_info.data_hash,
                 "test_first": prep.series.dates[prep.windows["test"].rows[0]].isoformat(),
                 "test_last": prep.series.dates[prep.windows["test"].rows[-1]].isoformat(),
             }

@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 
 from nnpipe.config import Params
+from nnpipe.domains.ohlcv.artifacts import OhlcvFeatures, SeriesFeatures, SplitRows
+from nnpipe.domains.ohlcv.domain import OHLCV
 from nnpipe.domains.ohlcv.forecasting import (
     fit_scalers,
     prepare_series,
@@ -22,7 +24,7 @@ from nnpipe.domains.ohlcv.forecasting import (
 )
 from nnpipe.domains.ohlcv.sources import OhlcvDataError, read_ohlcv_csv
 from nnpipe.domains.ohlcv.windows import chronological_splits
-from nnpipe.io import atomic_directory, atomic_write_json, read_json
+from nnpipe.io import atomic_directory, read_json
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main, require
 
@@ -30,18 +32,18 @@ log = logging.getLogger(__name__)
 
 
 def run(params: Params, domain: str) -> dict:
-    fz = params.domain(domain).featurize
+    fz = OHLCV.section(params).featurize
     layout = domain_layout(params, domain)
     manifest = read_json(require(layout.raw / "manifest.json", "ingest", domain))
-    meta: dict = {
-        "look_back": fz.look_back,
-        "horizon": fz.horizon,
-        "target": fz.target,
-        "derived": fz.derived,
-        "val_fraction": fz.val_fraction,
-        "test_fraction": fz.test_fraction,
-        "series": {},
-    }
+    meta = OhlcvFeatures(
+        look_back=fz.look_back,
+        horizon=fz.horizon,
+        target=fz.target,
+        derived=list(fz.derived),
+        val_fraction=fz.val_fraction,
+        test_fraction=fz.test_fraction,
+        series={},
+    )
     with atomic_directory(layout.features) as tmp:
         for name in manifest["series"]:
             frame = read_ohlcv_csv(require(layout.raw / f"{name}.csv", "ingest", domain))
@@ -62,21 +64,21 @@ def run(params: Params, domain: str) -> dict:
             }
             inputs, target = fit_scalers(series, windows["train"], splits["train"])
             series_table(series).to_csv(tmp / f"{name}.csv")
-            meta["series"][name] = {
-                "features": series.feature_names,
-                "rows": len(series.target),
-                "splits": {
-                    s: {
-                        "rows": list(r),
-                        "first": series.dates[r[0]].isoformat(),
-                        "last": series.dates[r[1] - 1].isoformat(),
-                        "windows": len(windows[s]),
-                    }
+            meta.series[name] = SeriesFeatures(
+                features=series.feature_names,
+                rows=len(series.target),
+                splits={
+                    s: SplitRows(
+                        rows=r,
+                        first=series.dates[r[0]].isoformat(),
+                        last=series.dates[r[1] - 1].isoformat(),
+                        windows=len(windows[s]),
+                    )
                     for s, r in splits.items()
                 },
-                "input_scaler": inputs.to_dict(),
-                "target_scaler": target.to_dict(),
-            }
+                input_scaler=inputs.to_dict(),
+                target_scaler=target.to_dict(),
+            )
             log.info(
                 "featurize: %s %d rows, %d features; windows train/val/test %s",
                 name,
@@ -84,12 +86,10 @@ def run(params: Params, domain: str) -> dict:
                 len(series.feature_names),
                 "/".join(str(len(w)) for w in windows.values()),
             )
-        atomic_write_json(tmp / "meta.json", meta)
+        meta.write(tmp / "meta.json")
     return {
         "stage": "featurize",
-        "windows": {
-            n: {s: v["windows"] for s, v in m["splits"].items()} for n, m in meta["series"].items()
-        },
+        "windows": {n: {s: v.windows for s, v in m.splits.items()} for n, m in meta.series.items()},
     }
 
 

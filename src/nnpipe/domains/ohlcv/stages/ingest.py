@@ -16,9 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from nnpipe.config import OhlcvIngest, Params, series_names
-from nnpipe.domains.ohlcv.sources import OhlcvDataError, fetch_url, read_ohlcv_csv, validate_ohlcv
+from nnpipe.config import Params
+from nnpipe.domains.ohlcv.domain import OHLCV
+from nnpipe.domains.ohlcv.params import OhlcvIngest, series_names
+from nnpipe.domains.ohlcv.sources import OhlcvDataError, fetch_url, read_ohlcv_csv
 from nnpipe.domains.ohlcv.synthetic import generate_ohlcv
+from nnpipe.domains.ohlcv.validation import validate_ohlcv
 from nnpipe.io import atomic_directory, atomic_write_json, read_json, source_fingerprint
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main
@@ -81,7 +84,7 @@ def source_paths(cfg: OhlcvIngest) -> list[Path | None]:
 def source_changed(params: Params, domain: str) -> bool:
     """True if the local files changed since the raw data was made, or if the source is
     remote (a URL or the market-data client can have new bars on every run)."""
-    cfg = params.domain(domain).ingest
+    cfg = OHLCV.section(params).ingest
     manifest = domain_layout(params, domain).raw / "manifest.json"
     if not manifest.is_file():
         return True
@@ -101,7 +104,7 @@ def describe(frame: pd.DataFrame) -> dict:
 
 
 def run(params: Params, domain: str) -> dict:
-    cfg = params.domain(domain)
+    cfg = OHLCV.section(params)
     layout = domain_layout(params, domain)
     fingerprint = source_fingerprint(source_paths(cfg.ingest))
     loaded = load_series(cfg.ingest, params.seed, params.paths.cache)

@@ -15,10 +15,13 @@ from __future__ import annotations
 import logging
 
 from nnpipe import tracking
+from nnpipe.artifacts import PromotionRow, SeriesCompressionTable, SeriesPromotion
 from nnpipe.compression.selection import SelectionRule, rule_from_params, select_variant
 from nnpipe.config import Params
-from nnpipe.domains.ohlcv.stages.compress import METRIC
-from nnpipe.io import atomic_directory, atomic_write_json, read_json
+from nnpipe.domains.ohlcv.artifacts import OhlcvDeploySpec, OhlcvFeatures, OhlcvTrainRun
+from nnpipe.domains.ohlcv.domain import OHLCV
+from nnpipe.domains.ohlcv.scoring import VARIANT_METRIC as METRIC
+from nnpipe.io import atomic_directory
 from nnpipe.layout import domain_layout
 from nnpipe.registration import check_same_run
 from nnpipe.serving.deploy import promotion_summary, write_deploy_folder
@@ -30,7 +33,7 @@ PARITY = "max_relative_diff"
 
 
 def selection_rule(params: Params, domain: str) -> SelectionRule:
-    p = params.domain(domain).promote
+    p = OHLCV.section(params).promote
     return rule_from_params(
         p,
         metric=METRIC,
@@ -42,41 +45,46 @@ def selection_rule(params: Params, domain: str) -> SelectionRule:
 
 
 def run(params: Params, domain: str) -> dict:
-    cfg = params.domain(domain)
+    cfg = OHLCV.section(params)
     layout = domain_layout(params, domain)
-    table = read_json(require(layout.compression, "compress", domain))
-    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    table = SeriesCompressionTable.read(require(layout.compression, "compress", domain), domain)
+    meta = OhlcvFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
     rule = selection_rule(params, domain)
-    summaries = {}
+    summaries: dict[str, PromotionRow] = {}
     with atomic_directory(layout.deploy) as tmp:
-        for name in meta["series"]:
-            run_info = read_json(require(layout.model / name / "run.json", "train", domain))
-            series_table = table["series"].get(name, {})
+        for name in meta.series:
+            run_info = OhlcvTrainRun.read(
+                require(layout.model / name / "run.json", "train", domain), domain
+            )
+            series_table = table.series.get(name)
             check_same_run(
-                series_table.get("run_id"),
-                run_info["run_id"],
+                series_table.run_id if series_table else None,
+                run_info.run_id,
                 f"{layout.compression} (series {name})",
                 domain,
                 "compress",
             )
-            selection = select_variant(series_table["variants"], rule)
+            assert series_table is not None  # check_same_run refused a missing one
+            selection = select_variant(series_table.variants, rule)
             spec = {
                 "domain": domain,
                 "series": name,
-                "look_back": meta["look_back"],
-                "horizon": meta["horizon"],
-                "target": meta["target"],
-                "features": run_info["features"],
+                "look_back": meta.look_back,
+                "horizon": meta.horizon,
+                "target": meta.target,
+                "features": run_info.features,
                 "derived": list(cfg.featurize.derived),
-                "run_id": run_info["run_id"],
+                "run_id": run_info.run_id,
                 "metric": METRIC,
                 "parity": PARITY,
             }
-            record = write_deploy_folder(
-                tmp / name, layout.variants / name, selection, series_table["variants"], spec
+            record = OhlcvDeploySpec.model_validate(
+                write_deploy_folder(
+                    tmp / name, layout.variants / name, selection, series_table.variants, spec
+                )
             )
             summaries[name] = promotion_summary(record)
-            with tracking.start_run(params, domain, "promote", run_id=run_info["run_id"]):
+            with tracking.start_run(params, domain, "promote", run_id=run_info.run_id):
                 tracking.set_tags(
                     {
                         "promote.variant": selection.variant or "none",
@@ -84,12 +92,10 @@ def run(params: Params, domain: str) -> dict:
                     }
                 )
             log.info("promote: %s: %s", name, selection.reason)
-    atomic_write_json(layout.promotion, {"series": summaries})
+    SeriesPromotion(series=summaries).write(layout.promotion)
     return {
         "stage": "promote",
-        "series": {
-            n: {"variant": s["variant"], "reason": s["reason"]} for n, s in summaries.items()
-        },
+        "series": {n: {"variant": s.variant, "reason": s.reason} for n, s in summaries.items()},
     }
 
 

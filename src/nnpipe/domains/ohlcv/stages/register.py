@@ -14,13 +14,17 @@ today's test period with evaluate's own code (see :mod:`nnpipe.registration`). O
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import numpy as np
 
+from nnpipe.artifacts import RegistrationRecord, SeriesRegistration
 from nnpipe.config import Params
+from nnpipe.domains.ohlcv.artifacts import OhlcvDeploySpec, OhlcvFeatures, OhlcvTrainRun
+from nnpipe.domains.ohlcv.domain import OHLCV
 from nnpipe.domains.ohlcv.forecasting import Prepared, read_prepared
 from nnpipe.domains.ohlcv.predictor import OhlcvPredictor
-from nnpipe.domains.ohlcv.stages.evaluate import score_model
+from nnpipe.domains.ohlcv.scoring import score_model
 from nnpipe.io import atomic_write_json, read_json
 from nnpipe.layout import domain_layout
 from nnpipe.promotion import gate_metrics
@@ -93,11 +97,11 @@ def score_champion(
 
 
 def run(params: Params, domain: str) -> dict:
-    cfg = params.domain(domain)
+    cfg = OHLCV.section(params)
     reg = cfg.register
     layout = domain_layout(params, domain)
     metrics = read_json(require(layout.evaluation, "evaluate", domain))
-    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    meta = OhlcvFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
     rule = GateRule(
         reg.gate_metric,
         reg.max_value,
@@ -106,25 +110,27 @@ def run(params: Params, domain: str) -> dict:
         allow_incomparable=reg.allow_incomparable,
         allow_incomparable_key=f"{domain}.register.allow_incomparable",
     )
-    records = {}
-    for name in meta["series"]:
-        run_info = read_json(require(layout.model / name / "run.json", "train", domain))
+    records: dict[str, RegistrationRecord] = {}
+    for name in meta.series:
+        run_info = OhlcvTrainRun.read(
+            require(layout.model / name / "run.json", "train", domain), domain
+        )
         series_metrics = metrics["series"].get(name, {})
         check_same_run(
             series_metrics.get("run_id"),
-            run_info["run_id"],
+            run_info.run_id,
             f"{layout.evaluation} (series {name})",
             domain,
         )
         deploy_dir = layout.deploy / name
-        deploy = read_json(require(deploy_dir / DEPLOY_FILE, "promote", domain))
-        check_same_run(deploy.get("run_id"), run_info["run_id"], str(deploy_dir), domain, "promote")
+        deploy = OhlcvDeploySpec.read(require(deploy_dir / DEPLOY_FILE, "promote", domain), domain)
+        check_same_run(deploy.run_id, run_info.run_id, str(deploy_dir), domain, "promote")
         model_name = cfg.model_name(name)
-        if deploy["variant"] is None:
-            records[name] = not_registered(model_name, run_info["run_id"], deploy["reason"])
+        if deploy.variant is None:
+            records[name] = not_registered(model_name, run_info.run_id, deploy.reason)
             continue
         prep = read_prepared(layout.features, name, meta)
-        measured = deploy["measured"]
+        measured = deploy.measured or {}
         records[name] = register_and_gate(
             params,
             domain,
@@ -136,31 +142,36 @@ def run(params: Params, domain: str) -> dict:
             rule=rule,
             version_tags={
                 "series": name,
-                "target": meta["target"],
-                "look_back": meta["look_back"],
-                "horizon": meta["horizon"],
+                "target": meta.target,
+                "look_back": meta.look_back,
+                "horizon": meta.horizon,
                 "test_rmse": measured["rmse"],
                 "test_persistence_rmse": series_metrics["persistence"]["rmse"],
             },
-            rescore_champion=lambda n=model_name, p=prep: score_champion(
-                n, p, reg.gate_metric, cfg.evaluate.moving_average_window
+            rescore_champion=partial(
+                score_champion,
+                model_name,
+                prep,
+                reg.gate_metric,
+                cfg.evaluate.moving_average_window,
             ),
             input_example=prep.windows["test"].x[:1],
             model_description=DESCRIPTION.format(series=name),
             headline=headline(measured, series_metrics),
         )
-    atomic_write_json(layout.registration, {"series": records})
+    SeriesRegistration(series=records).write(layout.registration)
     atomic_write_json(layout.gate, {name: gate_metrics(r) for name, r in records.items()})
-    return {"stage": "register", "series": records}
+    return {"stage": "register", "series": {n: r.dump() for n, r in records.items()}}
 
 
 def summary_lines(params: Params, domain: str) -> list[str]:
     """The run summary's lines for this domain (printed by ``nnpipe run``)."""
     layout = domain_layout(params, domain)
-    metrics, regs = read_json(layout.evaluation), read_json(layout.registration)
+    metrics = read_json(layout.evaluation)
+    regs = SeriesRegistration.read(layout.registration, domain).series
     lines = []
     for name, m in metrics["series"].items():
-        r = regs["series"][name]
+        r = regs[name]
         wf = m.get("walk_forward")
         lines += [
             f"{name}: test RMSE model {m['model']['rmse']:.4g} | persistence "
@@ -176,25 +187,22 @@ def summary_lines(params: Params, domain: str) -> list[str]:
                 f"; beats persistence in {wf['folds_model_beats_persistence']}/"
                 f"{wf['folds']} folds"
             )
-        deploy = read_json(layout.deploy / name / DEPLOY_FILE)
-        lines.append(
-            f"{name}: deployed variant: {deploy['variant'] or 'none'} ({deploy['reason']})"
-        )
-        champion = champion_text(r.get("champion_now"))
-        if not r.get("registered", True):
-            lines.append(f"{name}: model {r['model_name']}: {r['reason']}; {champion}")
+        deploy = OhlcvDeploySpec.read(layout.deploy / name / DEPLOY_FILE, domain)
+        lines.append(f"{name}: deployed variant: {deploy.variant or 'none'} ({deploy.reason})")
+        champion = champion_text(r.champion_now)
+        if not r.registered:
+            lines.append(f"{name}: model {r.model_name}: {r.reason}; {champion}")
             continue
-        verdict = "promoted to champion" if r["promoted"] else "not promoted"
+        verdict = "promoted to champion" if r.promoted else "not promoted"
         if (
-            not r["promoted"]
-            and r["gate_metric"].startswith("relative_")
-            and r["candidate_value"] >= 1
+            not r.promoted
+            and (r.gate_metric or "").startswith("relative_")
+            and (r.candidate_value or 0) >= 1
         ):
             verdict += ": it does not beat persistence (tomorrow = today)"
         lines += [
-            f"{name}: model {r['model_name']} v{r['version']} -> aliases {r['aliases']}; "
-            f"{champion}",
-            f"{name}: gate: {verdict}; {r['reason']}",
+            f"{name}: model {r.model_name} v{r.version} -> aliases {r.aliases}; {champion}",
+            f"{name}: gate: {verdict}; {r.reason}",
         ]
     lines.append(
         f"metrics {layout.metrics}, figures {layout.figures}/, registration {layout.registration}"

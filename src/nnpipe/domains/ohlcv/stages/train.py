@@ -12,18 +12,21 @@ import csv
 import io
 import logging
 from pathlib import Path
+from typing import cast
 
 from nnpipe import tracking
 from nnpipe.config import Params
+from nnpipe.domains.ohlcv.artifacts import OhlcvFeatures, OhlcvTrainRun
+from nnpipe.domains.ohlcv.domain import OHLCV
 from nnpipe.domains.ohlcv.forecasting import Prepared, read_prepared
 from nnpipe.domains.ohlcv.models import architecture, fit_forecaster
-from nnpipe.dvc_hash import directory_md5
-from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
+from nnpipe.dvc.folder_hash import directory_md5
+from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text
 from nnpipe.keras_env import describe_devices, make_deterministic
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main, require
+from nnpipe.stages.tuning import effective_train, tuning_tags
 from nnpipe.store import tracking_uri
-from nnpipe.tuning.stage import effective_train, tuning_tags
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ def train_series(
     tmp: Path,
 ) -> dict:
     """Fit one series' model into ``tmp`` (its folder in the stage's staging directory)."""
-    cfg = params.domain(domain)
+    cfg = OHLCV.section(params)
     train, tuning = effective_train(params, domain)
     tmp.mkdir()
     make_deterministic(params.seed)
@@ -94,8 +97,9 @@ def train_series(
         )
         fitted.model.save(tmp / "model.keras")
         best = min(fitted.history, key=lambda row: row.get("val_loss") or float("inf"))
+        epoch = cast(int, best["epoch"])  # history_rows numbers epochs from 1
         logged = tracking.log_keras_model(
-            fitted.model, tr.x[:2].astype("float32"), best["epoch"], {"train": train_params}
+            fitted.model, tr.x[:2].astype("float32"), epoch, {"train": train_params}
         )
         datasets = {
             split: tracking.log_dataset(
@@ -111,25 +115,22 @@ def train_series(
         }
         tracking.log_best_epoch(fitted.history, best, logged.model_id, datasets["val"])
         atomic_write_json(tmp / "history.json", fitted.history)
-        atomic_write_json(
-            tmp / "run.json",
-            {
-                "series": prep.name,
-                "run_id": mlrun.info.run_id,
-                "experiment_id": mlrun.info.experiment_id,
-                "model_uri": logged.uri,
-                "model_id": logged.model_id,
-                "tracking_uri": tracking_uri(params),
-                "data_hash": data_hash,
-                "best_epoch": best["epoch"],
-                "best_val_loss": best.get("val_loss"),
-                "look_back": prep.look_back,
-                "horizon": prep.horizon,
-                "target": prep.target_kind,
-                "features": prep.series.feature_names,
-                "hyperparameters": tuning["values"],
-            },
-        )
+        OhlcvTrainRun(
+            series=prep.name,
+            run_id=mlrun.info.run_id,
+            experiment_id=mlrun.info.experiment_id,
+            model_uri=logged.uri,
+            model_id=logged.model_id,
+            tracking_uri=tracking_uri(params),
+            data_hash=data_hash,
+            best_epoch=epoch,
+            best_val_loss=best.get("val_loss"),
+            look_back=prep.look_back,
+            horizon=prep.horizon,
+            target=prep.target_kind,
+            features=prep.series.feature_names,
+            hyperparameters=tuning["values"],
+        ).write(tmp / "run.json")
     log.info(
         "train: %s best epoch %d, val loss %.4g (scaled units); MLflow run %s",
         prep.name,
@@ -147,7 +148,7 @@ def train_series(
 
 def run(params: Params, domain: str) -> dict:
     layout = domain_layout(params, domain)
-    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    meta = OhlcvFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
     data_hash = directory_md5(layout.features)
     train, tuning = effective_train(params, domain)
     log.info(
@@ -160,7 +161,7 @@ def run(params: Params, domain: str) -> dict:
     results = {}
     # all series or none: a failure in one leaves every previous model in place
     with atomic_directory(layout.model) as tmp:
-        for name in meta["series"]:
+        for name in meta.series:
             prep = read_prepared(layout.features, name, meta)
             results[name] = train_series(params, domain, prep, data_hash, tmp / name)
     atomic_write_text(

@@ -5,7 +5,7 @@ over ``ohlcv.train`` to every series.
 With several series a trial fits each of them and is scored on the per-epoch mean of
 their validation losses: one configuration for all, as ``train`` uses one. Each fit is the
 training code itself (:func:`nnpipe.domains.ohlcv.models.fit_forecaster`). See
-:mod:`nnpipe.tuning.stage` for the outputs.
+:mod:`nnpipe.stages.tuning` for the outputs.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from typing import Any
 import numpy as np
 
 from nnpipe.config import Params
+from nnpipe.domains.ohlcv.artifacts import OhlcvFeatures
+from nnpipe.domains.ohlcv.domain import OHLCV
 from nnpipe.domains.ohlcv.forecasting import read_prepared
 from nnpipe.domains.ohlcv.models import fit_forecaster
-from nnpipe.io import read_json
 from nnpipe.keras_env import keras, make_deterministic
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main, require
+from nnpipe.stages.tuning import run_tuning, tuned_train
 from nnpipe.tuning.search import Objective
-from nnpipe.tuning.stage import run_tuning, tuned_train
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +39,12 @@ def fit_trial(
 ) -> list[dict[str, Any]]:
     """Train one configuration on every series; per-epoch history, averaged over series
     (an epoch a series stopped before counts with that series' last value)."""
-    cfg = params.domain(domain)
+    cfg = OHLCV.section(params)
     layout = domain_layout(params, domain)
-    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    meta = OhlcvFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
     train = tuned_train(cfg.train, values)
     histories = []
-    for name in meta["series"]:
+    for name in meta.series:
         prep = read_prepared(layout.features, name, meta)
         tr, va = prep.windows["train"], prep.windows["val"]
         make_deterministic(params.seed)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from nnpipe import tracking
+from nnpipe.artifacts import CompressionTable
 from nnpipe.compression.runner import (
     clean_job_dir,
     predictions,
@@ -30,16 +31,20 @@ from nnpipe.compression.runner import (
     run_variants,
 )
 from nnpipe.compression.table import add_ratios, markdown
-from nnpipe.config import Params, XrayEvaluate
+from nnpipe.config import Params
+from nnpipe.domains.xray.artifacts import XrayFeatures, XrayTrainRun
+from nnpipe.domains.xray.domain import XRAY
 from nnpipe.domains.xray.evaluation import choose_threshold, compute_metrics
 from nnpipe.domains.xray.features import read_arrays
-from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
+from nnpipe.domains.xray.params import XrayEvaluate
+from nnpipe.domains.xray.scoring import VARIANT_METRIC, VARIANT_PARITY
+from nnpipe.io import atomic_directory, atomic_write_text, read_json
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main, require
 
 log = logging.getLogger(__name__)
 
-METRIC, PARITY = "roc_auc", "decision_agreement"
+METRIC, PARITY = VARIANT_METRIC, VARIANT_PARITY
 
 
 GATE_METRICS = ("roc_auc", "accuracy", "sensitivity_at_specificity", "f1_positive")
@@ -74,14 +79,14 @@ def score_variant(
 
 
 def run(params: Params, domain: str) -> dict:
-    cfg = params.domain(domain)
+    cfg = XRAY.section(params)
     c = cfg.compress
     layout = domain_layout(params, domain)
-    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    meta = XrayFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
     metrics = read_json(require(layout.evaluation, "evaluate", domain))
-    run_info = read_json(require(layout.model / "run.json", "train", domain))
+    run_info = XrayTrainRun.read(require(layout.model / "run.json", "train", domain), domain)
     model_path = require(layout.model / "model.keras", "train", domain)
-    size = meta["image_size"]
+    size = meta.image_size
     x_train, y_train = read_arrays([layout.features / "train.tfrecord"], size)
     x_test, y_test = read_arrays([layout.features / "test.tfrecord"], size)
     x_val, y_val = read_arrays([layout.features / "val.tfrecord"], size)
@@ -125,13 +130,13 @@ def run(params: Params, domain: str) -> dict:
                 )
         clean_job_dir(out, rows)
         rows = add_ratios(rows, METRIC)
-        table = {
-            "metric": METRIC,
-            "parity": PARITY,
-            "threshold": metrics["threshold"],
-            "run_id": run_info["run_id"],
-            "variants": rows,
-        }
+        table = CompressionTable(
+            metric=METRIC,
+            parity=PARITY,
+            threshold=metrics["threshold"],
+            run_id=run_info.run_id,
+            variants=rows,
+        )
         report = markdown(
             rows,
             METRIC,
@@ -144,9 +149,9 @@ def run(params: Params, domain: str) -> dict:
                 f"Latency: one image, {c.threads} thread(s), {c.latency_runs} runs.",
             ],
         )
-        json_tmp = atomic_write_json(Path(staging) / "compression.json", table)
+        json_tmp = table.write(Path(staging) / "compression.json")
         md_tmp = atomic_write_text(Path(staging) / "compression.md", report)
-        with tracking.start_run(params, domain, "compress", run_id=run_info["run_id"]):
+        with tracking.start_run(params, domain, "compress", run_id=run_info.run_id):
             # the table is the artifact; one summary number on the run (register adds the
             # deployed variant's size and metric)
             tracking.log_metrics(

@@ -11,26 +11,26 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from nnpipe import tracking
 from nnpipe.config import Params
+from nnpipe.domains.xray.artifacts import XrayFeatures, XrayTrainRun
+from nnpipe.domains.xray.domain import XRAY
 from nnpipe.domains.xray.evaluation import (
-    choose_threshold,
-    compute_metrics,
     headline_metrics,
     plot_confusion,
     plot_history,
     plot_roc,
     roc_table,
 )
-from nnpipe.domains.xray.features import read_arrays
+from nnpipe.domains.xray.scoring import Scorer, score_model
 from nnpipe.io import atomic_directory, atomic_write_json, read_json
-from nnpipe.keras_env import keras, load_model
+from nnpipe.keras_env import keras
 from nnpipe.layout import domain_layout
+from nnpipe.saved_models import load_model
 from nnpipe.stages import cli_main, require
 
 log = logging.getLogger(__name__)
@@ -62,44 +62,8 @@ def baselines(y: np.ndarray) -> dict[str, float]:
     }
 
 
-Scorer = Callable[[np.ndarray], np.ndarray]  # pixels (n, size, size, 1) -> probabilities
-
-
 def keras_scorer(model: keras.Model) -> Scorer:
     return lambda x: model.predict(x, batch_size=256, verbose=0).reshape(-1)
-
-
-def predict_split(
-    predict: Scorer,
-    features_dir: Path,
-    split: str,
-    image_size: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pixels, labels, scores) of one split, in file order."""
-    x, y = read_arrays([features_dir / f"{split}.tfrecord"], image_size)
-    return x, y, np.asarray(predict(x), dtype=np.float64).reshape(-1)
-
-
-def score_model(
-    predict: Scorer,
-    features_dir: Path,
-    image_size: int,
-    classes: list[str],
-    threshold_rule: str,
-    target_specificity: float,
-) -> dict:
-    """Thresholds from validation, metrics on test; also the test arrays, for logging.
-    ``predict`` is the Keras model here, a registered champion's deployed variant in
-    register."""
-    _, y_val, p_val = predict_split(predict, features_dir, "val", image_size)
-    threshold = choose_threshold(y_val, p_val, threshold_rule, target_specificity)
-    spec_threshold = choose_threshold(y_val, p_val, "specificity", target_specificity)
-    x, y, p = predict_split(predict, features_dir, "test", image_size)
-    metrics = compute_metrics(y, p, threshold, classes, target_specificity, spec_threshold)
-    metrics["val_roc_auc"] = compute_metrics(
-        y_val, p_val, threshold, classes, target_specificity, spec_threshold
-    )["roc_auc"]
-    return {"metrics": metrics, "x": x, "y": y, "scores": p}
 
 
 def write_reports(
@@ -123,24 +87,24 @@ def write_reports(
 
 
 def run(params: Params, domain: str) -> dict:
-    cfg = params.domain(domain)
+    cfg = XRAY.section(params)
     layout = domain_layout(params, domain)
-    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
-    run_info = read_json(require(layout.model / "run.json", "train", domain))
+    meta = XrayFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
+    run_info = XrayTrainRun.read(require(layout.model / "run.json", "train", domain), domain)
     history = read_json(require(layout.model / "history.json", "train", domain))
     model = load_model(require(layout.model / "model.keras", "train", domain))
     scored = score_model(
         keras_scorer(model),
         layout.features,
-        meta["image_size"],
+        meta.image_size,
         cfg.classes,
         cfg.evaluate.threshold,
         cfg.evaluate.target_specificity,
     )
     metrics = scored["metrics"] | {
-        "data_hash": run_info["data_hash"],
-        "run_id": run_info["run_id"],
-        "model_id": run_info["model_id"],
+        "data_hash": run_info.data_hash,
+        "run_id": run_info.run_id,
+        "model_id": run_info.model_id,
     }
 
     layout.reports.mkdir(parents=True, exist_ok=True)
@@ -154,17 +118,17 @@ def run(params: Params, domain: str) -> dict:
         headline_tmp = atomic_write_json(
             Path(staging) / layout.metrics.name, headline_metrics(metrics)
         )
-        with tracking.start_run(params, domain, "evaluate", run_id=run_info["run_id"]):
+        with tracking.start_run(params, domain, "evaluate", run_id=run_info.run_id):
             # tags, not params: evaluate may re-run on the same training run with new settings
             tracking.set_tags({f"evaluate.{k}": v for k, v in cfg.evaluate.model_dump().items()})
             test_set = tracking.log_dataset(
                 scored["x"],
                 scored["y"],
                 name=f"{domain}-test",
-                digest=run_info["data_hash"],
+                digest=run_info.data_hash,
                 source=str((layout.features / "test.tfrecord").resolve()),
                 context="testing",
-                model_id=run_info["model_id"],
+                model_id=run_info.model_id,
             )
             tracking.set_headline_view(
                 [
@@ -183,7 +147,7 @@ def run(params: Params, domain: str) -> dict:
             )
             tracking.log_model_metrics(
                 {**{k: metrics[k] for k in TRACKED}, **baselines(scored["y"])},
-                run_info["model_id"],
+                run_info.model_id,
                 test_set,
                 prefix="test_",
             )

@@ -9,17 +9,20 @@ where) and ``meta.json`` (image size, counts, the training split's pixel statist
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from nnpipe.config import Params, ParamsError
+from nnpipe.domains.xray.artifacts import XrayFeatures
 from nnpipe.domains.xray.dataset import assign_splits, count_by
+from nnpipe.domains.xray.domain import XRAY
 from nnpipe.domains.xray.features import pixel_stats, write_tfrecord
 from nnpipe.domains.xray.images import read_image, resize_square
 from nnpipe.domains.xray.sources import SPLITS
-from nnpipe.io import atomic_directory, atomic_write_json, read_json
+from nnpipe.io import atomic_directory, read_json
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main, require
 
@@ -27,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def run(params: Params, domain: str) -> dict:
-    cfg = params.domain(domain)
+    cfg = XRAY.section(params)
     fz = cfg.featurize
     layout = domain_layout(params, domain)
     index_path = require(layout.raw / "index.csv", "ingest", domain)
@@ -37,10 +40,13 @@ def run(params: Params, domain: str) -> dict:
             f"raw data was ingested with classes {manifest['classes']} but params "
             f"say {cfg.classes}; re-run ingest"
         )
-    index = pd.read_csv(
-        index_path,
-        dtype={"patient_id": "string", "official_split": "string", "id": str, "group": str},
-    )
+    dtypes: dict[str, Any] = {
+        "patient_id": "string",
+        "official_split": "string",
+        "id": str,
+        "group": str,
+    }
+    index = pd.read_csv(index_path, dtype=dtypes)
     index["patient_id"] = (
         index["patient_id"].astype(object).where(index["patient_id"].notna(), None)
     )
@@ -77,19 +83,18 @@ def run(params: Params, domain: str) -> dict:
         index[["id", "label", "patient_id", "group", "split"]].to_csv(
             tmp / "splits.csv", index=False
         )
-        meta = {
-            "domain": domain,
-            "classes": cfg.classes,
-            "image_size": fz.image_size,
-            "resize": fz.resize,
-            "normalization": fz.normalization,
-            "pixel_mean": mean,
-            "pixel_std": std,
-            "counts": counts,
-            "official_splits": bool(index["official_split"].notna().all()),
-            "raw_content_sha256": manifest["content_sha256"],
-        }
-        atomic_write_json(tmp / "meta.json", meta)
+        XrayFeatures(
+            domain=domain,
+            classes=cfg.classes,
+            image_size=fz.image_size,
+            resize=fz.resize,
+            normalization=fz.normalization,
+            pixel_mean=mean,
+            pixel_std=std,
+            counts=counts,
+            official_splits=bool(index["official_split"].notna().all()),
+            raw_content_sha256=manifest["content_sha256"],
+        ).write(tmp / "meta.json")
     log.info("featurize: %s at %dpx -> %s", counts, fz.image_size, layout.features)
     return {"stage": "featurize", "counts": counts, "image_size": fz.image_size}
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 from tqdm import tqdm
 
-from nnpipe.config import Params, XrayIngest
+from nnpipe.config import Params
 from nnpipe.domains.xray.dataset import count_by, deduplicate, index_images
+from nnpipe.domains.xray.domain import XRAY
 from nnpipe.domains.xray.images import encode_png
+from nnpipe.domains.xray.params import XrayIngest
 from nnpipe.domains.xray.sources import (
     DataSourceError,
     RawDataset,
@@ -89,7 +92,7 @@ def source_paths(cfg: XrayIngest) -> list[Path | None]:
 
 def source_changed(params: Params, domain: str) -> bool:
     """True if the source's files differ from those the current raw data was made from."""
-    cfg = params.domain(domain).ingest
+    cfg = XRAY.section(params).ingest
     manifest = domain_layout(params, domain).raw / "manifest.json"
     if not manifest.is_file():
         return True
@@ -108,7 +111,7 @@ def check_classes(index: pd.DataFrame, classes: list[str]) -> None:
 
 
 def run(params: Params, domain: str) -> dict:
-    cfg = params.domain(domain)
+    cfg = XRAY.section(params)
     layout = domain_layout(params, domain)
     fingerprint = source_fingerprint(source_paths(cfg.ingest))
     raw = load_source(cfg.ingest, cfg.classes, params.seed, params.paths.cache)
@@ -129,7 +132,7 @@ def run(params: Params, domain: str) -> dict:
             unit="img",
             mininterval=2.0,
         ):
-            data = encode_png(raw.images[row.position])
+            data = encode_png(raw.images[cast(int, row.position)])  # an integer column
             (images_dir / f"{row.id}.png").write_bytes(data)
             hashes.append(sha256_bytes(data))
         table = unique.drop(columns=["position"])

@@ -14,10 +14,14 @@ from __future__ import annotations
 import logging
 
 from nnpipe import tracking
+from nnpipe.artifacts import CompressionTable, Promotion
 from nnpipe.compression.selection import SelectionRule, rule_from_params, select_variant
 from nnpipe.config import Params
-from nnpipe.domains.xray.stages.compress import METRIC, PARITY
-from nnpipe.io import atomic_directory, atomic_write_json, read_json
+from nnpipe.domains.xray.artifacts import XrayDeploySpec, XrayFeatures, XrayTrainRun
+from nnpipe.domains.xray.domain import XRAY
+from nnpipe.domains.xray.scoring import VARIANT_METRIC as METRIC
+from nnpipe.domains.xray.scoring import VARIANT_PARITY as PARITY
+from nnpipe.io import atomic_directory
 from nnpipe.layout import domain_layout
 from nnpipe.registration import check_same_run
 from nnpipe.serving.deploy import promotion_summary, write_deploy_folder
@@ -27,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def selection_rule(params: Params, domain: str) -> SelectionRule:
-    p = params.domain(domain).promote
+    p = XRAY.section(params).promote
     return rule_from_params(
         p,
         metric=METRIC,
@@ -39,38 +43,38 @@ def selection_rule(params: Params, domain: str) -> SelectionRule:
 
 
 def run(params: Params, domain: str) -> dict:
-    cfg = params.domain(domain)
+    cfg = XRAY.section(params)
     layout = domain_layout(params, domain)
-    table = read_json(require(layout.compression, "compress", domain))
-    run_info = read_json(require(layout.model / "run.json", "train", domain))
-    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
-    check_same_run(
-        table.get("run_id"), run_info["run_id"], str(layout.compression), domain, "compress"
-    )
-    selection = select_variant(table["variants"], selection_rule(params, domain))
+    table = CompressionTable.read(require(layout.compression, "compress", domain), domain)
+    run_info = XrayTrainRun.read(require(layout.model / "run.json", "train", domain), domain)
+    meta = XrayFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
+    check_same_run(table.run_id, run_info.run_id, str(layout.compression), domain, "compress")
+    selection = select_variant(table.variants, selection_rule(params, domain))
+    row = table.variants.get(selection.variant or "", {})
     spec = {
         "domain": domain,
         "classes": cfg.classes,
-        "image_size": meta["image_size"],
+        "image_size": meta.image_size,
         "resize": cfg.featurize.resize,
         "max_side": cfg.ingest.folder.max_side if cfg.ingest.source == "folder" else None,
-        "run_id": run_info["run_id"],
+        "run_id": run_info.run_id,
         "metric": METRIC,
         "parity": PARITY,
+        "threshold": row.get("threshold", table.threshold),
     }
-    row = table["variants"].get(selection.variant or "", {})
-    spec["threshold"] = row.get("threshold", table["threshold"])
     with atomic_directory(layout.deploy) as tmp:
-        record = write_deploy_folder(tmp, layout.variants, selection, table["variants"], spec)
-        summary = promotion_summary(record)
-        with tracking.start_run(params, domain, "promote", run_id=run_info["run_id"]):
+        record = XrayDeploySpec.model_validate(
+            write_deploy_folder(tmp, layout.variants, selection, table.variants, spec)
+        )
+        summary = Promotion.model_validate(promotion_summary(record).dump())
+        with tracking.start_run(params, domain, "promote", run_id=run_info.run_id):
             tracking.set_tags(
                 {
                     "promote.variant": selection.variant or "none",
                     "promote.reason": selection.reason[:5000],
                 }
             )
-    atomic_write_json(layout.promotion, summary)
+    summary.write(layout.promotion)
     log.info("promote: %s", selection.reason)
     return {"stage": "promote", "variant": selection.variant, "reason": selection.reason}
 

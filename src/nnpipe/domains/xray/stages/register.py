@@ -15,10 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from nnpipe.artifacts import Registration
 from nnpipe.config import Params
+from nnpipe.domains.xray.artifacts import XrayDeploySpec, XrayFeatures, XrayTrainRun
+from nnpipe.domains.xray.domain import XRAY
 from nnpipe.domains.xray.features import read_arrays
 from nnpipe.domains.xray.predictor import XrayPredictor
-from nnpipe.domains.xray.stages.evaluate import score_model
+from nnpipe.domains.xray.scoring import score_model
 from nnpipe.io import atomic_write_json, read_json
 from nnpipe.layout import domain_layout
 from nnpipe.promotion import gate_metrics
@@ -44,7 +47,7 @@ DESCRIPTION = (
 )
 
 
-def headline(measured: dict, y_test: np.ndarray) -> dict[str, float]:
+def headline(measured: dict, y_test: np.ndarray) -> dict[str, float | None]:
     """The deployed variant's test metrics beside what no skill would score."""
     positive = float(np.mean(y_test))
     return {
@@ -92,19 +95,20 @@ def score_champion(
 
 
 def run(params: Params, domain: str) -> dict:
-    cfg = params.domain(domain)
+    cfg = XRAY.section(params)
     reg = cfg.register
     layout = domain_layout(params, domain)
-    run_info = read_json(require(layout.model / "run.json", "train", domain))
+    run_info = XrayTrainRun.read(require(layout.model / "run.json", "train", domain), domain)
     metrics = read_json(require(layout.evaluation, "evaluate", domain))
-    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
-    deploy = read_json(require(layout.deploy / DEPLOY_FILE, "promote", domain))
-    check_same_run(metrics.get("run_id"), run_info["run_id"], str(layout.evaluation), domain)
-    check_same_run(deploy.get("run_id"), run_info["run_id"], str(layout.deploy), domain, "promote")
-    if deploy["variant"] is None:
-        record = not_registered(reg.model_name, run_info["run_id"], deploy["reason"])
+    meta = XrayFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
+    deploy = XrayDeploySpec.read(require(layout.deploy / DEPLOY_FILE, "promote", domain), domain)
+    check_same_run(metrics.get("run_id"), run_info.run_id, str(layout.evaluation), domain)
+    check_same_run(deploy.run_id, run_info.run_id, str(layout.deploy), domain, "promote")
+    if deploy.variant is None:
+        record = not_registered(reg.model_name, run_info.run_id, deploy.reason)
     else:
-        x_test, y_test = read_arrays([layout.features / "test.tfrecord"], meta["image_size"])
+        x_test, y_test = read_arrays([layout.features / "test.tfrecord"], meta.image_size)
+        measured = deploy.measured or {}
         rule = GateRule(
             reg.gate_metric,
             reg.min_value,
@@ -120,38 +124,39 @@ def run(params: Params, domain: str) -> dict:
             run_info=run_info,
             deploy_dir=layout.deploy,
             deploy=deploy,
-            candidate=float(deploy["measured"][reg.gate_metric]),
+            candidate=float(measured[reg.gate_metric]),
             rule=rule,
-            version_tags={"threshold": deploy["threshold"]},
+            version_tags={"threshold": deploy.threshold},
             input_example=x_test[:2, ..., 0],
             model_description=DESCRIPTION,
-            headline=headline(deploy["measured"], y_test),
+            headline=headline(measured, y_test),
             rescore_champion=lambda: score_champion(
                 reg.model_name,
                 layout.features,
-                meta["image_size"],
+                meta.image_size,
                 cfg.classes,
                 reg.gate_metric,
                 cfg.evaluate.threshold,
                 cfg.evaluate.target_specificity,
             ),
         )
-    atomic_write_json(layout.registration, record)
+    Registration.model_validate(record.dump()).write(layout.registration)
     atomic_write_json(layout.gate, gate_metrics(record))
-    return {"stage": "register", **record}
+    return {"stage": "register", **record.dump()}
 
 
 def summary_lines(params: Params, domain: str) -> list[str]:
     """The run summary's lines for this domain (printed by ``nnpipe run``)."""
     layout = domain_layout(params, domain)
-    m, r = read_json(layout.evaluation), read_json(layout.registration)
+    m = read_json(layout.evaluation)
+    r = Registration.read(layout.registration, domain)
     return [
         f"test ROC-AUC {m['roc_auc']:.4f}  accuracy {m['accuracy']:.4f} "
         f"(threshold {m['threshold']:.3f}, chosen on val)",
         f"test sensitivity {m['sensitivity_at_specificity']:.3f} at the val threshold for "
         f"specificity {m['target_specificity']:.2f} (test specificity "
         f"{m['specificity_at_specificity_threshold']:.3f})",
-        *deployed_lines(r, read_json(layout.deploy / DEPLOY_FILE)),
+        *deployed_lines(r, XrayDeploySpec.read(layout.deploy / DEPLOY_FILE, domain)),
         f"metrics {layout.metrics}, figures {layout.figures}/, registration {layout.registration}",
         *variant_lines(layout),
     ]

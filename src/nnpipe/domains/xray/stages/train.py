@@ -10,20 +10,22 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from typing import cast
 
 from nnpipe import tracking
 from nnpipe.architectures import resolve_model
 from nnpipe.config import Params
+from nnpipe.domains.xray.artifacts import XrayFeatures, XrayTrainRun
 from nnpipe.domains.xray.domain import XRAY
 from nnpipe.domains.xray.features import read_arrays
 from nnpipe.domains.xray.training import fit_classifier
-from nnpipe.dvc_hash import directory_md5
-from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
+from nnpipe.dvc.folder_hash import directory_md5
+from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text
 from nnpipe.keras_env import describe_devices, make_deterministic
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main, require
+from nnpipe.stages.tuning import effective_train, tuning_tags
 from nnpipe.store import tracking_uri
-from nnpipe.tuning.stage import effective_train, tuning_tags
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +39,7 @@ ARCHITECTURE_FIELDS = {
 }
 
 
-def history_csv(history: list[dict[str, float]]) -> str:
+def history_csv(history: list[dict[str, float | None]]) -> str:
     keys = sorted({k for row in history for k in row} - {"epoch"})
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["epoch", *keys], lineterminator="\n")
@@ -47,11 +49,11 @@ def history_csv(history: list[dict[str, float]]) -> str:
 
 
 def run(params: Params, domain: str) -> dict:
-    cfg = params.domain(domain)
+    cfg = XRAY.section(params)
     layout = domain_layout(params, domain)
-    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    meta = XrayFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
     files = {s: layout.features / f"{s}.tfrecord" for s in ("train", "val")}
-    counts = [meta["counts"]["train"][c] for c in cfg.classes]
+    counts = meta.class_counts("train", cfg.classes)
     data_hash = directory_md5(layout.features)
     train, tuning = effective_train(params, domain)
     make_deterministic(params.seed)
@@ -63,7 +65,7 @@ def run(params: Params, domain: str) -> dict:
         f"; tuned values {tuning['values']}" if tuning["tuned"] else "",
     )
 
-    size = meta["image_size"]
+    size = meta.image_size
     arch = resolve_model(XRAY.task, train.model, (size, size, 1))
     name = tracking.run_name(
         arch,
@@ -91,15 +93,15 @@ def run(params: Params, domain: str) -> dict:
                 "ingest.source": cfg.ingest.source,
             }
         )
-        arrays = {s: read_arrays([files[s]], meta["image_size"]) for s in files}
+        arrays = {s: read_arrays([files[s]], meta.image_size) for s in files}
         model, history = fit_classifier(
             train,
             cfg.augment,
             train_files=[files["train"]],
             val_files=[files["val"]],
-            image_size=meta["image_size"],
-            pixel_mean=meta["pixel_mean"],
-            pixel_std=meta["pixel_std"],
+            image_size=meta.image_size,
+            pixel_mean=meta.pixel_mean,
+            pixel_std=meta.pixel_std,
             class_counts=counts,
             seed=params.seed,
             checkpoint=tmp / "checkpoint.keras",
@@ -108,8 +110,9 @@ def run(params: Params, domain: str) -> dict:
         (tmp / "checkpoint.keras").unlink(missing_ok=True)
         model.save(tmp / "model.keras")
         best = max(history, key=lambda row: row.get("val_auc") or 0.0)  # the weights kept
+        epoch = cast(int, best["epoch"])  # history_rows numbers epochs from 1
         logged = tracking.log_keras_model(
-            model, arrays["train"][0][:2], best["epoch"], {"train": train_params}
+            model, arrays["train"][0][:2], epoch, {"train": train_params}
         )
         datasets = {
             split: tracking.log_dataset(
@@ -125,20 +128,17 @@ def run(params: Params, domain: str) -> dict:
         }
         tracking.log_best_epoch(history, best, logged.model_id, datasets["val"])
         atomic_write_json(tmp / "history.json", history)
-        atomic_write_json(
-            tmp / "run.json",
-            {
-                "run_id": mlrun.info.run_id,
-                "experiment_id": mlrun.info.experiment_id,
-                "model_uri": logged.uri,
-                "model_id": logged.model_id,
-                "tracking_uri": tracking_uri(params),
-                "data_hash": data_hash,
-                "best_epoch": best["epoch"],
-                "best_val_auc": best.get("val_auc"),
-                "hyperparameters": tuning["values"],
-            },
-        )
+        XrayTrainRun(
+            run_id=mlrun.info.run_id,
+            experiment_id=mlrun.info.experiment_id,
+            model_uri=logged.uri,
+            model_id=logged.model_id,
+            tracking_uri=tracking_uri(params),
+            data_hash=data_hash,
+            best_epoch=epoch,
+            best_val_auc=best.get("val_auc"),
+            hyperparameters=tuning["values"],
+        ).write(tmp / "run.json")
     atomic_write_text(layout.history_plot, history_csv(history))
     log.info(
         "train: best epoch %d, val AUC %.4f; MLflow run %s",

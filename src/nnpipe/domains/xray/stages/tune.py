@@ -3,7 +3,7 @@ by validation ROC-AUC; train then applies the best values over ``xray.train``.
 
 Each trial builds its model with the same builder and fitting code as ``train``
 (:func:`nnpipe.domains.xray.training.fit_classifier`), for ``tune.epochs`` epochs (Hyperband:
-the epochs its round gives). See :mod:`nnpipe.tuning.stage` for the outputs.
+the epochs its round gives). See :mod:`nnpipe.stages.tuning` for the outputs.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from nnpipe.config import Params
+from nnpipe.domains.xray.artifacts import XrayFeatures
+from nnpipe.domains.xray.domain import XRAY
 from nnpipe.domains.xray.training import fit_classifier
-from nnpipe.io import read_json
 from nnpipe.keras_env import keras, make_deterministic
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main, require
+from nnpipe.stages.tuning import run_tuning, tuned_train
 from nnpipe.tuning.search import Objective
-from nnpipe.tuning.stage import run_tuning, tuned_train
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,9 @@ def fit_trial(
     epochs: int,
 ) -> list[dict[str, Any]]:
     """Train one configuration for ``epochs`` epochs; its per-epoch history."""
-    cfg = params.domain(domain)
+    cfg = XRAY.section(params)
     layout = domain_layout(params, domain)
-    meta = read_json(require(layout.features / "meta.json", "featurize", domain))
+    meta = XrayFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
     train = tuned_train(cfg.train, {**values, "epochs": epochs})
     make_deterministic(params.seed)
     with tempfile.TemporaryDirectory(prefix="nnpipe-trial-") as tmp:
@@ -45,10 +46,10 @@ def fit_trial(
             cfg.augment,
             train_files=[layout.features / "train.tfrecord"],
             val_files=[layout.features / "val.tfrecord"],
-            image_size=meta["image_size"],
-            pixel_mean=meta["pixel_mean"],
-            pixel_std=meta["pixel_std"],
-            class_counts=[meta["counts"]["train"][c] for c in cfg.classes],
+            image_size=meta.image_size,
+            pixel_mean=meta.pixel_mean,
+            pixel_std=meta.pixel_std,
+            class_counts=meta.class_counts("train", cfg.classes),
             seed=params.seed,
             checkpoint=Path(tmp) / "best.keras",
         )

@@ -110,7 +110,7 @@ def code_dependencies(module: str) -> list[str]:
         if path is not None:
             todo += sorted(_imported_modules(path, name) - seen)
     root = PACKAGE_DIR.parent.parent
-    files = {_module_file(m).relative_to(root).as_posix() for m in seen if _module_file(m)}
+    files = {f.relative_to(root).as_posix() for m in seen if (f := _module_file(m))}
     return sorted(files)
 
 

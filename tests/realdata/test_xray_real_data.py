@@ -1,14 +1,12 @@
-"""Real radiographs from ../shared/data/xray (skipped, saying why, where absent)."""
+"""Real radiographs from ../shared/data/xray through the ingest and featurize stages
+(skipped, saying why, where absent)."""
 
 import pandas as pd
-import pytest
 from conftest import make_project, shared_data, working_directory
 
 from nnpipe.config import load_params
 from nnpipe.domains.xray.stages import featurize, ingest
 from nnpipe.io import read_json
-
-pytestmark = [pytest.mark.integration, pytest.mark.realdata]
 
 
 def test_pneumoniamnist_through_the_medmnist_source_keeps_official_splits(tmp_path):

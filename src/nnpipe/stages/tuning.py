@@ -22,16 +22,17 @@ from typing import Any
 from pydantic import BaseModel
 
 from nnpipe import tracking
-from nnpipe.config import Params, get_value, with_values
+from nnpipe.config import DomainSection, Params, get_value, with_values
+from nnpipe.domains.registry import get_domain
 from nnpipe.io import atomic_write_json, atomic_write_text, read_json
 from nnpipe.layout import domain_layout
 from nnpipe.stages import require
+from nnpipe.tuning.oracle import make_oracle
 from nnpipe.tuning.search import (
     BASELINE,
     Objective,
     SearchResult,
     TrialResult,
-    make_oracle,
     run_search,
 )
 from nnpipe.tuning.trials import FitTrial, execute_trial
@@ -48,7 +49,8 @@ def effective_train(params: Params, domain: str) -> tuple[Any, dict]:
     """The train params the tune stage's file says to use, and that file's record."""
     layout = domain_layout(params, domain)
     record = read_json(require(layout.hyperparameters, "tune", domain))
-    return tuned_train(params.domain(domain).train, record.get("values", {})), record
+    section: DomainSection = get_domain(domain).section(params)
+    return tuned_train(section.train, record.get("values", {})), record
 
 
 def tuning_tags(record: dict) -> dict[str, str]:
@@ -145,28 +147,38 @@ def _log_trials(result: SearchResult, objective: Objective) -> None:
         )
 
 
-def run_tuning(params: Params, domain: str, fit_trial: FitTrial, objective: Objective) -> dict:
-    """Search the space in ``<domain>.tune`` (each trial fitted by ``fit_trial``), or
-    record that tuning is off."""
-    from nnpipe.dvc_hash import directory_md5
+def _record_tuning_off(params: Params, domain: str) -> dict:
+    """Tuning is off: the files say so (``train`` then uses ``<domain>.train`` as written)."""
+    reason = f"{domain}.tune.enabled is false: train uses {domain}.train as written"
+    log.info("tune: %s", reason)
+    _write(
+        params,
+        domain,
+        {"tuned": False, "values": {}, "reason": reason},
+        {"enabled": False},
+        trials_csv([]),
+    )
+    return {"stage": "tune", "tuned": False}
 
-    features = domain_layout(params, domain).features
-    require(features / "meta.json", "featurize", domain)
-    data_hash = directory_md5(features)
-    cfg = params.domain(domain)
+
+def _log_search_params(params: Params, tune: Any) -> None:
+    tracking.log_params(
+        {
+            "tune": tune.model_dump(mode="json", exclude={"search_space"}),
+            "search_space": {
+                k: json.dumps(d.model_dump(exclude_none=True)) for k, d in tune.search_space.items()
+            },
+            "seed": params.seed,
+        }
+    )
+
+
+def _search(
+    params: Params, domain: str, fit_trial: FitTrial, objective: Objective, state: Path
+) -> SearchResult:
+    """The search itself: trials asked of the oracle, run here or on the Dask cluster."""
+    cfg: DomainSection = get_domain(domain).section(params)
     tune = cfg.tune
-    if not tune.enabled:
-        reason = f"{domain}.tune.enabled is false: train uses {domain}.train as written"
-        log.info("tune: %s", reason)
-        _write(
-            params,
-            domain,
-            {"tuned": False, "values": {}, "reason": reason},
-            {"enabled": False},
-            trials_csv([]),
-        )
-        return {"stage": "tune", "tuned": False}
-
     call = partial(
         execute_trial,
         fit_trial,
@@ -185,76 +197,87 @@ def run_tuning(params: Params, domain: str, fit_trial: FitTrial, objective: Obje
         parallel,
         tune.time_budget_seconds,
     )
+    oracle = make_oracle(tune, cfg.train, objective, params.seed, state)
+    baseline = {k: get_value(cfg.train, k) for k in tune.search_space} if tune.baseline else None
+
+    def search(run_batch) -> SearchResult:
+        return run_search(
+            oracle,
+            tune.search_space,
+            run_batch,
+            parallel=parallel,
+            epochs=tune.epochs,
+            time_budget=tune.time_budget_seconds,
+            baseline=baseline,
+        )
+
+    if tune.executor == "dask":
+        from nnpipe.tuning.cluster import search_on_dask
+
+        return search_on_dask(f"{domain}-tune-trials", tune.dask, call, search)
+    return search(lambda specs: [call(s) for s in specs])
+
+
+def _summary(tune: Any, objective: Objective, result: SearchResult, run_id: str) -> dict:
+    """What ``tuning.json`` says of a finished search (raises, saying why, when no trial
+    finished)."""
+    best = result.best(objective)
+    failed = [t for t in result.trials if t.status != "completed"]
+    return {
+        "enabled": True,
+        "algorithm": tune.algorithm,
+        "objective": objective.name,
+        "direction": objective.direction,
+        "best_value": best.objective,
+        "best_trial": best.trial_id,
+        "baseline_kept": best.trial_id == BASELINE,
+        "trials": len(result.trials),
+        "completed": len(result.completed),
+        "failed": len(failed),
+        "stopped_because": result.stopped_because,
+        "run_id": run_id,
+    }
+
+
+def _log_search_result(result: SearchResult, objective: Objective) -> None:
+    _log_trials(result, objective)
+    failed = [t for t in result.trials if t.status != "completed"]
+    tracking.log_metrics({"trials_completed": len(result.completed), "trials_failed": len(failed)})
+    best = result.best(objective)  # raises, saying why, when no trial finished
+    tracking.log_metrics({f"best_{objective.name}": best.objective})
+    tracking.set_tags(
+        {"nnpipe.best_trial": best.trial_id, "nnpipe.stopped_because": result.stopped_because}
+    )
+
+
+def run_tuning(params: Params, domain: str, fit_trial: FitTrial, objective: Objective) -> dict:
+    """Search the space in ``<domain>.tune`` (each trial fitted by ``fit_trial``), or
+    record that tuning is off."""
+    from nnpipe.dvc.folder_hash import directory_md5
+
+    features = domain_layout(params, domain).features
+    require(features / "meta.json", "featurize", domain)
+    data_hash = directory_md5(features)
+    tune = get_domain(domain).section(params).tune
+    if not tune.enabled:
+        return _record_tuning_off(params, domain)
+    name = tracking.run_name("tune", tune.algorithm, f"{tune.max_trials}trials", f"{tune.epochs}ep")
     with (
         tempfile.TemporaryDirectory(prefix="nnpipe-tune-") as state,
-        tracking.start_run(
-            params,
-            domain,
-            "tune",
-            data_hash=data_hash,
-            run_name=tracking.run_name(
-                "tune", tune.algorithm, f"{tune.max_trials}trials", f"{tune.epochs}ep"
-            ),
-        ) as mlrun,
+        tracking.start_run(params, domain, "tune", data_hash=data_hash, run_name=name) as mlrun,
     ):
-        tracking.log_params(
-            {
-                "tune": tune.model_dump(mode="json", exclude={"search_space"}),
-                "search_space": {
-                    k: json.dumps(d.model_dump(exclude_none=True))
-                    for k, d in tune.search_space.items()
-                },
-                "seed": params.seed,
-            }
-        )
-        oracle = make_oracle(tune, cfg.train, objective, params.seed, Path(state))
-        baseline = (
-            {k: get_value(cfg.train, k) for k in tune.search_space} if tune.baseline else None
-        )
-
-        def search(run_batch) -> SearchResult:
-            return run_search(
-                oracle,
-                tune.search_space,
-                run_batch,
-                parallel=parallel,
-                epochs=tune.epochs,
-                time_budget=tune.time_budget_seconds,
-                baseline=baseline,
-            )
-
-        if tune.executor == "dask":
-            from nnpipe.tuning.cluster import search_on_dask
-
-            result = search_on_dask(f"{domain}-tune-trials", tune.dask, call, search)
-        else:
-            result = search(lambda specs: [call(s) for s in specs])
-        _log_trials(result, objective)
-        failed = [t for t in result.trials if t.status != "completed"]
-        tracking.log_metrics(
-            {"trials_completed": len(result.completed), "trials_failed": len(failed)}
-        )
-        best = result.best(objective)  # raises, saying why, when no trial finished
-        tracking.log_metrics({f"best_{objective.name}": best.objective})
-        tracking.set_tags(
-            {"nnpipe.best_trial": best.trial_id, "nnpipe.stopped_because": result.stopped_because}
-        )
-        summary = {
-            "enabled": True,
-            "algorithm": tune.algorithm,
-            "objective": objective.name,
-            "direction": objective.direction,
-            "best_value": best.objective,
-            "best_trial": best.trial_id,
-            "baseline_kept": best.trial_id == BASELINE,
-            "trials": len(result.trials),
-            "completed": len(result.completed),
-            "failed": len(failed),
-            "stopped_because": result.stopped_because,
-            "run_id": mlrun.info.run_id,
-        }
-        record = {"tuned": True, "values": best.values, **summary}
-    _write(params, domain, record, summary, trials_csv(result.trials))
+        _log_search_params(params, tune)
+        result = _search(params, domain, fit_trial, objective, Path(state))
+        _log_search_result(result, objective)
+        summary = _summary(tune, objective, result, mlrun.info.run_id)
+    best = result.best(objective)
+    _write(
+        params,
+        domain,
+        {"tuned": True, "values": best.values, **summary},
+        summary,
+        trials_csv(result.trials),
+    )
     log.info(
         "tune: best trial %s, %s %.4f with %s (%d of %d trials completed)",
         best.trial_id,
