@@ -19,7 +19,7 @@ $(UV):
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --extra dev --python $(PYTHON)
-	$(BIN)/python -m nnpipe.dvc_plots
+	$(BIN)/python -m nnpipe.dvc.plots
 	@touch $@
 
 setup: $(VENV)/.synced

@@ -147,7 +147,7 @@ def make_project(dest: Path, params: dict | None = None) -> Path:
 
 def _copy_plots_template(dest: Path) -> None:
     """The offline `dvc plots` page that `make setup` writes (made once, then copied)."""
-    from nnpipe.dvc_plots import ensure_template, template_path
+    from nnpipe.dvc.plots import ensure_template, template_path
 
     shutil.copy2(ensure_template(ROOT), template_path(dest))
 

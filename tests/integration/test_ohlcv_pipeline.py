@@ -207,7 +207,7 @@ def test_gate_refuses_what_does_not_beat_persistence_and_rescored_champion_decid
 
 
 def test_register_refuses_metrics_of_another_training_run(project):
-    from nnpipe.registration import StaleMetricsError
+    from nnpipe.stages.registration import StaleMetricsError
 
     base = [*FAST, "ohlcv.ingest.synthetic.n_days=300", "ohlcv.featurize.look_back=10"]
     run_steps(project, base, "ingest", "featurize", "tune", "train", "evaluate")

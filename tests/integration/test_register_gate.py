@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 
 from nnpipe.config import load_params
 from nnpipe.domains.xray.stages import register, train
-from nnpipe.registration import StaleMetricsError
+from nnpipe.stages.registration import StaleMetricsError
 
 pytestmark = pytest.mark.integration
 

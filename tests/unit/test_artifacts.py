@@ -18,11 +18,11 @@ from nnpipe.artifacts import (
     read_compression,
     read_registration,
 )
+from nnpipe.champion_gate import gate_metrics
 from nnpipe.compression.selection import Selection
 from nnpipe.domains.ohlcv.artifacts import OhlcvFeatures, OhlcvTrainRun
 from nnpipe.domains.xray.artifacts import XrayDeploySpec, XrayFeatures, XrayTrainRun
 from nnpipe.errors import NnpipeError, RefusedModelError
-from nnpipe.promotion import gate_metrics
 from nnpipe.serving.deploy import promotion_summary, write_deploy_folder
 from nnpipe.serving.predictor import check_deploy_spec, file_sha256
 

@@ -11,7 +11,7 @@ keep up to date; a new module lands in a layer by where it is created):
 - **serving**: ``nnpipe/serving/`` and each domain's ``predictor`` and ``batch`` modules
   and ``api`` package (its routes).
 - **adapters** (MLflow, DVC, Prefect at the edge): ``tracking/``, ``tracking_http``,
-  ``store`` (where MLflow's store is), ``dvc/`` (but ``dvc.pipeline_file``), ``dvc_plots``,
+  ``store`` (where MLflow's store is), ``dvc/`` (but ``dvc.pipeline_file``),
   ``prefect_env``, ``mlflow_ui``, ``project_lock`` (the run lock, on DVC's project root)
   and ``tuning/cluster`` (trials on Prefect-on-Dask).
 - **declarations**: ``domains/registry`` and each ``domains/<name>/domain``: the registry of
@@ -36,10 +36,7 @@ under ``if TYPE_CHECKING:`` do not, they never run):
    one cycle with every hook, which is the lazy registry the domains are designed as
    (the hooks are still held to rules 1 to 6).
 
-Violations that other work in flight is removing are listed in :data:`KNOWN_VIOLATIONS`
-(rules 1 to 6) and :data:`KNOWN_CYCLE_EDGES` (rule 7), each with what removes it; the
-tests fail on any other violation, and (strict xfail) on a listed one that is gone, so the
-lists only shrink.
+There are no exceptions: a violation is fixed in the code, not listed here.
 """
 
 from __future__ import annotations
@@ -47,8 +44,6 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
@@ -67,7 +62,6 @@ ADAPTER_ROOTS = {
     "tracking_http",
     "store",
     "dvc",
-    "dvc_plots",
     "prefect_env",
     "mlflow_ui",
     "project_lock",
@@ -81,28 +75,6 @@ FORBIDDEN = {  # layer -> layers it must not import
     CORE: {ADAPTERS, SERVING, STAGES, ORCHESTRATION},
     ADAPTERS: {STAGES, SERVING, ORCHESTRATION},
     SERVING: {STAGES, ORCHESTRATION},
-}
-
-_REGISTRATION = (
-    "registration.py is the register stages' shared code (the MLflow registry, the "
-    "deployable pyfunc, the champion gate's wiring) named like core: it belongs with the "
-    "stages, as nnpipe/stages/registration.py"
-)
-# (importer, imported) -> what removes it
-KNOWN_VIOLATIONS: dict[tuple[str, str], str] = {
-    ("nnpipe.registration", "nnpipe.tracking"): _REGISTRATION,
-    ("nnpipe.registration", "nnpipe.dvc.folder_hash"): _REGISTRATION,
-    ("nnpipe.registration", "nnpipe.serving.deployable"): _REGISTRATION,
-    ("nnpipe.registration", "nnpipe.serving.registry"): _REGISTRATION,
-    ("nnpipe.registration", "nnpipe.serving.predictor"): _REGISTRATION,
-}
-# imports that close a cycle (importer, imported) -> what removes it
-KNOWN_CYCLE_EDGES: dict[tuple[str, str], str] = {
-    ("nnpipe.config.common", "nnpipe.domains.registry"): (
-        "Serve.domains' default asks the registry of domains, whose declarations import "
-        "their params models, which import nnpipe.config.common: the default belongs where "
-        "the Params model is built from the registry (nnpipe.config.model)"
-    ),
 }
 
 
@@ -264,21 +236,8 @@ def test_the_import_reader_sees_imports_inside_functions():
 
 
 def test_imports_point_the_way_the_layers_allow():
-    unexpected = [v for k, v in violations().items() if k not in KNOWN_VIOLATIONS]
-    assert unexpected == [], "\n".join(unexpected)
-
-
-@pytest.mark.parametrize(
-    "edge",
-    [
-        pytest.param(edge, marks=pytest.mark.xfail(strict=True, reason=reason), id="->".join(edge))
-        for edge, reason in KNOWN_VIOLATIONS.items()
-    ],
-)
-def test_known_violation_is_gone(edge):
-    """Fails (as expected) while the violation is there; passes, and so fails the suite by
-    strict xfail, once it is fixed: then remove it from KNOWN_VIOLATIONS."""
-    assert edge not in violations()
+    found = list(violations().values())
+    assert found == [], "\n".join(found)
 
 
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
@@ -323,24 +282,8 @@ def import_graph() -> dict[str, set[str]]:
 
 
 def test_no_import_cycles():
-    graph = import_graph()
-    for importer, imported in KNOWN_CYCLE_EDGES:
-        graph[importer].discard(imported)
-    cycles = _cycles(graph)
+    cycles = _cycles(import_graph())
     assert cycles == [], "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
-
-
-@pytest.mark.parametrize(
-    "edge",
-    [
-        pytest.param(edge, marks=pytest.mark.xfail(strict=True, reason=reason), id="->".join(edge))
-        for edge, reason in KNOWN_CYCLE_EDGES.items()
-    ],
-)
-def test_known_cycle_is_gone(edge):
-    """As :func:`test_known_violation_is_gone`, for an import that closes a cycle."""
-    importer, imported = edge
-    assert not any(importer in c and imported in c for c in _cycles(import_graph()))
 
 
 def test_cycle_finder_finds_a_cycle():

@@ -92,5 +92,5 @@ def test_relative_imports_are_followed(tmp_path):
     deps = code_dependencies("nnpipe.domains.xray.stages.register")
     assert "src/nnpipe/domains/xray/scoring.py" in deps  # register re-scores with it
     assert "src/nnpipe/domains/xray/stages/evaluate.py" not in deps  # no stage imports another
-    assert "src/nnpipe/promotion.py" in deps
+    assert "src/nnpipe/champion_gate.py" in deps
     assert not [d for d in deps if d.startswith("src/nnpipe/cli/")]  # entry points: no staleness

@@ -67,8 +67,8 @@ def _yaml_value(value: object) -> str:
 def ensure_plots_template() -> None:
     """The DVC project's offline `dvc plots` page (``make setup`` writes it; a project set
     up otherwise gets it here)."""
+    from nnpipe.dvc.plots import ensure_template
     from nnpipe.dvc.repo import find_root
-    from nnpipe.dvc_plots import ensure_template
 
     root = find_root()
     if root is not None:

@@ -17,16 +17,6 @@ from nnpipe.keras_env import keras, tf
 
 log = logging.getLogger(__name__)
 
-# In order of the table: the reference first, then conversions, then pruned ones.
-VARIANTS = (
-    "keras_float32",
-    "tflite_float32",
-    "tflite_float16",
-    "tflite_dynamic",
-    "tflite_int8",
-    "pruned",
-    "pruned_int8",
-)
 RECURRENT = (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN)
 
 

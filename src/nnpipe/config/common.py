@@ -147,18 +147,13 @@ class Tune(Strict):
     search_space: dict[str, SearchDim] = {}
 
 
-def _registered() -> list[str]:
-    from nnpipe.domains.registry import DOMAINS
-
-    return list(DOMAINS)
-
-
 class Serve(Strict):
     """What ``nnpipe serve`` serves when no ``--domain`` or ``--alias`` is given. The server
     is ready only when every model of these domains has a version under the alias."""
 
-    # the registered domains; the Params model narrows it to their names (nnpipe.config.model)
-    domains: Annotated[list[str], Field(min_length=1)] = Field(default_factory=_registered)
+    # the Params model (nnpipe.config.model) narrows it to the registered domains' names
+    # and makes them all the default
+    domains: Annotated[list[str], Field(min_length=1)]
     alias: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")] = "champion"
     # with NNPIPE_API_KEY set, every route but /health and /ready needs the key, unless
     # named here: models (/models), metrics (/metrics), docs (/docs, /openapi.json)

@@ -33,7 +33,7 @@ def _params_model() -> type[CommonParams]:
     serve = _serve_model(tuple(DOMAINS))
     sections: dict[str, Any] = {
         **{name: (domain.params_model, domain.params_model()) for name, domain in DOMAINS.items()},
-        "serve": (serve, serve()),
+        "serve": (serve, serve.model_validate({})),  # its default: every registered domain
     }
     return create_model("Params", __base__=CommonParams, __module__=__name__, **sections)
 

@@ -142,11 +142,13 @@ class XrayEvaluate(Strict):
     target_specificity: OpenFraction = 0.9
 
 
+# the test metrics the champion gate may judge on (each variant's row reports them all)
+XrayGateMetric = Literal["roc_auc", "accuracy", "sensitivity_at_specificity", "f1_positive"]
+
+
 class XrayRegister(Strict):
     model_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = "xray-classifier"
-    gate_metric: Literal["roc_auc", "accuracy", "sensitivity_at_specificity", "f1_positive"] = (
-        "roc_auc"
-    )
+    gate_metric: XrayGateMetric = "roc_auc"
     min_value: Fraction = 0.8
     max_drop: Fraction = 0.0
     allow_incomparable: bool = False

@@ -23,9 +23,9 @@ from nnpipe.domains.ohlcv.domain import OHLCV
 from nnpipe.domains.ohlcv.scoring import VARIANT_METRIC as METRIC
 from nnpipe.io import atomic_directory
 from nnpipe.layout import domain_layout
-from nnpipe.registration import check_same_run
 from nnpipe.serving.deploy import promotion_summary, write_deploy_folder
 from nnpipe.stages import cli_main, require
+from nnpipe.stages.registration import check_same_run
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ By default the gate refuses ``champion`` to a model that does not beat persisten
 (tomorrow = today) on the test period: its MAE over persistence's (``relative_mae``)
 must stay below 1. That refusal is a normal outcome, common on daily prices; it is
 logged, tagged on the version and shown in the run summary. The champion is re-scored on
-today's test period with evaluate's own code (see :mod:`nnpipe.registration`). Output:
+today's test period with evaluate's own code (see :mod:`nnpipe.stages.registration`). Output:
 ``reports/ohlcv/registration.json``, one record per series.
 """
 
@@ -19,6 +19,7 @@ from functools import partial
 import numpy as np
 
 from nnpipe.artifacts import RegistrationRecord, SeriesRegistration
+from nnpipe.champion_gate import gate_metrics
 from nnpipe.config import Params
 from nnpipe.domains.ohlcv.artifacts import OhlcvDeploySpec, OhlcvFeatures, OhlcvTrainRun
 from nnpipe.domains.ohlcv.domain import OHLCV
@@ -27,8 +28,9 @@ from nnpipe.domains.ohlcv.predictor import OhlcvPredictor
 from nnpipe.domains.ohlcv.scoring import score_model
 from nnpipe.io import atomic_write_json, read_json
 from nnpipe.layout import domain_layout
-from nnpipe.promotion import gate_metrics
-from nnpipe.registration import (
+from nnpipe.serving.predictor import DEPLOY_FILE
+from nnpipe.stages import cli_main, require
+from nnpipe.stages.registration import (
     GateRule,
     champion_text,
     check_same_run,
@@ -37,8 +39,6 @@ from nnpipe.registration import (
     register_and_gate,
     variant_lines,
 )
-from nnpipe.serving.predictor import DEPLOY_FILE
-from nnpipe.stages import cli_main, require
 
 log = logging.getLogger(__name__)
 

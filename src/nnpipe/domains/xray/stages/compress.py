@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
@@ -36,7 +37,7 @@ from nnpipe.domains.xray.artifacts import XrayFeatures, XrayTrainRun
 from nnpipe.domains.xray.domain import XRAY
 from nnpipe.domains.xray.evaluation import choose_threshold, compute_metrics
 from nnpipe.domains.xray.features import read_arrays
-from nnpipe.domains.xray.params import XrayEvaluate
+from nnpipe.domains.xray.params import XrayEvaluate, XrayGateMetric
 from nnpipe.domains.xray.scoring import VARIANT_METRIC, VARIANT_PARITY
 from nnpipe.io import atomic_directory, atomic_write_text, read_json
 from nnpipe.layout import domain_layout
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 METRIC, PARITY = VARIANT_METRIC, VARIANT_PARITY
 
 
-GATE_METRICS = ("roc_auc", "accuracy", "sensitivity_at_specificity", "f1_positive")
+GATE_METRICS = get_args(XrayGateMetric)
 
 
 def score_variant(

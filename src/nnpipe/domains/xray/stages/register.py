@@ -1,6 +1,6 @@
 """register: publish the deploy folder promote wrote (the chosen variant behind its
 preprocessing) as an MLflow pyfunc version, make it ``challenger``, gate ``champion`` on
-the deployed variant's gate metric (see :mod:`nnpipe.registration` for the rule every
+the deployed variant's gate metric (see :mod:`nnpipe.stages.registration` for the rule every
 domain shares). Nothing is registered when promote chose nothing to deploy.
 
 The champion's own deployed variant is re-scored on today's test split with evaluate's
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nnpipe.artifacts import Registration
+from nnpipe.champion_gate import gate_metrics
 from nnpipe.config import Params
 from nnpipe.domains.xray.artifacts import XrayDeploySpec, XrayFeatures, XrayTrainRun
 from nnpipe.domains.xray.domain import XRAY
@@ -24,8 +25,9 @@ from nnpipe.domains.xray.predictor import XrayPredictor
 from nnpipe.domains.xray.scoring import score_model
 from nnpipe.io import atomic_write_json, read_json
 from nnpipe.layout import domain_layout
-from nnpipe.promotion import gate_metrics
-from nnpipe.registration import (
+from nnpipe.serving.predictor import DEPLOY_FILE
+from nnpipe.stages import cli_main, require
+from nnpipe.stages.registration import (
     GateRule,
     check_same_run,
     deployed_lines,
@@ -34,8 +36,6 @@ from nnpipe.registration import (
     register_and_gate,
     variant_lines,
 )
-from nnpipe.serving.predictor import DEPLOY_FILE
-from nnpipe.stages import cli_main, require
 
 log = logging.getLogger(__name__)
 

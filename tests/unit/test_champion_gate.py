@@ -1,6 +1,6 @@
 import math
 
-from nnpipe.promotion import decide_promotion
+from nnpipe.champion_gate import decide_promotion
 
 
 def test_first_model_above_floor_becomes_champion():

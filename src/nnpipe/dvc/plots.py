@@ -6,7 +6,7 @@ instead (``plots.html_template``); this module writes it, with the three librari
 in from the ``vl-convert-python`` package. The template has no ``{scripts}`` placeholder,
 so DVC's CDN script tags are never added.
 
-    python -m nnpipe.dvc_plots     # (re)write .dvc/offline-plots.html; `make setup` runs it
+    python -m nnpipe.dvc.plots     # (re)write .dvc/offline-plots.html; `make setup` runs it
 """
 
 from __future__ import annotations

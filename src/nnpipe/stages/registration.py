@@ -27,11 +27,11 @@ from nnpipe.artifacts import (
     TrainRun,
     read_compression,
 )
+from nnpipe.champion_gate import GateDecision, decide_promotion
 from nnpipe.config import Params
 from nnpipe.dvc.folder_hash import directory_md5
 from nnpipe.errors import NnpipeError, RefusedModelError
 from nnpipe.layout import DomainLayout
-from nnpipe.promotion import GateDecision, decide_promotion
 from nnpipe.serving.deployable import log_deployable
 from nnpipe.serving.registry import MODEL_SHA256_TAG
 
