@@ -220,7 +220,10 @@ def test_promote_writes_a_deploy_json_its_domain_model_reads_back(tmp_path):
     }
 
 
-def test_serving_refuses_a_deploy_json_from_before_versioning_saying_re_run_promote(tmp_path):
+def test_serving_reads_a_deploy_json_from_before_versioning_and_refuses_others(tmp_path):
+    """A registered version's deploy.json from before versioning (same keys, its sha256)
+    is still served, and so still judged by the register gate as the champion; a newer
+    version or a wrong shape is refused, saying re-run promote."""
     write_deploy_folder(
         tmp_path / "deploy",
         write_variants(tmp_path),
@@ -230,8 +233,7 @@ def test_serving_refuses_a_deploy_json_from_before_versioning_saying_re_run_prom
     )
     old = json.loads((tmp_path / "deploy" / "deploy.json").read_text())
     del old["schema_version"]
-    with pytest.raises(RefusedModelError, match=r"no schema_version.*re-run promote"):
-        check_deploy_spec(tmp_path / "deploy", old)
+    assert check_deploy_spec(tmp_path / "deploy", old) == tmp_path / "deploy" / old["file"]
     with pytest.raises(RefusedModelError, match=r"schema_version 2, this nnpipe reads 1"):
         check_deploy_spec(tmp_path / "deploy", old | {"schema_version": 2})
     with pytest.raises(RefusedModelError, match=r"variant: Field required.*re-run promote"):

@@ -106,7 +106,7 @@ class Unit:
     classifier); OHLCV has one per price series. ``slot`` is where the server serves it
     (``xray``, ``ohlcv/GOOG``)."""
 
-    key: str  # "model" or the series name: the key of per-unit records in reports
+    key: str  # "" for a domain's one model, else the series name: per-unit records' key
     slot: str
     model_name: str
 

@@ -3,8 +3,8 @@ run by LiteRT (TFLite) or Keras, behind the preprocessing that training used.
 
 A deploy folder holds ``deploy.json`` (the domain, the variant, its file and format, and
 what preprocessing needs: image size and resize mode, or look-back and feature names)
-and the model file. Each domain's predictor (``nnpipe.<domain>.predictor``) applies the
-preprocessing training used; TensorFlow is imported only to run a Keras variant.
+and the model file. Each domain's predictor (``nnpipe.domains.<domain>.predictor``)
+applies the preprocessing training used; TensorFlow is imported only to run a Keras variant.
 
 A deploy folder may come from a registry anyone with write access could have changed, so
 it is loaded as data only (:func:`check_deploy_spec`, :func:`read_model_file`): the model
@@ -110,9 +110,12 @@ def check_deploy_spec(directory: Path, spec: Any) -> Path:
             f"folder from before nnpipe recorded one, or edited); "
             f"{REPROMOTE}"
         )
-    # last, so a planted file meets the specific refusals above first; a deploy.json from
-    # before deploy records were versioned is refused here
-    DeploySpec.parse(spec, str(where), REPROMOTE, RefusedModelError)
+    # last, so a planted file meets the specific refusals above first. A deploy.json from
+    # before deploy records were versioned (the same keys, with its sha256) is read as
+    # version 1: a registered version cannot be re-promoted, and refusing it would leave
+    # the register gate no champion to compare a candidate with
+    record = spec if "schema_version" in spec else {**spec, "schema_version": 1}
+    DeploySpec.parse(record, str(where), REPROMOTE, RefusedModelError)
     return path
 
 
