@@ -9,9 +9,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
+import tier_guards
 import yaml
 
 from nnpipe.ports import free_port  # noqa: F401 (the tests take it from here)
@@ -368,6 +370,27 @@ def tier_of(item: pytest.Item) -> str:
             "integration tiers run offline)"
         )
     return tier
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    """A unit test is watched from before its fixtures to after its teardown: the network,
+    more than a few training steps or a subprocess importing TensorFlow fail it
+    (tests/tier_guards.py)."""
+    if item.get_closest_marker("unit"):
+        tier_guards.start(item)
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
+    try:
+        result = yield
+    finally:
+        problems = tier_guards.stop(item)
+    if problems:
+        pytest.fail(f"{item.nodeid} breaks the unit tier's rules: {' '.join(problems)}", False)
+    return result
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects: `-m unit` sees the tier markers

@@ -46,34 +46,12 @@ def fetch(
     dest.parent.mkdir(parents=True, exist_ok=True)
     request = urllib.request.Request(url, headers={"User-Agent": "nnpipe"})
     for attempt in range(1, attempts + 1):
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-        tmp = Path(tmp_name)
+        log.info("downloading %s (attempt %d/%d)", url, attempt, attempts)
         try:
-            log.info("downloading %s (attempt %d/%d)", url, attempt, attempts)
-            with (
-                os.fdopen(fd, "wb") as out,
-                urllib.request.urlopen(request, timeout=timeout) as resp,
-            ):
-                while chunk := resp.read(1 << 20):
-                    out.write(chunk)
-            if check is not None:
-                check(tmp)
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; a data file is ordinarily readable
-            os.replace(tmp, dest)
-            return dest
+            return _download_once(request, dest, timeout, check)
         except urllib.error.HTTPError as exc:
             exc.close()  # the error holds the response open
-            if exc.code < 500:  # 4xx: the URL (or access to it) is wrong, not the network
-                raise error(
-                    f"could not download {url}: HTTP {exc.code} {exc.reason}. Check "
-                    f"the URL, or {hint}"
-                ) from None
-            if attempt == attempts:
-                raise error(
-                    f"could not download {url} after {attempts} attempts: HTTP "
-                    f"{exc.code} {exc.reason}. The server is failing; try again "
-                    f"later, or {hint}"
-                ) from exc
+            _raise_unless_retried(exc, url, attempt, attempts, error, hint)
             log.warning("download of %s failed (HTTP %d); retrying", url, exc.code)
         except (
             urllib.error.URLError,
@@ -87,7 +65,51 @@ def fetch(
                     f"Check the network and the URL, or {hint}"
                 ) from exc
             log.warning("download of %s failed (%s); retrying", url, exc)
-        finally:
-            tmp.unlink(missing_ok=True)
         time.sleep(min(2.0**attempt, 10.0))
     raise AssertionError("unreachable")
+
+
+def _download_once(
+    request: urllib.request.Request,
+    dest: Path,
+    timeout: float,
+    check: Callable[[Path], None] | None,
+) -> Path:
+    """Write the body to a temporary sibling of ``dest``, check it, rename it onto ``dest``."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    tmp = Path(tmp_name)
+    try:
+        with (
+            os.fdopen(fd, "wb") as out,
+            urllib.request.urlopen(request, timeout=timeout) as resp,
+        ):
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+        if check is not None:
+            check(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a data file is ordinarily readable
+        os.replace(tmp, dest)
+        return dest
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _raise_unless_retried(
+    exc: urllib.error.HTTPError,
+    url: str,
+    attempt: int,
+    attempts: int,
+    error: type[NnpipeError],
+    hint: str,
+) -> None:
+    """Raise ``error`` for an HTTP 4xx, or a 5xx on the last attempt; return to retry."""
+    if exc.code < 500:  # 4xx: the URL (or access to it) is wrong, not the network
+        raise error(
+            f"could not download {url}: HTTP {exc.code} {exc.reason}. Check the URL, or {hint}"
+        ) from None
+    if attempt == attempts:
+        raise error(
+            f"could not download {url} after {attempts} attempts: HTTP "
+            f"{exc.code} {exc.reason}. The server is failing; try again "
+            f"later, or {hint}"
+        ) from exc

@@ -6,6 +6,8 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -174,6 +176,14 @@ def accumulate_gradients(model: keras.Model, steps: int) -> keras.Model:
     """
     if steps <= 1:
         return model
+    model.train_step = _accumulating_train_step(model, steps)
+    model.train_function = None  # rebuilt around the new step
+    return model
+
+
+def _accumulating_train_step(model: keras.Model, steps: int) -> Callable[[Any], Any]:
+    """A ``train_step`` for ``model`` that adds each batch's gradients divided by ``steps``
+    to running sums and applies the sums in one optimizer update every ``steps`` batches."""
     from nnpipe.keras_env import tf
 
     optimizer = model.optimizer
@@ -211,6 +221,4 @@ def accumulate_gradients(model: keras.Model, steps: int) -> keras.Model:
         tf.cond(count >= steps, update, lambda: tf.constant(False))
         return model.compute_metrics(x, y, y_pred, sample_weight)
 
-    model.train_step = train_step
-    model.train_function = None  # rebuilt around the new step
-    return model
+    return train_step

@@ -4,8 +4,9 @@ built from the files the stages already wrote (``reports/<domain>/registration.j
 
 Pure builders: no Prefect or MLflow import here; :mod:`nnpipe.flow_tasks` publishes them
 as artifacts under :func:`artifact_key`, so the UI keeps their history across runs. Both
-domains' files are read through their typed models (:mod:`nnpipe.artifacts`) by their
-shape (one record, or one per series under ``"series"``), never by the domain's name.
+domains' files are read through their typed models (:mod:`nnpipe.artifacts`), of the
+shape the domain declares (one record, or one per unit: its ``unit_key``), never by the
+domain's name.
 """
 
 from __future__ import annotations

@@ -57,11 +57,11 @@ QUICK_COMPRESS = "xray.compress.variants=[keras_float32,tflite_dynamic]"
 def train_again(project, *overrides: str) -> None:
     """A new training run (a new model), evaluated, compressed and promoted, as the
     pipeline would produce it."""
-    from nnpipe.domains.xray.stages import compress, evaluate, promote
+    from nnpipe.stages import get_stage
 
     params = load_params("params.yaml", [*overrides, QUICK_COMPRESS])
-    for stage in (train, evaluate, compress, promote):
-        stage.run(params, "xray")
+    for step in ("train", "evaluate", "compress", "promote"):
+        get_stage(step, "xray").run(params)
 
 
 def deployed(project) -> dict:

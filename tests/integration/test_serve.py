@@ -445,7 +445,7 @@ def test_nnpipe_serve_refuses_a_server_that_would_never_be_ready_and_says_what_i
     assert message.count("\n") < 15 and "Traceback" not in message
     # the hint the run's summary prints is the command that is ready
     from nnpipe.config import load_params
-    from nnpipe.serving.registry import serve_hint
+    from nnpipe.serving.serve_plan import serve_hint
 
     monkeypatch.chdir(flow_project)
     params = load_params()

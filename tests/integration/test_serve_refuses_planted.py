@@ -176,7 +176,7 @@ def test_planted_versions_are_refused_and_the_previous_one_keeps_serving(
     assert not marker.exists(), "the planted Lambda ran"
 
     # the register stage re-scores the champion from its deploy folder, safely
-    from nnpipe.stages.registration import load_champion
+    from nnpipe.stages.gating import load_champion
 
     client.set_registered_model_alias(
         NAME, "champion", register(client, plants[0][0], plants[0][1])

@@ -15,7 +15,7 @@ from nnpipe.compression.litert import TfliteRunner
 from nnpipe.compression.variants import prune, sparsity, to_tflite
 from nnpipe.domains.ohlcv.models import build_forecaster
 from nnpipe.domains.ohlcv.params import OhlcvTrain
-from nnpipe.domains.ohlcv.windows import TrainOnlyScaler
+from nnpipe.domains.ohlcv.scaling import TrainOnlyScaler
 from nnpipe.domains.xray.models import build_model
 from nnpipe.domains.xray.params import XrayTrain
 from nnpipe.fitting import precision_policy

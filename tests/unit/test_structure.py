@@ -50,6 +50,27 @@ def test_every_registered_stage_has_a_module_with_run_and_main():
             assert stage.name == f"{domain}-{stage.step}"
 
 
+# each generic stage, the hook that gives the domain's part, and what the part must have
+GENERIC_PARTS = {
+    "tune": ("tuning", ("objective", "fit_trial")),
+    "compress": ("compression", ("metric", "parity", "inputs", "report", "table_fields")),
+    "promote": ("promotion", ("selection_rule", "deploy_spec")),
+}
+
+
+def test_generic_stages_run_the_domains_part_through_the_contract():
+    for domain, stages in PIPELINES.items():
+        for stage in (s for s in stages if s.generic):
+            hook, members = GENERIC_PARTS[stage.step]
+            part = getattr(DOMAINS[domain], hook)()
+            missing = [m for m in members if not hasattr(part, m)]
+            assert missing == [], f"{domain}.{hook}() lacks {missing}"
+            # the part is in the domain's own module of the step: dvc.yaml's code deps
+            assert type(part).__module__ == stage.domain_module_name
+            assert stage.code_modules == (f"nnpipe.stages.{stage.step}", stage.domain_module_name)
+    assert {s.step for s in STAGES.values() if s.generic} == set(GENERIC_PARTS)
+
+
 def test_stage_module_main_runs_its_own_domain_only(capsys):
     from nnpipe.stages import get_stage
 
@@ -70,7 +91,7 @@ def test_flows_use_the_registry_not_their_own_stages(domain):
 def test_a_domain_stage_depends_on_its_own_domain_code_only():
     for name, stage in STAGES.items():
         other = {d for d in DOMAINS if d != stage.domain}
-        deps = code_dependencies(stage.module_name)
+        deps = {f for m in stage.code_modules for f in code_dependencies(m)}
         # another domain's declaration (the registry imports it) and its params model
         # (params.yaml is validated whole, on load) but none of its code
         declaration = {

@@ -10,7 +10,7 @@ the file, what is wrong and the stage to re-run. (The key is ``schema_version``,
 
 Files that hold one record for one model, or one per series under ``"series"``, have one
 model per shape (``CompressionTable`` / ``SeriesCompressionTable``...), never per domain
-name; ``read_compression`` (and the like) read either.
+name; ``read_compression`` (and the like) read the shape the domain's ``unit_key`` says.
 """
 
 from nnpipe.artifacts.base import SCHEMA_VERSION, Artifact, ArtifactError, Record, rerun_hint
@@ -25,6 +25,7 @@ from nnpipe.artifacts.shared import (
     SeriesCompressionTable,
     SeriesPromotion,
     SeriesRegistration,
+    TrainHistory,
     TrainRun,
     UnitVariants,
     VariantRows,
@@ -32,6 +33,7 @@ from nnpipe.artifacts.shared import (
     read_promotion,
     read_registration,
 )
+from nnpipe.artifacts.tuning import Hyperparameters, SearchOutcome, TuningSummary
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -39,16 +41,20 @@ __all__ = [
     "ArtifactError",
     "CompressionTable",
     "DeploySpec",
+    "Hyperparameters",
     "PromotedSpec",
     "Promotion",
     "PromotionRow",
     "Record",
     "Registration",
     "RegistrationRecord",
+    "SearchOutcome",
     "SeriesCompressionTable",
     "SeriesPromotion",
     "SeriesRegistration",
+    "TrainHistory",
     "TrainRun",
+    "TuningSummary",
     "UnitVariants",
     "VariantRows",
     "read_compression",

@@ -4,6 +4,7 @@ says what is wrong with a file and which stage to re-run (see :mod:`nnpipe.artif
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -12,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from nnpipe.errors import NnpipeError
 from nnpipe.io import atomic_write_json
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -116,6 +119,16 @@ class Artifact(Record):
         except (UnicodeDecodeError, ValueError) as exc:
             raise ArtifactError(f"{path} is not valid JSON ({exc}); {fix}") from None
         return cls.parse(data, str(path), fix)
+
+    @classmethod
+    def read_if_usable(cls, path: str | os.PathLike[str], domain: str | None = None) -> Self | None:
+        """The file, or None (logged, with why) when it is missing or this nnpipe cannot
+        read it: for a caller that then remakes it rather than fails."""
+        try:
+            return cls.read(path, domain)
+        except ArtifactError as exc:
+            log.info("%s will be remade: %s", path, exc)
+            return None
 
 
 def per_series(path: Path) -> bool:

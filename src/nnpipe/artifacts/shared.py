@@ -1,6 +1,7 @@
 """The files every domain's stages write alike (one record for one model, or one per
-series): ``run.json``'s shared fields, ``compression.json``, ``deploy.json``,
-``promotion.json`` and ``registration.json`` (see :mod:`nnpipe.artifacts`)."""
+series): ``run.json``'s shared fields, ``history.json``, ``compression.json``,
+``deploy.json``, ``promotion.json`` and ``registration.json`` (see :mod:`nnpipe.artifacts`;
+the tune stage's files are :mod:`nnpipe.artifacts.tuning`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,17 @@ from typing import Any, ClassVar
 from pydantic import ConfigDict
 
 from nnpipe.artifacts.base import Artifact, Record, per_series
+from nnpipe.domains.registry import get_domain
+
+
+def per_unit(path: str | os.PathLike[str], domain: str | None) -> bool:
+    """Whether a domain's file holds one record per unit (``{"series": {...}}``): its
+    :attr:`~nnpipe.domains.contract.Domain.unit_key` says; with no domain named, the
+    file's own shape."""
+    if domain is None:
+        return per_series(Path(path))
+    return get_domain(domain).unit_key is not None
+
 
 # train: run.json --------------------------------------------------------------------
 
@@ -30,6 +42,28 @@ class TrainRun(Artifact):
     data_hash: str
     best_epoch: int
     hyperparameters: dict[str, Any]
+
+
+EpochRow = dict[str, int | float | None]  # "epoch" (from 1) and each logged metric
+
+
+class TrainHistory(Artifact):
+    """``models/<domain>[/<series>]/history.json``: the per-epoch metrics of a training
+    run, oldest first (before it was versioned the file was the bare list)."""
+
+    STAGE: ClassVar[str] = "train"
+    WHAT: ClassVar[str] = "per-epoch training history (history.json)"
+
+    epochs: list[EpochRow]
+
+    @classmethod
+    def problem(cls, data: Any) -> str | None:
+        if isinstance(data, list):  # the epochs alone: the file before it was versioned
+            return (
+                "is a bare list of epochs: it was written by an nnpipe from before its "
+                "files were versioned"
+            )
+        return super().problem(data)
 
 
 # compress: compression.json ----------------------------------------------------------
@@ -78,7 +112,7 @@ def read_compression(
     path: str | os.PathLike[str], domain: str | None = None
 ) -> CompressionTable | SeriesCompressionTable:
     """A ``compression.json`` of either shape."""
-    shape = SeriesCompressionTable if per_series(Path(path)) else CompressionTable
+    shape = SeriesCompressionTable if per_unit(path, domain) else CompressionTable
     return shape.read(path, domain)
 
 
@@ -94,11 +128,20 @@ class DeploySpec(Artifact):
     STAGE: ClassVar[str] = "promote"
     WHAT: ClassVar[str] = "deploy record (deploy.json)"
 
+    # the model serving reads this record as (None: this one); a domain's whole record
+    # (XrayDeploySpec) names its served view, which holds the fields serving uses only
+    SERVED: ClassVar[type[DeploySpec] | None] = None
+
     domain: str
     variant: str | None
     file: str | None
     format: str | None
     sha256: str | None
+
+    @classmethod
+    def served_model(cls) -> type[DeploySpec]:
+        """The model serving parses a ``deploy.json`` of this kind with."""
+        return cls.SERVED or cls
 
 
 class PromotedSpec(DeploySpec):
@@ -154,7 +197,7 @@ def read_promotion(
     path: str | os.PathLike[str], domain: str | None = None
 ) -> Promotion | SeriesPromotion:
     """A ``promotion.json`` of either shape."""
-    shape = SeriesPromotion if per_series(Path(path)) else Promotion
+    shape = SeriesPromotion if per_unit(path, domain) else Promotion
     return shape.read(path, domain)
 
 
@@ -208,5 +251,5 @@ def read_registration(
     path: str | os.PathLike[str], domain: str | None = None
 ) -> Registration | SeriesRegistration:
     """A ``registration.json`` of either shape."""
-    shape = SeriesRegistration if per_series(Path(path)) else Registration
+    shape = SeriesRegistration if per_unit(path, domain) else Registration
     return shape.read(path, domain)

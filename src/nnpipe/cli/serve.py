@@ -69,7 +69,7 @@ def add_parser(
 
 def served_models(params: Params, domains: list[str]) -> dict[str, str]:
     """Registered model names per served slot: ``<domain>`` or ``<domain>/<unit>``."""
-    from nnpipe.serving.registry import served_models as models_of
+    from nnpipe.serving.serve_plan import served_models as models_of
 
     return models_of(params, domains)
 
@@ -110,7 +110,7 @@ def refuse_unready(
     would make it ready."""
     from mlflow.exceptions import MlflowException
 
-    from nnpipe.serving.registry import not_ready_message, serve_plan
+    from nnpipe.serving.serve_plan import not_ready_message, serve_plan
 
     uri = settings.tracking_uri
     try:

@@ -58,7 +58,7 @@ def print_summary(params: Params, results: dict[str, Any], flow_seconds: dict[st
     """Where the results are: each domain's headline numbers, model versions and aliases,
     the gate's reason, each stage's time, and what to do next (UI, serving, DVC)."""
     from nnpipe import store
-    from nnpipe.serving.registry import serve_hint
+    from nnpipe.serving.serve_plan import serve_hint
 
     lines = ["", "=" * 72, "nnpipe: pipeline finished", "=" * 72]
     for domain in results:

@@ -94,13 +94,10 @@ def judge_variant(row: Mapping, reference: Mapping, rule: SelectionRule) -> str 
     return None
 
 
-def select_variant(rows: Mapping[str, Mapping], rule: SelectionRule) -> Selection:
-    """Apply ``rule`` to the variant table ``rows`` (name -> measured row)."""
-    reference = rows.get(REFERENCE)
-    if reference is None or reference.get("status") != "ok":
-        return Selection(
-            None, "the Keras reference was not measured, so no variant can be compared with it", {}
-        )
+def judge_candidates(
+    rows: Mapping[str, Mapping], reference: Mapping, rule: SelectionRule
+) -> tuple[list[str], dict[str, str]]:
+    """The variants that qualify, and each variant's verdict."""
     names = (
         [n for n in rows if n != REFERENCE]
         if rule.candidates is None
@@ -116,6 +113,17 @@ def select_variant(rows: Mapping[str, Mapping], rule: SelectionRule) -> Selectio
         verdicts[name] = problem or "qualifies"
         if problem is None:
             eligible.append(name)
+    return eligible, verdicts
+
+
+def select_variant(rows: Mapping[str, Mapping], rule: SelectionRule) -> Selection:
+    """Apply ``rule`` to the variant table ``rows`` (name -> measured row)."""
+    reference = rows.get(REFERENCE)
+    if reference is None or reference.get("status") != "ok":
+        return Selection(
+            None, "the Keras reference was not measured, so no variant can be compared with it", {}
+        )
+    eligible, verdicts = judge_candidates(rows, reference, rule)
     if not eligible:
         why = "no candidate variant qualifies"
         if rule.fallback == "reference":

@@ -9,7 +9,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -91,6 +91,23 @@ def _prunable(layer: keras.layers.Layer) -> bool:
     return isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D, *RECURRENT))
 
 
+def pruning_schedule(steps: int, initial_sparsity: float, final_sparsity: float) -> Any:
+    """The guide's PolynomialDecay over ``steps`` training steps."""
+    import tensorflow_model_optimization as tfmot
+
+    # masks are updated every `frequency` steps (tfmot's default 100 would never fire on a
+    # small dataset); the schedule ends on an update step so the final sparsity is reached
+    frequency = max(1, steps // 10)
+    end_step = max(frequency, frequency * ((steps - 1) // frequency))
+    return tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=initial_sparsity,
+        final_sparsity=final_sparsity,
+        begin_step=0,
+        end_step=end_step,
+        frequency=frequency,
+    )
+
+
 def prune(
     model: keras.Model,
     *,
@@ -113,17 +130,7 @@ def prune(
     import tensorflow_model_optimization as tfmot
 
     steps = math.ceil(len(x) / batch_size) * epochs
-    # masks are updated every `frequency` steps (tfmot's default 100 would never fire on a
-    # small dataset); the schedule ends on an update step so the final sparsity is reached
-    frequency = max(1, steps // 10)
-    end_step = max(frequency, frequency * ((steps - 1) // frequency))
-    schedule = tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=initial_sparsity,
-        final_sparsity=final_sparsity,
-        begin_step=0,
-        end_step=end_step,
-        frequency=frequency,
-    )
+    schedule = pruning_schedule(steps, initial_sparsity, final_sparsity)
 
     def wrap(layer: keras.layers.Layer) -> keras.layers.Layer:
         fresh = layer.__class__.from_config(layer.get_config())  # never prune the original

@@ -20,6 +20,7 @@ import logging
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,53 +61,70 @@ def _pruned_model(job: dict, job_dir: Path, model, data):
     return pruned
 
 
-def build_variant(name: str, job: dict, job_dir: Path, model, data) -> dict:
-    """Build and measure one variant; returns its row (predictions saved beside it)."""
+Predict = Callable[[np.ndarray], np.ndarray]
+
+
+def measure_reference(
+    job: dict, job_dir: Path, model, x_test: np.ndarray
+) -> tuple[dict, bytes, Predict]:
+    """The Keras model itself: its size, latency and throughput, and how to run it."""
+    from nnpipe.compression.variants import latency, sparsity, throughput
+    from nnpipe.keras_env import keras, tf
+
+    # the reference's size is the model alone: the trained file also holds the optimizer
+    # state (twice the weights again for Adam), which would flatter every ratio
+    path = job_dir / "keras_float32.keras"
+    bare = keras.models.clone_model(model)  # not compiled: saved without optimizer
+    bare.set_weights(model.get_weights())
+    bare.save(path)
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return model.predict(x, batch_size=64, verbose=0)
+
+    # a compiled call, as a serving system runs the model (eager calls are ~100x slower)
+    call = tf.function(lambda s: model(s, training=False))
+    row = latency(lambda s: call(s).numpy(), x_test[:1], job["latency_runs"])
+    row["throughput_per_s"] = throughput(predict, x_test)
+    row["sparsity"] = sparsity(model)
+    return row, path.read_bytes(), predict
+
+
+def measure_tflite(name: str, job: dict, job_dir: Path, model, data) -> tuple[dict, bytes, Predict]:
+    """A TFLite variant (of the pruned model for ``pruned_*``): converted, saved, timed."""
     from nnpipe.compression.litert import TfliteRunner
     from nnpipe.compression.variants import latency, sparsity, throughput, to_tflite
-    from nnpipe.keras_env import keras
 
-    x_test, sample = data["x_test"].astype(np.float32), data["x_test"][:1].astype(np.float32)
+    x_test = data["x_test"].astype(np.float32)
+    row: dict = {}
+    source, tflite_kind = model, name
+    if name.startswith("pruned"):
+        source = _pruned_model(job, job_dir, model, data)
+        tflite_kind = "tflite_int8" if name == "pruned_int8" else "tflite_float32"
+        row["sparsity"] = sparsity(source)
+    content = to_tflite(source, tflite_kind, data["x_repr"])
+    atomic_write_bytes(job_dir / f"{name}.tflite", content)
+    runner = TfliteRunner(content, threads=job["threads"])
+    one = TfliteRunner(content, threads=job["threads"])
+    row |= latency(lambda s: one.predict(s), x_test[:1], job["latency_runs"])
+    row["throughput_per_s"] = throughput(runner.predict, x_test)
+    row.setdefault("sparsity", sparsity(model))
+    return row, content, runner.predict
+
+
+def build_variant(name: str, job: dict, job_dir: Path, model, data) -> dict:
+    """Build and measure one variant; returns its row (predictions saved beside it)."""
+    x_test = data["x_test"].astype(np.float32)
     row: dict = {"variant": name, "status": "ok", "reason": None}
     if name == "keras_float32":
-        # the reference's size is the model alone: the trained file also holds the optimizer
-        # state (twice the weights again for Adam), which would flatter every ratio
-        path = job_dir / "keras_float32.keras"
-        bare = keras.models.clone_model(model)  # not compiled: saved without optimizer
-        bare.set_weights(model.get_weights())
-        bare.save(path)
-        content = path.read_bytes()
-        predict = lambda x: model.predict(x, batch_size=64, verbose=0)  # noqa: E731
-        predictions = predict(x_test)
-        from nnpipe.keras_env import tf
-
-        # a compiled call, as a serving system runs the model (eager calls are ~100x slower)
-        call = tf.function(lambda s: model(s, training=False))
-        row |= latency(lambda s: call(s).numpy(), sample, job["latency_runs"])
-        row["throughput_per_s"] = throughput(
-            lambda x: model.predict(x, batch_size=64, verbose=0), x_test
-        )
-        row["sparsity"] = sparsity(model)
+        measured, content, predict = measure_reference(job, job_dir, model, x_test)
     else:
-        source = model
-        tflite_kind = name
-        if name.startswith("pruned"):
-            source = _pruned_model(job, job_dir, model, data)
-            tflite_kind = "tflite_int8" if name == "pruned_int8" else "tflite_float32"
-            row["sparsity"] = sparsity(source)
-        content = to_tflite(source, tflite_kind, data["x_repr"])
-        atomic_write_bytes(job_dir / f"{name}.tflite", content)
-        runner = TfliteRunner(content, threads=job["threads"])
-        predict = runner.predict
-        predictions = predict(x_test)
-        one = TfliteRunner(content, threads=job["threads"])
-        row |= latency(lambda s: one.predict(s), sample, job["latency_runs"])
-        row["throughput_per_s"] = throughput(runner.predict, x_test)
-        row.setdefault("sparsity", sparsity(model))
+        measured, content, predict = measure_tflite(name, job, job_dir, model, data)
+    row |= measured
     row["size_bytes"] = len(content)
     row["gzip_bytes"] = gzip_size(content)
     np.save(
-        job_dir / f"{name}.npy", np.asarray(predictions, dtype=np.float64).reshape(len(x_test), -1)
+        job_dir / f"{name}.npy",
+        np.asarray(predict(x_test), dtype=np.float64).reshape(len(x_test), -1),
     )
     if "x_val" in data:  # a domain that chooses its decision threshold per variant
         x_val = data["x_val"].astype(np.float32)

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from nnpipe.artifacts import DeploySpec, PromotedSpec, TrainRun
     from nnpipe.config import Params
+    from nnpipe.domains.parts import CompressionPart, PromotionPart, TuningPart
     from nnpipe.serving.endpoints import DomainRouter
     from nnpipe.serving.predictor import Predictor
     from nnpipe.serving.settings import ServeSettings
@@ -60,7 +62,9 @@ class StageModule(Protocol):
 @dataclass(frozen=True)
 class Stage:
     """One step of one domain's pipeline: its ``dvc.yaml`` stage and Prefect task are both
-    named ``<domain>-<step>``, its code is ``nnpipe.domains.<domain>.stages.<step>``."""
+    named ``<domain>-<step>``. Its code is ``nnpipe.domains.<domain>.stages.<step>``, or,
+    for a step every domain does alike (``generic``), ``nnpipe.stages.<step>`` calling the
+    domain's part of it (a hook of :class:`Domain`, in that same domain module)."""
 
     domain: str
     step: str
@@ -72,6 +76,7 @@ class Stage:
     # inputs DVC cannot see (a folder or URL named by a param) that make the stage stale
     # even when `dvc status` says current: the domain's `source_changed` hook says
     watches_source: bool = False
+    generic: bool = False  # the code is nnpipe.stages.<step>, with the domain's part
 
     @property
     def name(self) -> str:
@@ -79,8 +84,23 @@ class Stage:
         return f"{self.domain}-{self.step}"
 
     @property
-    def module_name(self) -> str:
+    def domain_module_name(self) -> str:
+        """The domain's code of this step: the whole stage, or its part of a generic one."""
         return f"nnpipe.domains.{self.domain}.stages.{self.step}"
+
+    @property
+    def module_name(self) -> str:
+        """The stage module (``run``, ``main``)."""
+        return f"nnpipe.stages.{self.step}" if self.generic else self.domain_module_name
+
+    @property
+    def code_modules(self) -> tuple[str, ...]:
+        """The modules whose code (with all they import) the stage runs: ``dvc.yaml``'s
+        code dependencies. A generic stage reaches its domain's part through a hook,
+        which an import walk does not follow, so it is named here."""
+        if self.generic:
+            return (self.module_name, self.domain_module_name)
+        return (self.module_name,)
 
     def module(self) -> StageModule:
         """The stage's module, imported when asked for (stage modules import TensorFlow
@@ -134,6 +154,9 @@ class Domain(ABC, Generic[SectionT]):
     params_model: type[SectionT]
     predict_input: str  # what `nnpipe predict` reads, for its --help
     schedule: Schedule | None = None  # no deployment in prefect.yaml without one
+    # a domain of several units keeps one record per unit under this key in its files
+    # (``"series"``: ``{"series": {"GOOG": {...}}}``); one unit: the record is the file
+    unit_key: str | None = None
 
     def section(self, params: Params) -> SectionT:
         """This domain's section of the loaded params, typed as its ``params_model``."""
@@ -168,6 +191,26 @@ class Domain(ABC, Generic[SectionT]):
         """What the run trains and registers, one entry per model."""
 
     @abstractmethod
+    def train_run_model(self) -> type[TrainRun]:
+        """The model of train's ``run.json`` (one per unit, under ``models/<domain>/<key>``)."""
+
+    @abstractmethod
+    def deploy_spec_model(self) -> type[PromotedSpec]:
+        """The model of promote's ``deploy.json``, which serving reads."""
+
+    @abstractmethod
+    def tuning(self) -> TuningPart:
+        """The domain's part of the tune stage."""
+
+    @abstractmethod
+    def compression(self) -> CompressionPart:
+        """The domain's part of the compress stage."""
+
+    @abstractmethod
+    def promotion(self) -> PromotionPart:
+        """The domain's part of the promote stage."""
+
+    @abstractmethod
     def source_changed(self, params: Params) -> bool:
         """Whether the ingest stage's source (a folder, a URL) changed since the raw data
         was written: inputs DVC cannot see."""
@@ -177,7 +220,7 @@ class Domain(ABC, Generic[SectionT]):
         """The run's closing lines (test metrics, the gate's decision), from the reports."""
 
     @abstractmethod
-    def predictor(self, directory: Path, spec: dict[str, Any], runner: Runner) -> Predictor:
+    def predictor(self, directory: Path, spec: DeploySpec, runner: Runner) -> Predictor:
         """The predictor serving a checked deploy folder (``runner`` runs its model)."""
 
     @abstractmethod

@@ -48,6 +48,7 @@ def tune_stage(domain: str, params: tuple[str, ...] = ()) -> Stage:
             Output(f"{reports}/tuning.json", cache=False),
             Output(f"{reports}/tuning.csv", cache=False),
         ),
+        generic=True,
     )
 
 
@@ -65,6 +66,7 @@ def compress_stage(domain: str, deps: tuple[str, ...]) -> Stage:
             Output(f"{reports}/compression.json", cache=False),
             Output(f"{reports}/compression.md", cache=False),
         ),
+        generic=True,
     )
 
 
@@ -88,6 +90,7 @@ def promote_stage(domain: str, params: tuple[str, ...]) -> Stage:
             f"{features_dir(domain)}",
         ),
         outs=(Output(deploy_dir(domain)), Output(f"{reports}/promotion.json", cache=False)),
+        generic=True,
     )
 
 
@@ -110,4 +113,24 @@ def register_outputs(domain: str) -> tuple[Output, ...]:
     return (
         Output(f"{reports}/registration.json", cache=False),
         Output(f"{reports}/gate.json", "metric", cache=False),
+    )
+
+
+def register_stage(domain: str, description: str) -> Stage:
+    """Every domain registers alike: its deployable models (with their evaluation and the
+    features the gate re-scores the champion on), the aliases, the champion gate."""
+    reports = reports_dir(domain)
+    return Stage(
+        domain,
+        "register",
+        description,
+        params=("register",),
+        deps=(
+            model_dir(domain),
+            f"{reports}/evaluation.json",
+            features_dir(domain),
+            deploy_dir(domain),
+        ),
+        outs=register_outputs(domain),
+        touches_network=True,
     )

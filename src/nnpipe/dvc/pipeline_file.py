@@ -125,7 +125,8 @@ def _out(output: Output) -> dict:
 def stage_definition(name: str) -> dict:
     spec = STAGES[name]
     stage: dict = {"cmd": f"python -m nnpipe stage {spec.step} --domain {spec.domain}"}
-    stage["deps"] = [*code_dependencies(spec.module_name), *spec.deps]
+    code = sorted({f for m in spec.code_modules for f in code_dependencies(m)})
+    stage["deps"] = [*code, *spec.deps]
     stage["params"] = [p if p == "seed" else f"{spec.domain}.{p}" for p in spec.params]
     for kind, key in (("out", "outs"), ("metric", "metrics")):
         entries = [_out(o) for o in spec.outs if o.kind == kind]

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -82,6 +82,12 @@ def confined_path(directory: Path, name: Any, what: str) -> Path:
 
 def check_deploy_spec(directory: Path, spec: Any) -> Path:
     """Check a ``deploy.json`` record is one promote writes; the model file's path."""
+    return checked_spec(directory, spec)[0]
+
+
+def checked_spec(directory: Path, spec: Any) -> tuple[Path, DeploySpec]:
+    """Check a ``deploy.json`` record is one promote writes: the model file's path, and
+    the record parsed once, as its domain's served deploy spec (``XrayServedSpec``...)."""
     where = directory / DEPLOY_FILE
     if not isinstance(spec, dict):
         raise RefusedModelError(f"{where} is not a JSON object; {REPROMOTE}")
@@ -115,8 +121,8 @@ def check_deploy_spec(directory: Path, spec: Any) -> Path:
     # version 1: a registered version cannot be re-promoted, and refusing it would leave
     # the register gate no champion to compare a candidate with
     record = spec if "schema_version" in spec else {**spec, "schema_version": 1}
-    DeploySpec.parse(record, str(where), REPROMOTE, RefusedModelError)
-    return path
+    model = get_domain(spec["domain"]).deploy_spec_model().served_model()
+    return path, model.parse(record, str(where), REPROMOTE, RefusedModelError)
 
 
 def read_model_file(path: Path, fmt: str, sha256: str) -> bytes:
@@ -183,12 +189,12 @@ class Predictor(abc.ABC):
     domain, which its ``Domain.predictor`` hook makes."""
 
     directory: Path
-    spec: dict[str, Any]
+    spec: DeploySpec  # the domain's served deploy spec (XrayServedSpec, OhlcvServedSpec)
     run: Callable[[np.ndarray], np.ndarray]
 
     @property
     def variant(self) -> str:
-        return self.spec["variant"]
+        return self.spec.variant or ""  # a loaded predictor always has one
 
     @abc.abstractmethod
     def predict_input(self, model_input: Any) -> dict[str, list]:
@@ -218,13 +224,14 @@ def load_predictor(directory: str | Path, threads: int = 1) -> Predictor:
     """The predictor of a deploy folder, for its domain: only after its ``deploy.json``
     and model file pass :func:`check_deploy_spec` and :func:`read_model_file`."""
     directory = Path(directory)
-    spec = read_deploy_spec(directory)
-    if isinstance(spec, dict) and not spec.get("file"):
-        raise NnpipeError(f"{directory} deploys nothing: {spec.get('reason')}")
-    path = check_deploy_spec(directory, spec)
-    content = read_model_file(path, spec["format"], spec["sha256"])
-    runner = load_runner(path, spec["format"], threads, content)
-    return get_domain(spec["domain"]).predictor(directory, spec, runner)
+    record = read_deploy_spec(directory)
+    if isinstance(record, dict) and not record.get("file"):
+        raise NnpipeError(f"{directory} deploys nothing: {record.get('reason')}")
+    path, spec = checked_spec(directory, record)
+    fmt, sha256 = cast(str, spec.format), cast(str, spec.sha256)  # both checked
+    content = read_model_file(path, fmt, sha256)
+    runner = load_runner(path, fmt, threads, content)
+    return get_domain(spec.domain).predictor(directory, spec, runner)
 
 
 def as_array(value: Any) -> np.ndarray:

@@ -48,7 +48,7 @@ class Slot:
     lock: threading.Lock = field(default_factory=threading.Lock)  # one model run at a time
 
     def describe(self) -> dict[str, Any]:
-        d, spec = self.deployable, self.predictor.spec
+        d, spec = self.deployable, self.predictor.spec.record()
         return {
             "name": d.name,
             "version": d.version,

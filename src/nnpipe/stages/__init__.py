@@ -81,12 +81,18 @@ def tracking_errors_reported() -> Iterator[None]:
 def cli_main(module_name: str, run: Callable[[Params, str], dict], argv: list[str] | None) -> int:
     """The ``main()`` of every stage module: parse --params/-S, run, report errors plainly.
 
-    Modules pass ``__spec__.name``, their dotted name also under ``python -m``."""
-    stage = next(s for s in STAGES.values() if s.module_name == module_name)
+    Modules pass ``__spec__.name``, their dotted name also under ``python -m``. A generic
+    stage's module runs the step of any domain that has it: ``--domain`` picks one."""
+    stages = {s.domain: s for s in STAGES.values() if s.module_name == module_name}
+    first = next(iter(stages.values()))
+    one = len(stages) == 1
     parser = argparse.ArgumentParser(
-        prog=f"nnpipe stage {stage.step} --domain {stage.domain}", description=stage.description
+        prog=f"nnpipe stage {first.step}" + (f" --domain {first.domain}" if one else ""),
+        description=first.description,
     )
-    parser.add_argument("--domain", default=stage.domain, choices=[stage.domain])
+    parser.add_argument(
+        "--domain", default=first.domain if one else None, required=not one, choices=list(stages)
+    )
     parser.add_argument("--params", default=PARAMS_FILE)
     parser.add_argument(
         "-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE"
@@ -94,6 +100,7 @@ def cli_main(module_name: str, run: Callable[[Params, str], dict], argv: list[st
     args = parser.parse_args(argv)
     configure_logging()
     prefect_defaults()  # a stage may run a flow of its own (tuning trials on Dask)
+    stage = stages[args.domain]
     with report_errors(), hold_project(f"stage {stage.name}"):
         params = load_params(args.params, args.overrides)
         clean_after_killed_runs([params.paths.data, params.paths.models, params.paths.reports])

@@ -22,9 +22,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from nnpipe import tracking
+from nnpipe.artifacts import Hyperparameters, TuningSummary
 from nnpipe.config import DomainSection, Params, get_value, with_values
 from nnpipe.domains.registry import get_domain
-from nnpipe.io import atomic_write_json, atomic_write_text, read_json
+from nnpipe.io import atomic_write_text
 from nnpipe.layout import domain_layout
 from nnpipe.stages import require
 from nnpipe.tuning.oracle import make_oracle
@@ -45,22 +46,22 @@ def tuned_train(train: BaseModel, values: Mapping[str, Any]) -> Any:
     return with_values(train, dict(values))
 
 
-def effective_train(params: Params, domain: str) -> tuple[Any, dict]:
+def effective_train(params: Params, domain: str) -> tuple[Any, Hyperparameters]:
     """The train params the tune stage's file says to use, and that file's record."""
     layout = domain_layout(params, domain)
-    record = read_json(require(layout.hyperparameters, "tune", domain))
+    record = Hyperparameters.read(require(layout.hyperparameters, "tune", domain), domain)
     section: DomainSection = get_domain(domain).section(params)
-    return tuned_train(section.train, record.get("values", {})), record
+    return tuned_train(section.train, record.values), record
 
 
-def tuning_tags(record: dict) -> dict[str, str]:
+def tuning_tags(record: Hyperparameters) -> dict[str, str]:
     """Tags of a training run saying where its hyper-parameters came from."""
-    if not record.get("tuned"):
+    if not record.tuned:
         return {"nnpipe.tuned": "false"}
     return {
         "nnpipe.tuned": "true",
-        "nnpipe.tuning_run": str(record.get("run_id")),
-        "nnpipe.tuned_values": json.dumps(record["values"]),
+        "nnpipe.tuning_run": str(record.run_id),
+        "nnpipe.tuned_values": json.dumps(record.values),
     }
 
 
@@ -107,12 +108,14 @@ def trials_csv(trials: list[TrialResult]) -> str:
     return buf.getvalue()
 
 
-def _write(params: Params, domain: str, record: dict, summary: dict, rows: str) -> None:
+def _write(
+    params: Params, domain: str, record: Hyperparameters, summary: TuningSummary, rows: str
+) -> None:
     layout = domain_layout(params, domain)
     layout.reports.mkdir(parents=True, exist_ok=True)
     atomic_write_text(layout.tuning_trials, rows)
-    atomic_write_json(layout.tuning, summary)
-    atomic_write_json(layout.hyperparameters, record)  # last: what train reads
+    summary.write(layout.tuning)
+    record.write(layout.hyperparameters)  # last: what train reads
 
 
 def trial_name(trial: TrialResult) -> str:
@@ -154,8 +157,8 @@ def _record_tuning_off(params: Params, domain: str) -> dict:
     _write(
         params,
         domain,
-        {"tuned": False, "values": {}, "reason": reason},
-        {"enabled": False},
+        Hyperparameters(tuned=False, values={}, reason=reason),
+        TuningSummary(enabled=False),
         trials_csv([]),
     )
     return {"stage": "tune", "tuned": False}
@@ -218,25 +221,25 @@ def _search(
     return search(lambda specs: [call(s) for s in specs])
 
 
-def _summary(tune: Any, objective: Objective, result: SearchResult, run_id: str) -> dict:
+def _summary(tune: Any, objective: Objective, result: SearchResult, run_id: str) -> TuningSummary:
     """What ``tuning.json`` says of a finished search (raises, saying why, when no trial
     finished)."""
     best = result.best(objective)
     failed = [t for t in result.trials if t.status != "completed"]
-    return {
-        "enabled": True,
-        "algorithm": tune.algorithm,
-        "objective": objective.name,
-        "direction": objective.direction,
-        "best_value": best.objective,
-        "best_trial": best.trial_id,
-        "baseline_kept": best.trial_id == BASELINE,
-        "trials": len(result.trials),
-        "completed": len(result.completed),
-        "failed": len(failed),
-        "stopped_because": result.stopped_because,
-        "run_id": run_id,
-    }
+    return TuningSummary(
+        enabled=True,
+        algorithm=tune.algorithm,
+        objective=objective.name,
+        direction=objective.direction,
+        best_value=best.objective,
+        best_trial=best.trial_id,
+        baseline_kept=best.trial_id == BASELINE,
+        trials=len(result.trials),
+        completed=len(result.completed),
+        failed=len(failed),
+        stopped_because=result.stopped_because,
+        run_id=run_id,
+    )
 
 
 def _log_search_result(result: SearchResult, objective: Objective) -> None:
@@ -274,7 +277,7 @@ def run_tuning(params: Params, domain: str, fit_trial: FitTrial, objective: Obje
     _write(
         params,
         domain,
-        {"tuned": True, "values": best.values, **summary},
+        Hyperparameters.model_validate({"tuned": True, "values": best.values, **summary.record()}),
         summary,
         trials_csv(result.trials),
     )

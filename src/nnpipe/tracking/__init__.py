@@ -42,7 +42,12 @@ from nnpipe.tracking.metrics import (
     log_params,
     set_tags,
 )
-from nnpipe.tracking.packaging import LoggedModel, keras_requirements, log_keras_model
+from nnpipe.tracking.packaging import (
+    LoggedModel,
+    keras_requirements,
+    log_keras_model,
+    model_location,
+)
 from nnpipe.tracking.registry import (
     ModelVersionInfo,
     describe_model,
@@ -97,6 +102,7 @@ __all__ = [
     "log_metrics",
     "log_model_metrics",
     "log_params",
+    "model_location",
     "prefect_flow_run_id",
     "register_model",
     "run_name",

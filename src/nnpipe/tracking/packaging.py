@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Any
+from typing import Any, TypedDict
 
 import mlflow
 import mlflow.tensorflow
@@ -14,6 +14,7 @@ import numpy as np
 from mlflow.models import infer_signature
 
 from nnpipe.keras_env import keras
+from nnpipe.store import tracking_uri
 from nnpipe.tracking.metrics import flatten
 
 
@@ -48,3 +49,23 @@ def log_keras_model(
         params={k: str(v) for k, v in flatten(params or {}).items()} or None,
     )
     return LoggedModel(info.model_uri, info.model_id)
+
+
+class ModelLocation(TypedDict):
+    run_id: str
+    experiment_id: str
+    model_uri: str
+    model_id: str
+    tracking_uri: str
+
+
+def model_location(params: Any, run: Any, logged: LoggedModel) -> ModelLocation:
+    """Where a trained model is in tracking (the fields of every domain's ``run.json``
+    that say so): its run, experiment, logged model and the store."""
+    return ModelLocation(
+        run_id=run.info.run_id,
+        experiment_id=run.info.experiment_id,
+        model_uri=logged.uri,
+        model_id=logged.model_id,
+        tracking_uri=tracking_uri(params),
+    )

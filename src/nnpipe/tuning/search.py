@@ -142,6 +142,11 @@ def run_search(
         results.extend(outcomes[s.trial_id] for s in pending)  # not the oracle's
         pending = []
         results += _tell(oracle, batch, outcomes)
+    return _finish(results, stopped)
+
+
+def _finish(results: list[TrialResult], stopped: str) -> SearchResult:
+    """The search's result, its trial counts and why it stopped logged."""
     log.info(
         "tuning: %d trials (%d completed); stopped because %s",
         len(results),

@@ -16,7 +16,7 @@ from nnpipe.compression.litert import TfliteRunner
 from nnpipe.compression.variants import to_tflite
 from nnpipe.domains.ohlcv.models import build_forecaster, export_forecaster
 from nnpipe.domains.ohlcv.params import OhlcvTrain
-from nnpipe.domains.ohlcv.windows import TrainOnlyScaler
+from nnpipe.domains.ohlcv.scaling import TrainOnlyScaler
 from nnpipe.domains.xray.images import resize_square
 from nnpipe.domains.xray.models import build_model
 from nnpipe.domains.xray.params import XrayTrain
@@ -183,7 +183,7 @@ def test_bars_become_the_last_window_and_forecasts_become_prices(ohlcv_deploy):
     assert from_bars == from_window
     last_close = frame["Close"].iloc[-1]
     f = from_bars["forecast"][0]
-    expected = f if p.spec["target"] == "close" else last_close * np.exp(f)
+    expected = f if p.spec.target == "close" else last_close * np.exp(f)
     assert from_bars["price"][0] == pytest.approx(expected)
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -99,21 +97,12 @@ def test_a_lambda_model_saved_as_hdf5_named_model_keras_is_refused_unrun(tmp_pat
     with pytest.raises(RefusedModelError, match="is an HDF5 file, not a Keras zip"):
         load_predictor(folder)
     assert not marker.exists()
-    # the plant is real: tf-keras' own load_model (what serving called before) runs it
+    # the plant is real: tf-keras' own load_model (what serving called before) runs it,
+    # here in this process (all it does is touch the marker)
     control = tmp_path / "control" / "model.keras"
     control.parent.mkdir()
     shutil.copy(folder / "model.keras", control)
-    subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import nnpipe.keras_env as k; "
-            f"k.keras.models.load_model({str(control)!r}, compile=False)",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    keras.models.load_model(str(control), compile=False)
     assert marker.exists()
 
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from nnpipe.config import ParamsError, validate_params
-from nnpipe.serving.registry import (
+from nnpipe.serving.serve_plan import (
     ServePlan,
     gate_reason,
     not_ready_message,
@@ -78,17 +78,39 @@ def test_the_gate_reason_comes_from_the_register_stages_record(tmp_path, monkeyp
     assert gate_reason(params, "ohlcv/SYNTH") is None  # no record: nothing said
     (tmp_path / "reports/ohlcv").mkdir(parents=True)
     (tmp_path / "reports/xray").mkdir(parents=True)
+    record = {
+        "registered": True,
+        "aliases": ["challenger"],
+        "champion_now": None,
+        "run_id": "r1",
+    }
     (tmp_path / "reports/ohlcv/registration.json").write_text(
         json.dumps(
             {
                 "series": {
-                    "SYNTH": {"promoted": False, "version": "3", "reason": "relative_mae 1.2 >= 1"}
-                }
+                    "SYNTH": {
+                        **record,
+                        "model_name": "ohlcv-forecaster",
+                        "promoted": False,
+                        "version": "3",
+                        "reason": "relative_mae 1.2 >= 1",
+                    }
+                },
+                "schema_version": 1,
             }
         )
     )
     (tmp_path / "reports/xray/registration.json").write_text(
-        json.dumps({"promoted": True, "version": "1", "reason": "roc_auc 0.9 >= 0.7"})
+        json.dumps(
+            {
+                **record,
+                "model_name": "xray-classifier",
+                "promoted": True,
+                "version": "1",
+                "reason": "roc_auc 0.9 >= 0.7",
+                "schema_version": 1,
+            }
+        )
     )
     reason = gate_reason(params, "ohlcv/SYNTH")
     assert reason.startswith("the register gate did not promote v3: relative_mae 1.2 >= 1")

@@ -4,9 +4,33 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
-from nnpipe.artifacts import Artifact, PromotedSpec, Record, TrainRun
+from nnpipe.artifacts import Artifact, DeploySpec, PromotedSpec, Record, TrainRun
+
+
+class SeriesIngest(Record):
+    """One series as ingest validated it: rows kept (and read), dates, findings."""
+
+    rows: int
+    first: str
+    last: str
+    rows_read: int
+    findings: int
+    first_findings: list[str]
+
+
+class OhlcvManifest(Artifact):
+    """``data/ohlcv/raw/manifest.json``: the source, every series and the validation
+    settings they passed."""
+
+    STAGE: ClassVar[str] = "ingest"
+    WHAT: ClassVar[str] = "OHLCV ingest manifest (manifest.json)"
+
+    source: str
+    series: dict[str, SeriesIngest]
+    validation: dict[str, Any]  # ohlcv.validation as it was
+    source_fingerprint: str | None  # None: a source of no local files
 
 
 class SplitRows(Record):
@@ -54,14 +78,78 @@ class OhlcvTrainRun(TrainRun):
     features: list[str]
 
 
-class OhlcvDeploySpec(PromotedSpec):
-    """``models/ohlcv-deploy/<series>/deploy.json``: the variant and its windows."""
+class FoldScores(Record):
+    """A forecaster's errors in price units (walk-forward: the mean over the folds)."""
 
-    model_config = ConfigDict(extra="forbid")
+    rmse: float
+    mae: float
+    mase: float
+    directional_accuracy: float
 
-    series: str
+
+class ForecastScores(FoldScores):
+    """A forecaster's test-period errors, also in percent."""
+
+    mape: float
+
+
+class WalkForward(Record):
+    """The walk-forward re-training's mean errors, and how often the model won."""
+
+    folds: int
+    model: FoldScores
+    persistence: FoldScores
+    moving_average: FoldScores
+    relative_mae: float
+    folds_model_beats_persistence: int
+
+
+class SeriesEvaluation(Record):
+    """One series' test metrics: the model beside both baselines, the Diebold-Mariano
+    test against persistence, the walk-forward summary, and the run it scored."""
+
+    model: ForecastScores
+    persistence: ForecastScores
+    moving_average: ForecastScores
+    relative_mae: float
+    relative_rmse: float
+    dm_statistic: float | None  # None: a constant loss difference (infinite statistic)
+    dm_p_value: float
+    n_forecasts: int
+    walk_forward: WalkForward | None = None  # absent with ohlcv.evaluate.walk_forward_folds 0
+    run_id: str
+    model_id: str
+    data_hash: str
+    test_first: str
+    test_last: str
+
+
+class OhlcvEvaluation(Artifact):
+    """``reports/ohlcv/evaluation.json``: every number evaluate measured, per series."""
+
+    STAGE: ClassVar[str] = "evaluate"
+    WHAT: ClassVar[str] = "OHLCV evaluation (evaluation.json)"
+
+    series: dict[str, SeriesEvaluation]
+
+
+class OhlcvServedSpec(DeploySpec):
+    """What serving reads of an OHLCV ``deploy.json``: the variant and the windows it
+    takes (promote's other fields are extras)."""
+
+    series: str | None = None
     look_back: int
     horizon: int
     target: str
     features: list[str]
+    derived: list[str] = Field(default_factory=list)
+
+
+class OhlcvDeploySpec(PromotedSpec, OhlcvServedSpec):
+    """``models/ohlcv-deploy/<series>/deploy.json``: the variant and its windows."""
+
+    model_config = ConfigDict(extra="forbid")
+    SERVED: ClassVar[type[DeploySpec] | None] = OhlcvServedSpec
+
+    series: str
     derived: list[str]

@@ -86,26 +86,36 @@ def run_walk_forward(
         last_close = series.close[test.rows - h]
         price = to_price(predict(fitted.model, test.x), last_close, prep.target_kind, h)
         scored = score_forecasts(series, test.rows, h, price, fit_rows[1], ma_window)
-        row = {
-            "fold": k,
-            "train_rows": [0, train_rows.stop],
-            "test_first": series.dates[test_rows.start].date().isoformat(),
-            "test_last": series.dates[test_rows.stop - 1].date().isoformat(),
-            "relative_mae": scored["relative_mae"],
-        }
-        row |= {name: {k2: scored[name][k2] for k2 in FOLD_METRICS} for name in FORECASTERS}
-        log.info(
-            "walk-forward %s fold %d/%d (%s..%s): RMSE model %.4g, persistence %.4g",
-            prep.name,
-            k,
-            n_folds,
-            row["test_first"],
-            row["test_last"],
-            row["model"]["rmse"],
-            row["persistence"]["rmse"],
-        )
+        row = fold_result(prep, k, n_folds, train_rows, test_rows, scored)
         results.append(row)
     return results
+
+
+def fold_result(
+    prep: Prepared, k: int, n_folds: int, train_rows: range, test_rows: range, scored: dict
+) -> dict:
+    """A fold's row of the walk-forward table (its rows, dates and each forecaster's
+    metrics), logged."""
+    series = prep.series
+    row = {
+        "fold": k,
+        "train_rows": [0, train_rows.stop],
+        "test_first": series.dates[test_rows.start].date().isoformat(),
+        "test_last": series.dates[test_rows.stop - 1].date().isoformat(),
+        "relative_mae": scored["relative_mae"],
+    }
+    row |= {name: {key: scored[name][key] for key in FOLD_METRICS} for name in FORECASTERS}
+    log.info(
+        "walk-forward %s fold %d/%d (%s..%s): RMSE model %.4g, persistence %.4g",
+        prep.name,
+        k,
+        n_folds,
+        row["test_first"],
+        row["test_last"],
+        row["model"]["rmse"],
+        row["persistence"]["rmse"],
+    )
+    return row
 
 
 def summarize_folds(folds: list[dict]) -> dict:

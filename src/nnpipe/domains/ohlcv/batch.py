@@ -18,13 +18,13 @@ def predict_files(predictor: OhlcvPredictor, path: Path) -> pd.DataFrame:
 
     frame = read_ohlcv_csv(path)
     spec = predictor.spec
-    features = add_features(frame, list(spec.get("derived", []))).dropna()
-    look_back = int(spec["look_back"])
+    features = add_features(frame, list(spec.derived)).dropna()
+    look_back = spec.look_back
     if len(features) < look_back:
         raise BatchInputError(
             f"{path} gives {len(features)} complete rows; the model needs {look_back}"
         )
-    values = features[spec["features"]].to_numpy(float)
+    values = features[spec.features].to_numpy(float)
     windows = np.lib.stride_tricks.sliding_window_view(values, (look_back, values.shape[1]))
     out = predictor.predict_windows(windows[:, 0])
     dates = [d.date().isoformat() for d in features.index[look_back - 1 :]]

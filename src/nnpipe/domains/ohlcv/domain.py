@@ -14,14 +14,13 @@ from nnpipe.domains.contract import Domain, Output, Plot, Schedule, Stage, Unit
 from nnpipe.domains.ohlcv.params import OhlcvParams, series_names
 from nnpipe.domains.shared_stages import (
     compress_stage,
-    deploy_dir,
     evaluate_outputs,
     features_dir,
     hyperparameters_file,
     model_dir,
     promote_stage,
     raw_dir,
-    register_outputs,
+    register_stage,
     reports_dir,
     tune_stage,
 )
@@ -29,8 +28,10 @@ from nnpipe.domains.shared_stages import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from nnpipe.artifacts import DeploySpec, PromotedSpec, TrainRun
     from nnpipe.config import Params
     from nnpipe.domains.ohlcv.predictor import OhlcvPredictor
+    from nnpipe.domains.parts import CompressionPart, PromotionPart, TuningPart
     from nnpipe.serving.endpoints import DomainRouter
     from nnpipe.serving.predictor import Predictor
     from nnpipe.serving.settings import ServeSettings
@@ -43,6 +44,7 @@ class OhlcvDomain(Domain[OhlcvParams]):
     task = "sequence"
     params_model = OhlcvParams
     predict_input = "a CSV of daily bars"
+    unit_key = "series"
     schedule = Schedule(
         "ohlcv-training-daily",
         "30 18 * * 1-5",
@@ -91,14 +93,8 @@ class OhlcvDomain(Domain[OhlcvParams]):
             ),
             compress_stage(d, (feats, model)),
             promote_stage(d, ("featurize",)),
-            Stage(
-                d,
-                "register",
-                "register each series' deployable model, set challenger, gate champion",
-                params=("register",),
-                deps=(model, f"{reports}/evaluation.json", feats, deploy_dir(d)),
-                outs=register_outputs(d),
-                touches_network=True,
+            register_stage(
+                d, "register each series' deployable model, set challenger, gate champion"
             ),
         )
 
@@ -150,6 +146,31 @@ class OhlcvDomain(Domain[OhlcvParams]):
             for series in series_names(section.ingest)
         ]
 
+    def train_run_model(self) -> type[TrainRun]:
+        from nnpipe.domains.ohlcv.artifacts import OhlcvTrainRun
+
+        return OhlcvTrainRun
+
+    def deploy_spec_model(self) -> type[PromotedSpec]:
+        from nnpipe.domains.ohlcv.artifacts import OhlcvDeploySpec
+
+        return OhlcvDeploySpec
+
+    def tuning(self) -> TuningPart:
+        from nnpipe.domains.ohlcv.stages.tune import OhlcvTuning
+
+        return OhlcvTuning()
+
+    def compression(self) -> CompressionPart:
+        from nnpipe.domains.ohlcv.stages.compress import OhlcvCompression
+
+        return OhlcvCompression()
+
+    def promotion(self) -> PromotionPart:
+        from nnpipe.domains.ohlcv.stages.promote import OhlcvPromotion
+
+        return OhlcvPromotion()
+
     def source_changed(self, params: Params) -> bool:
         from nnpipe.domains.ohlcv.stages import ingest
 
@@ -160,7 +181,7 @@ class OhlcvDomain(Domain[OhlcvParams]):
 
         return register.summary_lines(params, self.name)
 
-    def predictor(self, directory: Path, spec: dict[str, Any], runner: Any) -> Predictor:
+    def predictor(self, directory: Path, spec: DeploySpec, runner: Any) -> Predictor:
         from nnpipe.domains.ohlcv.predictor import OhlcvPredictor
 
         return OhlcvPredictor(directory, spec, runner)

@@ -6,130 +6,36 @@ pyplot), so nothing here touches global plotting state or needs a display, and i
 the module draws nothing. Each PNG is rendered in memory and written atomically, so a
 later stage never reads a half-written image. NaN in a series (a moving average's warm-up,
 a missing day) leaves a gap in its line rather than failing: a figure is for looking at,
-and the metrics, not the figures, are where NaN must be refused.
+and the metrics, not the figures, are where NaN must be refused. What every figure shares
+(reading its inputs, laying it out, writing the PNG) is :mod:`nnpipe.domains.ohlcv.plotting`.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import math
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
-from matplotlib import dates as mdates
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from nnpipe.io import atomic_write_bytes
+from nnpipe.domains.ohlcv.plotting import (
+    DateLike,
+    format_date_axis,
+    log_gaps,
+    new_figure,
+    save_png,
+    to_dates,
+    to_float,
+    to_series,
+)
 
 __all__ = ["plot_fold_errors", "plot_forecast", "plot_history", "plot_residuals"]
 
 log = logging.getLogger(__name__)
 
-DPI = 100
 ACTUAL_COLOR = "black"
-DateLike = Sequence[str] | np.ndarray
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def _to_dates(dates: DateLike) -> np.ndarray:
-    """ISO strings or datetime64 values as naive ``datetime64[ns]``, refusing gaps.
-
-    Dates must not decrease: an unsorted test period means rows were shuffled somewhere,
-    which a chronological forecast must never be, and it would draw as a scribble.
-    """
-    raw = np.asarray(dates)
-    if raw.ndim != 1:
-        raise ValueError(f"dates must be one-dimensional, got shape {raw.shape}")
-    if raw.size == 0:
-        raise ValueError("dates is empty; pass one date per forecast step")
-    # ISO8601 for text: one documented format, no silent per-element guessing by dateutil.
-    fmt = "ISO8601" if raw.dtype.kind in "OUS" else None
-    try:
-        index = pd.DatetimeIndex(pd.to_datetime(raw, format=fmt))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(
-            f"dates could not be read as dates ({exc}); pass ISO date strings "
-            "like '2024-01-31' or numpy datetime64 values"
-        ) from exc
-    if index.tz is not None:
-        index = index.tz_convert(None)
-    missing = int(pd.isna(index).sum())
-    if missing:
-        raise ValueError(
-            f"dates holds {missing} missing date(s) of {len(index)}; "
-            "every forecast step needs a date"
-        )
-    if not index.is_monotonic_increasing:
-        raise ValueError(
-            "dates are not in increasing order; sort the rows (with their "
-            "actuals and forecasts) by date first"
-        )
-    return index.to_numpy(dtype="datetime64[ns]")
-
-
-def _to_series(name: str, values: Any, n_dates: int) -> np.ndarray:
-    """``values`` as flat floats, one per date; an (n, 1) model output is accepted too."""
-    series = np.asarray(values, dtype=float).ravel()
-    if series.size != n_dates:
-        raise ValueError(
-            f"{name} has {series.size} value(s) but dates has {n_dates}; pass one value per date"
-        )
-    return series
-
-
-def _log_gaps(name: str, series: np.ndarray) -> None:
-    """Count the non-finite values that will show as gaps, so none goes unnoticed."""
-    gaps = int((~np.isfinite(series)).sum())
-    if gaps:
-        log.info(
-            "%s: %d of %d value(s) are NaN or infinite and are left out of the figure",
-            name,
-            gaps,
-            series.size,
-        )
-
-
-def _to_float(value: Any, where: str) -> float:
-    """A number from a JSON-ish record; None and non-finite values become NaN."""
-    if value is None:
-        return math.nan
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where} is {value!r}, not a number") from exc
-    return number if math.isfinite(number) else math.nan
-
-
-# --------------------------------------------------------------------------- drawing
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    """A small figure that lays itself out, so legends and labels are never clipped."""
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-
-
-def _format_date_axis(ax: Axes) -> None:
-    """Tick dates at a spacing that suits the period, labelled without repetition."""
-    locator = mdates.AutoDateLocator()
-    ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-
-
-def _save_png(fig: Figure, path: Path) -> Path:
-    """Render ``fig`` to PNG in memory, then write it atomically (creating folders)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    written = atomic_write_bytes(path, buffer.getvalue())
-    log.debug("wrote figure %s", written)
-    return written
 
 
 # --------------------------------------------------------------------------- forecasts
@@ -144,26 +50,26 @@ def plot_forecast(
     one forecast per date; drawing the baselines beside the model shows at a glance
     whether it does more than repeat yesterday's price.
     """
-    when = _to_dates(dates)
-    truth = _to_series("actual", actual, when.size)
+    when = to_dates(dates)
+    truth = to_series("actual", actual, when.size)
     if not forecasts:
         raise ValueError("forecasts is empty; pass at least one, e.g. {'model': predictions}")
     lines = {
-        name: _to_series(f"forecasts[{name!r}]", values, when.size)
+        name: to_series(f"forecasts[{name!r}]", values, when.size)
         for name, values in forecasts.items()
     }
-    fig = _new_figure(9, 4)
+    fig = new_figure(9, 4)
     ax = fig.subplots()
-    _log_gaps("actual", truth)
+    log_gaps("actual", truth)
     ax.plot(when, truth, color=ACTUAL_COLOR, linewidth=1.2, label="actual")
     for i, (name, series) in enumerate(lines.items()):
-        _log_gaps(f"forecasts[{name!r}]", series)
+        log_gaps(f"forecasts[{name!r}]", series)
         ax.plot(when, series, color=f"C{i}", linewidth=0.9, alpha=0.9, label=name)
-    _format_date_axis(ax)
+    format_date_axis(ax)
     ax.set(title=title, xlabel="date", ylabel="Close (price)")
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize="small")
-    return _save_png(fig, Path(path))
+    return save_png(fig, Path(path))
 
 
 def plot_residuals(dates: DateLike, residuals: np.ndarray, path: Path, title: str) -> Path:
@@ -173,19 +79,19 @@ def plot_residuals(dates: DateLike, residuals: np.ndarray, path: Path, title: st
     histogram shows bias (the mean) and spread. The standard deviation is the population
     one (ddof=0), so mean² + std² equals the squared RMSE reported for the same forecast.
     """
-    when = _to_dates(dates)
-    errors = _to_series("residuals", residuals, when.size)
-    _log_gaps("residuals", errors)
+    when = to_dates(dates)
+    errors = to_series("residuals", residuals, when.size)
+    log_gaps("residuals", errors)
     finite = errors[np.isfinite(errors)]
-    fig = _new_figure(10, 3.5)
+    fig = new_figure(10, 3.5)
     over_time, histogram = fig.subplots(1, 2, width_ratios=[2, 1])
     over_time.plot(when, errors, color="C0", linewidth=0.8)
     over_time.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
-    _format_date_axis(over_time)
+    format_date_axis(over_time)
     over_time.set(title=title, xlabel="date", ylabel="actual - forecast")
     over_time.grid(alpha=0.3)
     _draw_residual_histogram(histogram, finite)
-    return _save_png(fig, Path(path))
+    return save_png(fig, Path(path))
 
 
 def _draw_residual_histogram(ax: Axes, finite: np.ndarray) -> None:
@@ -224,7 +130,7 @@ def _fold_error_table(folds: list[dict], names: list[str], metric: str) -> np.nd
         for j, name in enumerate(names):
             scores = row.get(name)
             if isinstance(scores, dict):
-                table[i, j] = _to_float(scores.get(metric), f"folds[{i}][{name!r}][{metric!r}]")
+                table[i, j] = to_float(scores.get(metric), f"folds[{i}][{name!r}][{metric!r}]")
     return table
 
 
@@ -250,9 +156,9 @@ def plot_fold_errors(folds: list[dict], path: Path, metric: str = "rmse") -> Pat
             {k for row in folds for n in names if isinstance(row.get(n), dict) for k in row[n]}
         )
         raise ValueError(f"metric {metric!r} has no value in any fold; available: {available}")
-    _log_gaps(f"fold {metric}", table)
+    log_gaps(f"fold {metric}", table)
     labels = [str(row.get("fold", i + 1)) for i, row in enumerate(folds)]
-    fig = _new_figure(max(6.5, 4.5 + 0.9 * len(folds)), 3.8)
+    fig = new_figure(max(6.5, 4.5 + 0.9 * len(folds)), 3.8)
     ax = fig.subplots()
     _draw_grouped_bars(ax, table, names)
     ax.set_xticks(np.arange(len(folds)), labels=labels)
@@ -260,7 +166,7 @@ def plot_fold_errors(folds: list[dict], path: Path, metric: str = "rmse") -> Pat
     ax.grid(axis="y", alpha=0.3)
     # Outside the axes: bars fill the plot, so no corner inside it is reliably free.
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
-    return _save_png(fig, Path(path))
+    return save_png(fig, Path(path))
 
 
 def _draw_grouped_bars(ax: Axes, table: np.ndarray, names: list[str]) -> None:
@@ -290,7 +196,7 @@ def _draw_grouped_bars(ax: Axes, table: np.ndarray, names: list[str]) -> None:
 def _history_column(history: list[dict], key: str) -> np.ndarray:
     """``key`` of every row as floats; a missing key, None or NaN becomes NaN."""
     return np.array(
-        [_to_float(row.get(key), f"history[{i}][{key!r}]") for i, row in enumerate(history)]
+        [to_float(row.get(key), f"history[{i}][{key!r}]") for i, row in enumerate(history)]
     )
 
 
@@ -315,7 +221,7 @@ def plot_history(history: list[dict], path: Path) -> Path:
             "{'epoch': 1, 'loss': 0.1, 'val_loss': 0.2}"
         )
     epochs = np.array(
-        [_to_float(row.get("epoch"), f"history[{i}]['epoch']") for i, row in enumerate(history)]
+        [to_float(row.get("epoch"), f"history[{i}]['epoch']") for i, row in enumerate(history)]
     )
     epochs = np.where(np.isnan(epochs), np.arange(1, len(history) + 1), epochs)
     curves = {
@@ -329,7 +235,7 @@ def plot_history(history: list[dict], path: Path) -> Path:
         )
     lr = _positive_only("lr", _history_column(history, "lr"))
     has_lr = bool(np.isfinite(lr).any())
-    fig = _new_figure(9 if has_lr else 5.5, 3.5)
+    fig = new_figure(9 if has_lr else 5.5, 3.5)
     axes = fig.subplots(1, 2 if has_lr else 1, squeeze=False)[0]
     _draw_loss_curves(axes[0], epochs, curves)
     if has_lr:
@@ -338,14 +244,14 @@ def plot_history(history: list[dict], path: Path) -> Path:
         axes[1].grid(alpha=0.3)
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
-    return _save_png(fig, Path(path))
+    return save_png(fig, Path(path))
 
 
 def _draw_loss_curves(ax: Axes, epochs: np.ndarray, curves: dict[str, np.ndarray]) -> None:
     """Train loss solid, validation loss dashed; a curve with no values is left out."""
     for i, (key, values) in enumerate(curves.items()):
         if np.isfinite(values).any():
-            _log_gaps(key, values)
+            log_gaps(key, values)
             # Markers keep single epochs between gaps visible, which a line alone would not.
             ax.plot(
                 epochs,

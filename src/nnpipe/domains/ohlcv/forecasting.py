@@ -16,7 +16,8 @@ import pandas as pd
 
 from nnpipe.domains.ohlcv import metrics as m
 from nnpipe.domains.ohlcv.artifacts import OhlcvFeatures
-from nnpipe.domains.ohlcv.windows import TrainOnlyScaler, add_features, make_target, make_windows
+from nnpipe.domains.ohlcv.scaling import TrainOnlyScaler
+from nnpipe.domains.ohlcv.windows import add_features, make_target, make_windows
 
 FORECASTERS = ("model", "persistence", "moving_average")
 

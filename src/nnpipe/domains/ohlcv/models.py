@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from nnpipe.architectures import resolve_model
 from nnpipe.domains.ohlcv.domain import OHLCV
 from nnpipe.domains.ohlcv.params import OhlcvTrain
-from nnpipe.domains.ohlcv.windows import TrainOnlyScaler
+from nnpipe.domains.ohlcv.scaling import TrainOnlyScaler
 from nnpipe.fitting import (
     EpochProgressLog,
     accumulate_gradients,
@@ -33,6 +33,9 @@ from nnpipe.fitting import (
     precision_policy,
 )
 from nnpipe.keras_env import keras
+
+if TYPE_CHECKING:
+    from nnpipe.domains.ohlcv.forecasting import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -201,3 +204,28 @@ def fit_forecaster(
 def predict(model: keras.Model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Forecasts in target units, one per window."""
     return model.predict(x.astype("float32"), batch_size=batch_size, verbose=0).reshape(-1)
+
+
+def fit_on_prepared(
+    cfg: OhlcvTrain,
+    prep: Prepared,
+    *,
+    epochs: int | None = None,
+    label: str = "",
+    extra_callbacks: tuple = (),
+) -> Fitted:
+    """:func:`fit_forecaster` on a prepared series' train and validation windows (what
+    train and every tuning trial fit)."""
+    tr, va = prep.windows["train"], prep.windows["val"]
+    return fit_forecaster(
+        cfg,
+        tr.x,
+        tr.y,
+        va.x,
+        va.y,
+        prep.input_scaler,
+        prep.target_scaler,
+        epochs=epochs,
+        label=label,
+        extra_callbacks=extra_callbacks,
+    )

@@ -8,15 +8,18 @@ from typing import Any
 
 import numpy as np
 
+from nnpipe.domains.ohlcv.artifacts import OhlcvServedSpec
 from nnpipe.serving.predictor import PredictionInputError, Predictor, as_array, finite
 
 
 class OhlcvPredictor(Predictor):
     """Next-period forecasts from windows of daily bars."""
 
+    spec: OhlcvServedSpec
+
     @property
     def window_shape(self) -> tuple[int, int]:
-        return int(self.spec["look_back"]), len(self.spec["features"])
+        return self.spec.look_back, len(self.spec.features)
 
     def windows_from_bars(self, bars: Any) -> np.ndarray:
         """The last window of a table of bars (Open, High, Low, Close, Volume, oldest first),
@@ -34,7 +37,7 @@ class OhlcvPredictor(Predictor):
                 "Low, Close and Volume, oldest row first"
             )
         try:
-            features = add_features(frame, list(self.spec.get("derived", []))).dropna()
+            features = add_features(frame, list(self.spec.derived)).dropna()
         except (TypeError, ValueError) as exc:
             raise PredictionInputError(f"the bars cannot be read as numbers: {exc}") from None
         look_back = self.window_shape[0]
@@ -43,7 +46,7 @@ class OhlcvPredictor(Predictor):
                 f"{len(frame)} bars give {len(features)} complete rows; the model needs "
                 f"{look_back} (plus the history its derived features use)"
             )
-        window = features[self.spec["features"]].to_numpy(float)[-look_back:]
+        window = features[self.spec.features].to_numpy(float)[-look_back:]
         return finite(window, "the bars")[None]
 
     def predict_windows(self, windows: np.ndarray) -> dict[str, list]:
@@ -56,16 +59,16 @@ class OhlcvPredictor(Predictor):
         if x.ndim != 3 or x.shape[1:] != self.window_shape:
             raise PredictionInputError(
                 f"windows must have shape (n, {self.window_shape[0]}, {self.window_shape[1]})"
-                f" (look-back rows of {', '.join(self.spec['features'])}), got {x.shape}"
+                f" (look-back rows of {', '.join(self.spec.features)}), got {x.shape}"
             )
         finite(x, "the windows")
         forecast = self.run(x.astype(np.float32)).reshape(-1)
-        last_close = x[:, -1, self.spec["features"].index("Close")]
-        price = to_price(forecast, last_close, self.spec["target"], int(self.spec["horizon"]))
+        last_close = x[:, -1, self.spec.features.index("Close")]
+        price = to_price(forecast, last_close, self.spec.target, self.spec.horizon)
         return {
             "forecast": forecast.tolist(),
             "price": np.asarray(price).tolist(),
-            "target": [self.spec["target"]] * len(forecast),
+            "target": [self.spec.target] * len(forecast),
         }
 
     def predict_input(self, model_input: Any) -> dict[str, list]:

@@ -50,8 +50,8 @@ def predicted_rows(
 ) -> list[dict[str, Any]]:
     """One row per preprocessed image, from one run of the model."""
     out = predictor.run(np.stack([p for _, p in pending]).astype(np.float32)[..., None])
-    threshold = float(predictor.spec["threshold"])
-    classes = predictor.spec["classes"]
+    threshold = predictor.spec.threshold
+    classes = predictor.spec.classes
     return [
         {
             "input": name,

@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING, Any, cast
 from nnpipe.domains.contract import Domain, Output, Plot, Schedule, Stage, Unit
 from nnpipe.domains.shared_stages import (
     compress_stage,
-    deploy_dir,
     evaluate_outputs,
     features_dir,
     hyperparameters_file,
     model_dir,
     promote_stage,
     raw_dir,
-    register_outputs,
+    register_stage,
     reports_dir,
     tune_stage,
 )
@@ -29,7 +28,9 @@ from nnpipe.domains.xray.params import XrayParams
 if TYPE_CHECKING:
     import pandas as pd
 
+    from nnpipe.artifacts import DeploySpec, PromotedSpec, TrainRun
     from nnpipe.config import Params
+    from nnpipe.domains.parts import CompressionPart, PromotionPart, TuningPart
     from nnpipe.domains.xray.predictor import XrayPredictor
     from nnpipe.serving.endpoints import DomainRouter
     from nnpipe.serving.predictor import Predictor
@@ -86,15 +87,7 @@ class XrayDomain(Domain[XrayParams]):
             ),
             compress_stage(d, (feats, model, f"{reports}/evaluation.json")),
             promote_stage(d, ("classes", "ingest", "featurize", "evaluate")),
-            Stage(
-                d,
-                "register",
-                "register the deployable model, set challenger, gate champion",
-                params=("register",),
-                deps=(model, f"{reports}/evaluation.json", feats, deploy_dir(d)),
-                outs=register_outputs(d),
-                touches_network=True,
-            ),
+            register_stage(d, "register the deployable model, set challenger, gate champion"),
         )
 
     def plots(self) -> Sequence[Plot]:
@@ -131,6 +124,31 @@ class XrayDomain(Domain[XrayParams]):
     def units(self, params: Params) -> list[Unit]:
         return [Unit("", self.name, self.section(params).register.model_name)]
 
+    def train_run_model(self) -> type[TrainRun]:
+        from nnpipe.domains.xray.artifacts import XrayTrainRun
+
+        return XrayTrainRun
+
+    def deploy_spec_model(self) -> type[PromotedSpec]:
+        from nnpipe.domains.xray.artifacts import XrayDeploySpec
+
+        return XrayDeploySpec
+
+    def tuning(self) -> TuningPart:
+        from nnpipe.domains.xray.stages.tune import XrayTuning
+
+        return XrayTuning()
+
+    def compression(self) -> CompressionPart:
+        from nnpipe.domains.xray.stages.compress import XrayCompression
+
+        return XrayCompression()
+
+    def promotion(self) -> PromotionPart:
+        from nnpipe.domains.xray.stages.promote import XrayPromotion
+
+        return XrayPromotion()
+
     def source_changed(self, params: Params) -> bool:
         from nnpipe.domains.xray.stages import ingest
 
@@ -141,7 +159,7 @@ class XrayDomain(Domain[XrayParams]):
 
         return register.summary_lines(params, self.name)
 
-    def predictor(self, directory: Path, spec: dict[str, Any], runner: Any) -> Predictor:
+    def predictor(self, directory: Path, spec: DeploySpec, runner: Any) -> Predictor:
         from nnpipe.domains.xray.predictor import XrayPredictor
 
         return XrayPredictor(directory, spec, runner)

@@ -10,15 +10,18 @@ from typing import Any
 
 import numpy as np
 
+from nnpipe.domains.xray.artifacts import XrayServedSpec
 from nnpipe.serving.predictor import PredictionInputError, Predictor, as_array, finite
 
 
 class XrayPredictor(Predictor):
     """Pneumonia probability and class for chest radiographs."""
 
+    spec: XrayServedSpec
+
     @property
     def image_size(self) -> int:
-        return int(self.spec["image_size"])
+        return self.spec.image_size
 
     def to_pixels(self, image: Any) -> np.ndarray:
         """One image (encoded bytes, base64 text, or a 2-D/3-D array of 0..255 values) as
@@ -58,8 +61,8 @@ class XrayPredictor(Predictor):
                     f"image values must be in 0..255, got {array.min():g}..{array.max():g}"
                 )
             array = np.round(array).astype(np.uint8)
-        array = limit_size(array, int(self.spec.get("max_side") or max(array.shape)))
-        return resize_square(array, self.image_size, self.spec.get("resize", "pad"))
+        array = limit_size(array, self.spec.max_side or max(array.shape))
+        return resize_square(array, self.image_size, self.spec.resize)
 
     def pixels(self, images: Sequence[Any] | np.ndarray) -> np.ndarray:
         if (
@@ -84,8 +87,8 @@ class XrayPredictor(Predictor):
     def predict(self, images: Sequence[Any] | np.ndarray) -> dict[str, list]:
         """Probabilities of the positive class, classes at the deployed threshold."""
         probability = self.run(self.pixels(images)).reshape(-1)
-        threshold = float(self.spec["threshold"])
-        classes = self.spec["classes"]
+        threshold = self.spec.threshold
+        classes = self.spec.classes
         return {
             "probability": probability.tolist(),
             "label": [classes[int(p >= threshold)] for p in probability],

@@ -64,7 +64,26 @@ def fit_classifier(
         build_model(cfg, image_size, pixel_mean, pixel_std), cfg.gradient_accumulation_steps
     )
     class_weight = balanced_class_weight(class_counts) if cfg.class_weight == "balanced" else None
-    callbacks = [
+    callbacks = [*training_callbacks(cfg, checkpoint), *extra_callbacks]
+    result = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=cfg.epochs,
+        class_weight=class_weight,
+        callbacks=callbacks,
+        verbose=fit_verbosity(),
+    )
+    history = history_rows(result)
+    check_not_diverged(history, "training", "lower train.learning_rate")
+    if checkpoint.exists():
+        model = load_model(checkpoint)
+    return model, history
+
+
+def training_callbacks(cfg: XrayTrain, checkpoint: Path) -> list[keras.callbacks.Callback]:
+    """Keep the best epoch by validation AUC (checkpoint and restored weights), stop early,
+    lower the learning rate on a plateau, stop on NaN, log progress."""
+    return [
         keras.callbacks.ModelCheckpoint(
             str(checkpoint), monitor="val_auc", mode="max", save_best_only=True, verbose=0
         ),
@@ -82,18 +101,4 @@ def fit_classifier(
         ),
         keras.callbacks.TerminateOnNaN(),
         EpochProgressLog(cfg.epochs, monitor="val_auc", mode="max"),
-        *extra_callbacks,
     ]
-    result = model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=cfg.epochs,
-        class_weight=class_weight,
-        callbacks=callbacks,
-        verbose=fit_verbosity(),
-    )
-    history = history_rows(result)
-    check_not_diverged(history, "training", "lower train.learning_rate")
-    if checkpoint.exists():
-        model = load_model(checkpoint)
-    return model, history

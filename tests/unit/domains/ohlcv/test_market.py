@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from nnpipe.domains.ohlcv import market
-from nnpipe.domains.ohlcv.market import fetch_yfinance, normalise_history
+from nnpipe.domains.ohlcv.market import fetch_yfinance
 from nnpipe.domains.ohlcv.sources import COLUMNS, OhlcvDataError
 from nnpipe.domains.ohlcv.validation import validate_ohlcv
+from nnpipe.domains.ohlcv.yfinance_frames import normalise_history
 
 yf = pytest.importorskip("yfinance", reason="yfinance is not installed: uv sync --extra dev")
 YFPricesMissingError = yf.exceptions.YFPricesMissingError

@@ -1,8 +1,10 @@
-"""The recurrent forecaster: scaling built in, target units out, it learns, it saves, and
-it says so when training diverges. Tiny models on tiny windows."""
+"""The recurrent forecaster: scaling built in, target units out, it saves, and it says so
+when training diverges. Tiny models on tiny windows, a few steps each (that it learns a toy
+problem: tests/integration/test_learning.py)."""
 
 import numpy as np
 import pytest
+from toy_series import LOOK_BACK, N_FEATURES, toy_windows
 
 from nnpipe.domains.ohlcv.models import (
     build_forecaster,
@@ -11,23 +13,11 @@ from nnpipe.domains.ohlcv.models import (
     predict,
 )
 from nnpipe.domains.ohlcv.params import OhlcvTrain
-from nnpipe.domains.ohlcv.windows import TrainOnlyScaler
+from nnpipe.domains.ohlcv.scaling import TrainOnlyScaler
 from nnpipe.fitting import TrainingDivergedError
 from nnpipe.keras_env import keras, make_deterministic
 
-LOOK_BACK = 8
-N_FEATURES = 4
 MODELS = ["lstm", "gru", "simple_rnn"]
-
-
-def toy_windows(n: int = 100, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Raw-unit windows (a price-like, a volume-like and two small columns) whose target
-    is the window's last "Close" (column 0): persistence, which a small RNN can learn."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0.0, 1.0, size=(n, LOOK_BACK, N_FEATURES))
-    x *= np.array([50.0, 2e6, 1.0, 0.1])
-    x += np.array([100.0, 1e6, -0.5, 0.0])
-    return x, x[:, -1, 0].copy()
 
 
 def scalers(x: np.ndarray, y: np.ndarray) -> tuple[TrainOnlyScaler, TrainOnlyScaler]:
@@ -86,31 +76,6 @@ def test_exported_model_predicts_the_trained_output_in_target_units(kind):
     np.testing.assert_allclose(
         predict(exported, x), target.inverse_transform_column(raw, 0), rtol=1e-5
     )
-
-
-def test_training_on_a_learnable_problem_lowers_the_validation_loss():
-    make_deterministic(0)
-    x, y = toy_windows(150)
-    inputs, target = scalers(x, y)
-    x_train, y_train, x_val, y_val = split(x, y)
-    fitted = fit_forecaster(
-        OhlcvTrain(units=[8], epochs=15, batch_size=16, learning_rate=0.02),
-        x_train,
-        y_train,
-        x_val,
-        y_val,
-        inputs,
-        target,
-    )
-    losses = [row["val_loss"] for row in fitted.history]
-    assert len(losses) >= 5 and all(v is not None for v in losses)
-    assert losses[-1] < losses[0]
-    # it learned persistence, not merely the mean: well below the training mean's MSE
-    scaled_val = target.transform(y_val.reshape(-1, 1))
-    mean_mse = float(np.mean((scaled_val - target.transform(y_train.reshape(-1, 1)).mean()) ** 2))
-    assert losses[-1] < 0.25 * mean_mse
-    forecast = predict(fitted.model, x_val)
-    assert np.mean(np.abs(forecast - y_val)) < 0.4 * np.mean(np.abs(y_val - y_train.mean()))
 
 
 def test_saved_model_reloads_with_identical_predictions(tmp_path):

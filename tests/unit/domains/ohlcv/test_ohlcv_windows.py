@@ -6,16 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nnpipe.domains.ohlcv.scaling import TrainOnlyScaler, scale_splits
 from nnpipe.domains.ohlcv.sources import COLUMNS, OhlcvDataError
 from nnpipe.domains.ohlcv.synthetic import generate_ohlcv
 from nnpipe.domains.ohlcv.windows import (
     VOLUME_Z_WINDOW,
-    TrainOnlyScaler,
     add_features,
     chronological_splits,
     make_target,
     make_windows,
-    scale_splits,
 )
 
 LOOK_BACK = 10

@@ -63,7 +63,7 @@ def answer(slot: Slot, windows: np.ndarray) -> dict[str, Any]:
         {"forecast": f, "price": p, "target": t}
         for f, p, t in zip(out["forecast"], out["price"], out["target"], strict=True)
     ]
-    return {"model": slot.info(), "series": predictor.spec.get("series"), "predictions": rows}
+    return {"model": slot.info(), "series": predictor.spec.series, "predictions": rows}
 
 
 def forecast(slot: Slot, payload: Any) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def forecast_windows(slot: Slot, payload: Any) -> dict[str, Any]:
             "send `windows`: a list of look-back windows of raw feature rows"
         )
     windows = numeric_array(payload.windows, "`windows`", "(n, look_back, features)")
-    check_windows(windows, slot.predictor.spec["features"])
+    check_windows(windows, cast(OhlcvPredictor, slot.predictor).spec.features)
     return answer(slot, windows)
 
 

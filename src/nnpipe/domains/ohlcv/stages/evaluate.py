@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from nnpipe import tracking
+from nnpipe.artifacts import TrainHistory
 from nnpipe.config import Params
-from nnpipe.domains.ohlcv.artifacts import OhlcvFeatures, OhlcvTrainRun
+from nnpipe.domains.ohlcv.artifacts import OhlcvEvaluation, OhlcvFeatures, OhlcvTrainRun
 from nnpipe.domains.ohlcv.backtest import run_walk_forward, summarize_folds
 from nnpipe.domains.ohlcv.domain import OHLCV
+from nnpipe.domains.ohlcv.evaluation_tables import fold_table, forecast_table
 from nnpipe.domains.ohlcv.figures import (
     plot_fold_errors,
     plot_forecast,
@@ -38,7 +42,7 @@ from nnpipe.domains.ohlcv.forecasting import (
 from nnpipe.domains.ohlcv.metrics import headline_metrics
 from nnpipe.domains.ohlcv.models import predict
 from nnpipe.domains.ohlcv.scoring import score_model
-from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text, read_json
+from nnpipe.io import atomic_directory, atomic_write_json, atomic_write_text
 from nnpipe.keras_env import make_deterministic
 from nnpipe.layout import domain_layout
 from nnpipe.saved_models import load_model
@@ -48,35 +52,20 @@ from nnpipe.stages.tuning import effective_train
 log = logging.getLogger(__name__)
 
 HEADLINE = ("rmse", "mae", "mape", "mase", "directional_accuracy")
-
-
-def forecast_table(prep: Prepared, scored: dict) -> pd.DataFrame:
-    rows = prep.windows["test"].rows
-    table = pd.DataFrame(
-        {
-            "series": prep.name,
-            "date": [d.date().isoformat() for d in prep.series.dates[rows]],
-            "actual": scored["_actual"],
-        }
+# the training run's columns in the MLflow UI's run list
+HEADLINE_VIEW = [
+    f"test_{k}"
+    for k in (
+        "rmse",
+        "persistence.rmse",
+        "moving_average.rmse",
+        "mae",
+        "persistence.mae",
+        "moving_average.mae",
+        "relative_mae",
+        "directional_accuracy",
     )
-    for name in FORECASTERS:
-        table[name] = scored["_forecasts"][name]
-    return table
-
-
-def fold_table(name: str, folds: list[dict]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [
-            {
-                "series": name,
-                "fold": f["fold"],
-                "test_first": f["test_first"],
-                "test_last": f["test_last"],
-                **{f"{fc}_{k}": f[fc][k] for fc in FORECASTERS for k in ("rmse", "mae", "mase")},
-            }
-            for f in folds
-        ]
-    )
+] + ["best_val_loss", "best_epoch", "deployed.size_bytes", "deployed.relative_mae"]
 
 
 def evaluate_series(
@@ -123,8 +112,25 @@ def evaluate_series(
     )
     if folds:
         plot_fold_errors(folds, figures / f"{prep.name}_walk_forward.png", metric="rmse")
-    plot_history(read_json(model_dir / "history.json"), figures / f"{prep.name}_training.png")
+    history = TrainHistory.read(require(model_dir / "history.json", "train", domain), domain)
+    plot_history(history.epochs, figures / f"{prep.name}_training.png")
     return metrics, forecasts, folds
+
+
+def tracked_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """What the run and its logged model show of a series' test metrics."""
+    wf = metrics.get("walk_forward") or {}
+    return {
+        **{k: metrics["model"][k] for k in HEADLINE},
+        **{k: metrics[k] for k in ("relative_mae", "relative_rmse", "dm_p_value")},
+        **{
+            f"{b}.{k}": metrics[b][k]
+            for b in ("persistence", "moving_average")
+            for k in ("rmse", "mae")
+        },
+        **{f"walk_forward.{f}.rmse": wf[f]["rmse"] for f in ("model", "persistence") if f in wf},
+        **({"walk_forward.relative_mae": wf["relative_mae"]} if wf else {}),
+    }
 
 
 def log_to_mlflow(
@@ -153,37 +159,10 @@ def log_to_mlflow(
             context="testing",
             model_id=run_info.model_id,
         )
-        wf = metrics.get("walk_forward") or {}
-        tracked = {
-            **{k: metrics["model"][k] for k in HEADLINE},
-            **{k: metrics[k] for k in ("relative_mae", "relative_rmse", "dm_p_value")},
-            **{
-                f"{b}.{k}": metrics[b][k]
-                for b in ("persistence", "moving_average")
-                for k in ("rmse", "mae")
-            },
-            **{
-                f"walk_forward.{f}.rmse": wf[f]["rmse"] for f in ("model", "persistence") if f in wf
-            },
-            **({"walk_forward.relative_mae": wf["relative_mae"]} if wf else {}),
-        }
-        tracking.log_model_metrics(tracked, run_info.model_id, test_set, prefix="test_")
-        tracking.set_headline_view(
-            [
-                f"test_{k}"
-                for k in (
-                    "rmse",
-                    "persistence.rmse",
-                    "moving_average.rmse",
-                    "mae",
-                    "persistence.mae",
-                    "moving_average.mae",
-                    "relative_mae",
-                    "directional_accuracy",
-                )
-            ]
-            + ["best_val_loss", "best_epoch", "deployed.size_bytes", "deployed.relative_mae"]
+        tracking.log_model_metrics(
+            tracked_metrics(metrics), run_info.model_id, test_set, prefix="test_"
         )
+        tracking.set_headline_view(HEADLINE_VIEW)
         for k, fold in enumerate(folds, start=1):
             tracking.log_metrics(
                 {f"walk_forward_{fc}_rmse": fold[fc]["rmse"] for fc in FORECASTERS}, step=k
@@ -193,82 +172,96 @@ def log_to_mlflow(
         tracking.log_artifacts(staging, "evaluation")
 
 
+@dataclass
+class SeriesResult:
+    """One series evaluated: its record in evaluation.json, and what is logged of it."""
+
+    prep: Prepared
+    run_info: OhlcvTrainRun
+    metrics: dict[str, Any]
+    forecasts: pd.DataFrame
+    folds: list[dict]
+
+
+def evaluate_one(
+    params: Params, domain: str, meta: OhlcvFeatures, name: str, figures: Path
+) -> SeriesResult:
+    layout = domain_layout(params, domain)
+    run_info = OhlcvTrainRun.read(
+        require(layout.model / name / "run.json", "train", domain), domain
+    )
+    prep = read_prepared(layout.features, name, meta)
+    metrics, forecasts, folds = evaluate_series(params, domain, prep, figures)
+    test_rows = prep.windows["test"].rows
+    metrics |= {
+        "run_id": run_info.run_id,
+        "model_id": run_info.model_id,
+        "data_hash": run_info.data_hash,
+        "test_first": prep.series.dates[test_rows[0]].isoformat(),
+        "test_last": prep.series.dates[test_rows[-1]].isoformat(),
+    }
+    return SeriesResult(prep, run_info, metrics, forecasts, folds)
+
+
+def write_plots(plots: Path, results: dict[str, SeriesResult]) -> None:
+    """The forecasts and the walk-forward folds of every series, as DVC plot tables."""
+    forecasts = pd.concat([r.forecasts for r in results.values()])
+    folds = pd.concat([fold_table(name, r.folds) for name, r in results.items()])
+    atomic_write_text(plots / "forecast.csv", forecasts.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(plots / "folds.csv", folds.to_csv(index=False, lineterminator="\n"))
+
+
+def log_summary(evaluation: OhlcvEvaluation) -> None:
+    for name, m in evaluation.series.items():
+        wf = m.walk_forward
+        log.info(
+            "evaluate: %s test RMSE model %.4g, persistence %.4g, moving average %.4g; "
+            "MAE vs persistence %.3f; DM p-value %.3g%s",
+            name,
+            m.model.rmse,
+            m.persistence.rmse,
+            m.moving_average.rmse,
+            m.relative_mae,
+            m.dm_p_value,
+            f"; walk-forward mean MAE vs persistence {wf.relative_mae:.3f} "
+            f"({wf.folds_model_beats_persistence}/{wf.folds} folds beat it)"
+            if wf
+            else "",
+        )
+
+
 def run(params: Params, domain: str) -> dict:
     layout = domain_layout(params, domain)
     meta = OhlcvFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
-    all_metrics: dict = {"series": {}}
-    forecast_tables, fold_tables, folds_by_series = [], [], {}
     layout.reports.mkdir(parents=True, exist_ok=True)
     with (
         atomic_directory(layout.plots) as plots,
         atomic_directory(layout.figures) as figures,
         tempfile.TemporaryDirectory(dir=layout.reports, prefix=".evaluate.") as staging,
     ):
-        preps = {}
-        for name in meta.series:
-            run_info = OhlcvTrainRun.read(
-                require(layout.model / name / "run.json", "train", domain), domain
-            )
-            prep = read_prepared(layout.features, name, meta)
-            metrics, forecasts, folds = evaluate_series(params, domain, prep, figures)
-            all_metrics["series"][name] = metrics | {
-                "run_id": run_info.run_id,
-                "model_id": run_info.model_id,
-                "data_hash": run_info.data_hash,
-                "test_first": prep.series.dates[prep.windows["test"].rows[0]].isoformat(),
-                "test_last": prep.series.dates[prep.windows["test"].rows[-1]].isoformat(),
-            }
-            forecast_tables.append(forecasts)
-            fold_tables.append(fold_table(name, folds))
-            folds_by_series[name] = folds
-            preps[name] = (prep, run_info)
-        atomic_write_text(
-            plots / "forecast.csv",
-            pd.concat(forecast_tables).to_csv(index=False, lineterminator="\n"),
+        results = {name: evaluate_one(params, domain, meta, name, figures) for name in meta.series}
+        write_plots(plots, results)
+        evaluation = OhlcvEvaluation.model_validate(
+            {"series": {name: r.metrics for name, r in results.items()}}
         )
-        atomic_write_text(
-            plots / "folds.csv", pd.concat(fold_tables).to_csv(index=False, lineterminator="\n")
-        )
-        metrics_tmp = atomic_write_json(Path(staging) / layout.evaluation.name, all_metrics)
+        metrics_tmp = evaluation.write(Path(staging) / layout.evaluation.name)
         headline_tmp = atomic_write_json(
             Path(staging) / layout.metrics.name,
-            {name: headline_metrics(m) for name, m in all_metrics["series"].items()},
+            {name: headline_metrics(r.metrics) for name, r in results.items()},
         )
-        for name, (prep, run_info) in preps.items():
+        for name, r in results.items():
             figs = sorted(figures.glob(f"{name}_*.png"))
             log_to_mlflow(
-                params,
-                domain,
-                run_info,
-                prep,
-                all_metrics["series"][name],
-                folds_by_series[name],
-                figs,
-                Path(staging),
+                params, domain, r.run_info, r.prep, r.metrics, r.folds, figs, Path(staging)
             )
         metrics_tmp.replace(layout.evaluation)
         headline_tmp.replace(layout.metrics)
-    for name, m in all_metrics["series"].items():
-        wf = m.get("walk_forward")
-        log.info(
-            "evaluate: %s test RMSE model %.4g, persistence %.4g, moving average %.4g; "
-            "MAE vs persistence %.3f; DM p-value %.3g%s",
-            name,
-            m["model"]["rmse"],
-            m["persistence"]["rmse"],
-            m["moving_average"]["rmse"],
-            m["relative_mae"],
-            m["dm_p_value"],
-            f"; walk-forward mean MAE vs persistence {wf['relative_mae']:.3f} "
-            f"({wf['folds_model_beats_persistence']}/{wf['folds']} folds beat it)"
-            if wf
-            else "",
-        )
+    log_summary(evaluation)
     return {
         "stage": "evaluate",
         "series": {
-            n: {"rmse": m["model"]["rmse"], "relative_mae": m["relative_mae"]}
-            for n, m in all_metrics["series"].items()
+            n: {"rmse": m.model.rmse, "relative_mae": m.relative_mae}
+            for n, m in evaluation.series.items()
         },
     }
 

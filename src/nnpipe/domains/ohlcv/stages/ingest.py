@@ -17,12 +17,13 @@ from pathlib import Path
 import pandas as pd
 
 from nnpipe.config import Params
+from nnpipe.domains.ohlcv.artifacts import OhlcvManifest, SeriesIngest
 from nnpipe.domains.ohlcv.domain import OHLCV
 from nnpipe.domains.ohlcv.params import OhlcvIngest, series_names
 from nnpipe.domains.ohlcv.sources import OhlcvDataError, fetch_url, read_ohlcv_csv
 from nnpipe.domains.ohlcv.synthetic import generate_ohlcv
 from nnpipe.domains.ohlcv.validation import validate_ohlcv
-from nnpipe.io import atomic_directory, atomic_write_json, read_json, source_fingerprint
+from nnpipe.io import atomic_directory, source_fingerprint
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main
 
@@ -83,7 +84,8 @@ def source_paths(cfg: OhlcvIngest) -> list[Path | None]:
 
 def source_changed(params: Params, domain: str) -> bool:
     """True if the local files changed since the raw data was made, or if the source is
-    remote (a URL or the market-data client can have new bars on every run)."""
+    remote (a URL or the market-data client can have new bars on every run), or if the
+    raw data has no manifest this nnpipe reads (ingest re-runs and writes one)."""
     cfg = OHLCV.section(params).ingest
     manifest = domain_layout(params, domain).raw / "manifest.json"
     if not manifest.is_file():
@@ -92,7 +94,8 @@ def source_changed(params: Params, domain: str) -> bool:
         is_url(loc) for loc in cfg.csv.files.values() if cfg.source == "csv"
     ):
         return True
-    return read_json(manifest).get("source_fingerprint") != source_fingerprint(source_paths(cfg))
+    recorded = OhlcvManifest.read_if_usable(manifest, domain)
+    return recorded is None or recorded.source_fingerprint != source_fingerprint(source_paths(cfg))
 
 
 def describe(frame: pd.DataFrame) -> dict:
@@ -109,7 +112,8 @@ def run(params: Params, domain: str) -> dict:
     fingerprint = source_fingerprint(source_paths(cfg.ingest))
     loaded = load_series(cfg.ingest, params.seed, params.paths.cache)
     v = cfg.validation
-    checked, summary = {}, {}
+    checked: dict[str, pd.DataFrame] = {}
+    summary: dict[str, SeriesIngest] = {}
     for name, frame in loaded.items():
         try:
             clean, findings = validate_ohlcv(
@@ -120,34 +124,32 @@ def run(params: Params, domain: str) -> dict:
         for finding in findings[:_SHOWN]:
             log.warning("%s: %s", name, finding)
         checked[name] = clean
-        summary[name] = describe(clean) | {
-            "rows_read": len(frame),
-            "findings": len(findings),
-            "first_findings": [str(f) for f in findings[:_SHOWN]],
-        }
+        summary[name] = SeriesIngest(
+            **describe(clean),
+            rows_read=len(frame),
+            findings=len(findings),
+            first_findings=[str(f) for f in findings[:_SHOWN]],
+        )
     with atomic_directory(layout.raw) as tmp:
         for name, frame in checked.items():
             frame.to_csv(tmp / f"{name}.csv", index_label="date")
-        atomic_write_json(
-            tmp / "manifest.json",
-            {
-                "source": cfg.ingest.source,
-                "series": summary,
-                "validation": v.model_dump(),
-                "source_fingerprint": fingerprint,
-            },
-        )
+        OhlcvManifest(
+            source=cfg.ingest.source,
+            series=summary,
+            validation=v.model_dump(),
+            source_fingerprint=fingerprint,
+        ).write(tmp / "manifest.json")
     for name, info in summary.items():
         log.info(
             "ingest: %s %d rows %s..%s (%d finding(s), policy %s)",
             name,
-            info["rows"],
-            info["first"][:10],
-            info["last"][:10],
-            info["findings"],
+            info.rows,
+            info.first[:10],
+            info.last[:10],
+            info.findings,
             v.policy,
         )
-    return {"stage": "ingest", "series": {n: i["rows"] for n, i in summary.items()}}
+    return {"stage": "ingest", "series": {n: i.rows for n, i in summary.items()}}
 
 
 def main(argv: list[str] | None = None) -> int:

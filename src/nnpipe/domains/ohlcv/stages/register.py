@@ -21,24 +21,24 @@ import numpy as np
 from nnpipe.artifacts import RegistrationRecord, SeriesRegistration
 from nnpipe.champion_gate import gate_metrics
 from nnpipe.config import Params
-from nnpipe.domains.ohlcv.artifacts import OhlcvDeploySpec, OhlcvFeatures, OhlcvTrainRun
+from nnpipe.domains.ohlcv.artifacts import (
+    OhlcvDeploySpec,
+    OhlcvEvaluation,
+    OhlcvFeatures,
+    OhlcvTrainRun,
+    SeriesEvaluation,
+)
 from nnpipe.domains.ohlcv.domain import OHLCV
 from nnpipe.domains.ohlcv.forecasting import Prepared, read_prepared
 from nnpipe.domains.ohlcv.predictor import OhlcvPredictor
 from nnpipe.domains.ohlcv.scoring import score_model
-from nnpipe.io import atomic_write_json, read_json
+from nnpipe.io import atomic_write_json
 from nnpipe.layout import domain_layout
 from nnpipe.serving.predictor import DEPLOY_FILE
 from nnpipe.stages import cli_main, require
-from nnpipe.stages.registration import (
-    GateRule,
-    champion_text,
-    check_same_run,
-    load_champion,
-    not_registered,
-    register_and_gate,
-    variant_lines,
-)
+from nnpipe.stages.gating import GateRule, load_champion
+from nnpipe.stages.registration import check_same_run, not_registered, register_and_gate
+from nnpipe.stages.registration_summary import champion_text, variant_lines
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,10 @@ DESCRIPTION = (
 )
 
 
-def headline(measured: dict, series_metrics: dict) -> dict[str, float]:
+def headline(measured: dict, series_metrics: SeriesEvaluation) -> dict[str, float | None]:
     """The deployed variant's test errors beside the baselines' (price units)."""
     base = {
-        f"{label} {k.upper()}": series_metrics.get(b, {}).get(k)
+        f"{label} {k.upper()}": getattr(getattr(series_metrics, b), k)
         for b, label in (("persistence", "persistence"), ("moving_average", "moving average"))
         for k in ("rmse", "mae")
     }
@@ -72,6 +72,20 @@ def gate_value(series_metrics: dict, metric: str) -> float:
     if metric.startswith("relative_"):
         return float(series_metrics[metric])
     return float(series_metrics["model"][metric])
+
+
+def version_tags(
+    name: str, meta: OhlcvFeatures, measured: dict, series_metrics: SeriesEvaluation
+) -> dict[str, object]:
+    """What a series' version is: its series, windows, and test RMSE beside persistence's."""
+    return {
+        "series": name,
+        "target": meta.target,
+        "look_back": meta.look_back,
+        "horizon": meta.horizon,
+        "test_rmse": measured["rmse"],
+        "test_persistence_rmse": series_metrics.persistence.rmse,
+    }
 
 
 def score_champion(
@@ -97,12 +111,22 @@ def score_champion(
 
 
 def run(params: Params, domain: str) -> dict:
-    cfg = OHLCV.section(params)
-    reg = cfg.register
     layout = domain_layout(params, domain)
-    metrics = read_json(require(layout.evaluation, "evaluate", domain))
+    evaluation = OhlcvEvaluation.read(require(layout.evaluation, "evaluate", domain), domain)
     meta = OhlcvFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
-    rule = GateRule(
+    records = {
+        name: register_series(params, domain, name, meta, evaluation.series.get(name))
+        for name in meta.series
+    }
+    SeriesRegistration(series=records).write(layout.registration)
+    atomic_write_json(layout.gate, {name: gate_metrics(r) for name, r in records.items()})
+    return {"stage": "register", "series": {n: r.dump() for n, r in records.items()}}
+
+
+def gate_rule(params: Params, domain: str) -> GateRule:
+    """The gate from params: an error (``relative_mae`` by default) below a ceiling."""
+    reg = OHLCV.section(params).register
+    return GateRule(
         reg.gate_metric,
         reg.max_value,
         reg.max_increase,
@@ -110,82 +134,79 @@ def run(params: Params, domain: str) -> dict:
         allow_incomparable=reg.allow_incomparable,
         allow_incomparable_key=f"{domain}.register.allow_incomparable",
     )
-    records: dict[str, RegistrationRecord] = {}
-    for name in meta.series:
-        run_info = OhlcvTrainRun.read(
-            require(layout.model / name / "run.json", "train", domain), domain
-        )
-        series_metrics = metrics["series"].get(name, {})
-        check_same_run(
-            series_metrics.get("run_id"),
-            run_info.run_id,
-            f"{layout.evaluation} (series {name})",
-            domain,
-        )
-        deploy_dir = layout.deploy / name
-        deploy = OhlcvDeploySpec.read(require(deploy_dir / DEPLOY_FILE, "promote", domain), domain)
-        check_same_run(deploy.run_id, run_info.run_id, str(deploy_dir), domain, "promote")
-        model_name = cfg.model_name(name)
-        if deploy.variant is None:
-            records[name] = not_registered(model_name, run_info.run_id, deploy.reason)
-            continue
-        prep = read_prepared(layout.features, name, meta)
-        measured = deploy.measured or {}
-        records[name] = register_and_gate(
-            params,
-            domain,
-            model_name=model_name,
-            run_info=run_info,
-            deploy_dir=deploy_dir,
-            deploy=deploy,
-            candidate=float(measured[reg.gate_metric]),
-            rule=rule,
-            version_tags={
-                "series": name,
-                "target": meta.target,
-                "look_back": meta.look_back,
-                "horizon": meta.horizon,
-                "test_rmse": measured["rmse"],
-                "test_persistence_rmse": series_metrics["persistence"]["rmse"],
-            },
-            rescore_champion=partial(
-                score_champion,
-                model_name,
-                prep,
-                reg.gate_metric,
-                cfg.evaluate.moving_average_window,
-            ),
-            input_example=prep.windows["test"].x[:1],
-            model_description=DESCRIPTION.format(series=name),
-            headline=headline(measured, series_metrics),
-        )
-    SeriesRegistration(series=records).write(layout.registration)
-    atomic_write_json(layout.gate, {name: gate_metrics(r) for name, r in records.items()})
-    return {"stage": "register", "series": {n: r.dump() for n, r in records.items()}}
+
+
+def register_series(
+    params: Params,
+    domain: str,
+    name: str,
+    meta: OhlcvFeatures,
+    series_metrics: SeriesEvaluation | None,
+) -> RegistrationRecord:
+    """Register one series' deploy folder and gate its champion (or record that promote
+    deployed nothing for it)."""
+    cfg = OHLCV.section(params)
+    reg = cfg.register
+    layout = domain_layout(params, domain)
+    run_info = OhlcvTrainRun.read(
+        require(layout.model / name / "run.json", "train", domain), domain
+    )
+    check_same_run(
+        series_metrics.run_id if series_metrics else None,
+        run_info.run_id,
+        f"{layout.evaluation} (series {name})",
+        domain,
+    )
+    deploy_dir = layout.deploy / name
+    deploy = OhlcvDeploySpec.read(require(deploy_dir / DEPLOY_FILE, "promote", domain), domain)
+    check_same_run(deploy.run_id, run_info.run_id, str(deploy_dir), domain, "promote")
+    assert series_metrics is not None  # check_same_run refused a missing one
+    model_name = cfg.model_name(name)
+    if deploy.variant is None:
+        return not_registered(model_name, run_info.run_id, deploy.reason)
+    prep = read_prepared(layout.features, name, meta)
+    measured = deploy.measured or {}
+    return register_and_gate(
+        params,
+        domain,
+        model_name=model_name,
+        run_info=run_info,
+        deploy_dir=deploy_dir,
+        deploy=deploy,
+        candidate=float(measured[reg.gate_metric]),
+        rule=gate_rule(params, domain),
+        version_tags=version_tags(name, meta, measured, series_metrics),
+        rescore_champion=partial(
+            score_champion, model_name, prep, reg.gate_metric, cfg.evaluate.moving_average_window
+        ),
+        input_example=prep.windows["test"].x[:1],
+        model_description=DESCRIPTION.format(series=name),
+        headline=headline(measured, series_metrics),
+    )
 
 
 def summary_lines(params: Params, domain: str) -> list[str]:
     """The run summary's lines for this domain (printed by ``nnpipe run``)."""
     layout = domain_layout(params, domain)
-    metrics = read_json(layout.evaluation)
+    evaluation = OhlcvEvaluation.read(layout.evaluation, domain)
     regs = SeriesRegistration.read(layout.registration, domain).series
     lines = []
-    for name, m in metrics["series"].items():
+    for name, m in evaluation.series.items():
         r = regs[name]
-        wf = m.get("walk_forward")
+        wf = m.walk_forward
         lines += [
-            f"{name}: test RMSE model {m['model']['rmse']:.4g} | persistence "
-            f"{m['persistence']['rmse']:.4g} | moving average {m['moving_average']['rmse']:.4g}"
-            f"; MASE {m['model']['mase']:.3f}; MAE vs persistence {m['relative_mae']:.3f}",
-            f"{name}: direction right {m['model']['directional_accuracy']:.1%}; "
-            f"Diebold-Mariano vs persistence p={m['dm_p_value']:.3g}",
+            f"{name}: test RMSE model {m.model.rmse:.4g} | persistence "
+            f"{m.persistence.rmse:.4g} | moving average {m.moving_average.rmse:.4g}"
+            f"; MASE {m.model.mase:.3f}; MAE vs persistence {m.relative_mae:.3f}",
+            f"{name}: direction right {m.model.directional_accuracy:.1%}; "
+            f"Diebold-Mariano vs persistence p={m.dm_p_value:.3g}",
         ]
         if wf:
             lines.append(
-                f"{name}: walk-forward ({wf['folds']} folds) mean RMSE model "
-                f"{wf['model']['rmse']:.4g} vs persistence {wf['persistence']['rmse']:.4g}"
-                f"; beats persistence in {wf['folds_model_beats_persistence']}/"
-                f"{wf['folds']} folds"
+                f"{name}: walk-forward ({wf.folds} folds) mean RMSE model "
+                f"{wf.model.rmse:.4g} vs persistence {wf.persistence.rmse:.4g}"
+                f"; beats persistence in {wf.folds_model_beats_persistence}/"
+                f"{wf.folds} folds"
             )
         deploy = OhlcvDeploySpec.read(layout.deploy / name / DEPLOY_FILE, domain)
         lines.append(f"{name}: deployed variant: {deploy.variant or 'none'} ({deploy.reason})")

@@ -203,7 +203,7 @@ def input_batch(
             sizes.append((label, size))
     spec = predictor.spec
     # every header read and the allocations counted before any image is decoded
-    check_pixel_budget(sizes, settings, spec.get("resize", "pad"), spec.get("max_side"))
+    check_pixel_budget(sizes, settings, spec.resize, spec.max_side)
     batch = [
         predictor.to_pixels(decoded(value, label, settings) if isinstance(value, bytes) else value)
         for value, label in items

@@ -124,7 +124,7 @@ async def answer(
     else:
         batch = await workers.run(input_batch, predictor, sent, settings)
     if (
-        predictor.spec.get("format") == "tflite"
+        predictor.spec.format == "tflite"
         and batch.size <= INLINE_MODEL_PIXELS
         and slot.lock.acquire(blocking=False)
     ):
@@ -134,7 +134,7 @@ async def answer(
             slot.lock.release()
     else:
         out = await workers.run(locked_predict, slot, batch)
-    classes = predictor.spec["classes"]
+    classes = predictor.spec.classes
     rows = [
         {
             "probability": p,

@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from nnpipe import tracking
+from nnpipe.artifacts import TrainHistory
 from nnpipe.config import Params
-from nnpipe.domains.xray.artifacts import XrayFeatures, XrayTrainRun
+from nnpipe.domains.xray.artifacts import XrayEvaluation, XrayFeatures, XrayTrainRun
 from nnpipe.domains.xray.domain import XRAY
 from nnpipe.domains.xray.evaluation import (
     headline_metrics,
@@ -27,7 +29,7 @@ from nnpipe.domains.xray.evaluation import (
     roc_table,
 )
 from nnpipe.domains.xray.scoring import Scorer, score_model
-from nnpipe.io import atomic_directory, atomic_write_json, read_json
+from nnpipe.io import atomic_directory, atomic_write_json
 from nnpipe.keras_env import keras
 from nnpipe.layout import domain_layout
 from nnpipe.saved_models import load_model
@@ -49,6 +51,19 @@ TRACKED = (
     "sensitivity_at_specificity",
     "specificity_at_specificity_threshold",
 )
+# the training run's columns in the MLflow UI's run list
+HEADLINE_VIEW = [
+    f"test_{k}"
+    for k in (
+        "roc_auc",
+        "baseline_roc_auc",
+        "accuracy",
+        "baseline_accuracy",
+        "sensitivity",
+        "specificity",
+        "threshold",
+    )
+] + ["best_val_auc", "best_epoch", "deployed.size_bytes", "deployed.roc_auc"]
 
 
 def baselines(y: np.ndarray) -> dict[str, float]:
@@ -71,9 +86,9 @@ def write_reports(
     figures: Path,
     y: np.ndarray,
     scores: np.ndarray,
-    metrics: dict,
+    metrics: dict[str, Any],
     classes: list[str],
-    history: list[dict],
+    history: list[dict[str, Any]],
 ) -> None:
     decisions = [
         {"image": i, "actual": classes[int(a)], "predicted": classes[int(p)]}
@@ -86,12 +101,63 @@ def write_reports(
     plot_history(history, figures / "training_curves.png")
 
 
+def log_to_mlflow(
+    params: Params,
+    domain: str,
+    run_info: XrayTrainRun,
+    scored: dict[str, Any],
+    outputs: tuple[Path, Path, Path],
+) -> None:
+    """Everything evaluate found, on the training run: the test metrics and baselines on
+    the logged model with the test dataset, figures, plots and evaluation.json
+    (``outputs``: the figures, the plots and evaluation.json as staged)."""
+    figures, plots, evaluation = outputs
+    cfg = XRAY.section(params)
+    metrics = scored["metrics"]
+    features = domain_layout(params, domain).features
+    with tracking.start_run(params, domain, "evaluate", run_id=run_info.run_id):
+        # tags, not params: evaluate may re-run on the same training run with new settings
+        tracking.set_tags({f"evaluate.{k}": v for k, v in cfg.evaluate.model_dump().items()})
+        test_set = tracking.log_dataset(
+            scored["x"],
+            scored["y"],
+            name=f"{domain}-test",
+            digest=run_info.data_hash,
+            source=str((features / "test.tfrecord").resolve()),
+            context="testing",
+            model_id=run_info.model_id,
+        )
+        tracking.set_headline_view(HEADLINE_VIEW)
+        tracking.log_model_metrics(
+            {**{k: metrics[k] for k in TRACKED}, **baselines(scored["y"])},
+            run_info.model_id,
+            test_set,
+            prefix="test_",
+        )
+        tracking.log_artifacts(figures, "figures")
+        tracking.log_artifacts(plots, "plots")
+        tracking.log_artifacts(evaluation, "evaluation")
+
+
+def log_summary(evaluation: XrayEvaluation) -> None:
+    log.info(
+        "evaluate: test AUC %.4f, accuracy %.4f at threshold %.3f; sensitivity %.3f at the "
+        "threshold for specificity >= %.2f (test specificity %.3f)",
+        evaluation.roc_auc,
+        evaluation.accuracy,
+        evaluation.threshold,
+        evaluation.sensitivity_at_specificity,
+        evaluation.target_specificity,
+        evaluation.specificity_at_specificity_threshold,
+    )
+
+
 def run(params: Params, domain: str) -> dict:
     cfg = XRAY.section(params)
     layout = domain_layout(params, domain)
     meta = XrayFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
     run_info = XrayTrainRun.read(require(layout.model / "run.json", "train", domain), domain)
-    history = read_json(require(layout.model / "history.json", "train", domain))
+    history = TrainHistory.read(require(layout.model / "history.json", "train", domain), domain)
     model = load_model(require(layout.model / "model.keras", "train", domain))
     scored = score_model(
         keras_scorer(model),
@@ -106,6 +172,8 @@ def run(params: Params, domain: str) -> dict:
         "run_id": run_info.run_id,
         "model_id": run_info.model_id,
     }
+    scored["metrics"] = metrics
+    evaluation = XrayEvaluation.model_validate(metrics)
 
     layout.reports.mkdir(parents=True, exist_ok=True)
     with (
@@ -113,64 +181,22 @@ def run(params: Params, domain: str) -> dict:
         atomic_directory(layout.figures) as figures,
         tempfile.TemporaryDirectory(dir=layout.reports, prefix=".evaluate.") as staging,
     ):
-        write_reports(plots, figures, scored["y"], scored["scores"], metrics, cfg.classes, history)
-        metrics_tmp = atomic_write_json(Path(staging) / layout.evaluation.name, metrics)
+        write_reports(
+            plots, figures, scored["y"], scored["scores"], metrics, cfg.classes, history.epochs
+        )
+        metrics_tmp = evaluation.write(Path(staging) / layout.evaluation.name)
         headline_tmp = atomic_write_json(
             Path(staging) / layout.metrics.name, headline_metrics(metrics)
         )
-        with tracking.start_run(params, domain, "evaluate", run_id=run_info.run_id):
-            # tags, not params: evaluate may re-run on the same training run with new settings
-            tracking.set_tags({f"evaluate.{k}": v for k, v in cfg.evaluate.model_dump().items()})
-            test_set = tracking.log_dataset(
-                scored["x"],
-                scored["y"],
-                name=f"{domain}-test",
-                digest=run_info.data_hash,
-                source=str((layout.features / "test.tfrecord").resolve()),
-                context="testing",
-                model_id=run_info.model_id,
-            )
-            tracking.set_headline_view(
-                [
-                    f"test_{k}"
-                    for k in (
-                        "roc_auc",
-                        "baseline_roc_auc",
-                        "accuracy",
-                        "baseline_accuracy",
-                        "sensitivity",
-                        "specificity",
-                        "threshold",
-                    )
-                ]
-                + ["best_val_auc", "best_epoch", "deployed.size_bytes", "deployed.roc_auc"]
-            )
-            tracking.log_model_metrics(
-                {**{k: metrics[k] for k in TRACKED}, **baselines(scored["y"])},
-                run_info.model_id,
-                test_set,
-                prefix="test_",
-            )
-            tracking.log_artifacts(figures, "figures")
-            tracking.log_artifacts(plots, "plots")
-            tracking.log_artifacts(metrics_tmp, "evaluation")
+        log_to_mlflow(params, domain, run_info, scored, (figures, plots, metrics_tmp))
         metrics_tmp.replace(layout.evaluation)
         headline_tmp.replace(layout.metrics)
-    log.info(
-        "evaluate: test AUC %.4f, accuracy %.4f at threshold %.3f; sensitivity %.3f at the "
-        "threshold for specificity >= %.2f (test specificity %.3f)",
-        metrics["roc_auc"],
-        metrics["accuracy"],
-        metrics["threshold"],
-        metrics["sensitivity_at_specificity"],
-        metrics["target_specificity"],
-        metrics["specificity_at_specificity_threshold"],
-    )
+    log_summary(evaluation)
     return {
         "stage": "evaluate",
-        "roc_auc": metrics["roc_auc"],
-        "accuracy": metrics["accuracy"],
-        "threshold": metrics["threshold"],
+        "roc_auc": evaluation.roc_auc,
+        "accuracy": evaluation.accuracy,
+        "threshold": evaluation.threshold,
     }
 
 

@@ -15,7 +15,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from nnpipe.config import Params
-from nnpipe.domains.xray.dataset import count_by, deduplicate, index_images
+from nnpipe.domains.xray.artifacts import XrayManifest
+from nnpipe.domains.xray.dataset import DedupReport, count_by, deduplicate, index_images
 from nnpipe.domains.xray.domain import XRAY
 from nnpipe.domains.xray.images import encode_png
 from nnpipe.domains.xray.params import XrayIngest
@@ -28,13 +29,7 @@ from nnpipe.domains.xray.sources import (
     load_medmnist,
 )
 from nnpipe.domains.xray.synthetic import generate_xrays
-from nnpipe.io import (
-    atomic_directory,
-    atomic_write_json,
-    read_json,
-    sha256_bytes,
-    source_fingerprint,
-)
+from nnpipe.io import atomic_directory, sha256_bytes, source_fingerprint
 from nnpipe.layout import domain_layout
 from nnpipe.stages import cli_main
 
@@ -91,12 +86,14 @@ def source_paths(cfg: XrayIngest) -> list[Path | None]:
 
 
 def source_changed(params: Params, domain: str) -> bool:
-    """True if the source's files differ from those the current raw data was made from."""
+    """True if the source's files differ from those the current raw data was made from
+    (or the raw data has no manifest this nnpipe reads: ingest re-runs and writes one)."""
     cfg = XRAY.section(params).ingest
     manifest = domain_layout(params, domain).raw / "manifest.json"
     if not manifest.is_file():
         return True
-    return read_json(manifest).get("source_fingerprint") != source_fingerprint(source_paths(cfg))
+    recorded = XrayManifest.read_if_usable(manifest, domain)
+    return recorded is None or recorded.source_fingerprint != source_fingerprint(source_paths(cfg))
 
 
 def check_classes(index: pd.DataFrame, classes: list[str]) -> None:
@@ -108,6 +105,49 @@ def check_classes(index: pd.DataFrame, classes: list[str]) -> None:
             f"{[c for i, c in enumerate(classes) if i in present]} found. A classifier needs "
             "examples of every class: add them, or check xray.ingest.folder.class_dirs."
         )
+
+
+def write_images(raw: RawDataset, unique: pd.DataFrame, images_dir: Path) -> list[str]:
+    """Each kept image as ``<id>.png``; the sha256 of each PNG written."""
+    images_dir.mkdir()
+    hashes = []
+    for row in tqdm(
+        unique.itertuples(),
+        total=len(unique),
+        desc="ingest: write images",
+        unit="img",
+        mininterval=2.0,
+    ):
+        data = encode_png(raw.images[cast(int, row.position)])  # an integer column
+        (images_dir / f"{row.id}.png").write_bytes(data)
+        hashes.append(sha256_bytes(data))
+    return hashes
+
+
+def make_manifest(
+    cfg: XrayIngest,
+    classes: list[str],
+    raw: RawDataset,
+    unique: pd.DataFrame,
+    dedup: DedupReport,
+    hashes: list[str],
+    fingerprint: str | None,
+) -> XrayManifest:
+    return XrayManifest(
+        source=cfg.source,
+        classes=classes,
+        images=len(unique),
+        per_class={c: int((unique["label"] == i).sum()) for i, c in enumerate(classes)},
+        per_official_split=count_by(unique, classes, "official_split"),
+        patients=int(unique["patient_id"].nunique()),
+        duplicates_removed=dedup.duplicate_images,
+        label_conflicts_dropped=dedup.label_conflicts,
+        duplicates_kept_in_train_only=dedup.moved_out_of_eval,
+        rejected=raw.rejected,
+        ignored_files=len(raw.ignored),
+        content_sha256=sha256_bytes("".join(sorted(hashes)).encode()),
+        source_fingerprint=fingerprint,
+    )
 
 
 def run(params: Params, domain: str) -> dict:
@@ -122,42 +162,15 @@ def run(params: Params, domain: str) -> dict:
     unique = unique.assign(**{"class": [cfg.classes[i] for i in unique["label"]]})
 
     with atomic_directory(layout.raw) as tmp:
-        images_dir = tmp / "images"
-        images_dir.mkdir()
-        hashes = []
-        for row in tqdm(
-            unique.itertuples(),
-            total=len(unique),
-            desc="ingest: write images",
-            unit="img",
-            mininterval=2.0,
-        ):
-            data = encode_png(raw.images[cast(int, row.position)])  # an integer column
-            (images_dir / f"{row.id}.png").write_bytes(data)
-            hashes.append(sha256_bytes(data))
-        table = unique.drop(columns=["position"])
-        table.to_csv(tmp / "index.csv", index=False)
-        manifest = {
-            "source": cfg.ingest.source,
-            "classes": cfg.classes,
-            "images": len(unique),
-            "per_class": {c: int((unique["label"] == i).sum()) for i, c in enumerate(cfg.classes)},
-            "per_official_split": count_by(unique, cfg.classes, "official_split"),
-            "patients": int(unique["patient_id"].nunique()),
-            "duplicates_removed": dedup.duplicate_images,
-            "label_conflicts_dropped": dedup.label_conflicts,
-            "duplicates_kept_in_train_only": dedup.moved_out_of_eval,
-            "rejected": raw.rejected,
-            "ignored_files": len(raw.ignored),
-            "content_sha256": sha256_bytes("".join(sorted(hashes)).encode()),
-            "source_fingerprint": fingerprint,
-        }
-        atomic_write_json(tmp / "manifest.json", manifest)
-    log.info("ingest: %d images (%s) -> %s", len(unique), manifest["per_class"], layout.raw)
+        hashes = write_images(raw, unique, tmp / "images")
+        unique.drop(columns=["position"]).to_csv(tmp / "index.csv", index=False)
+        manifest = make_manifest(cfg.ingest, cfg.classes, raw, unique, dedup, hashes, fingerprint)
+        manifest.write(tmp / "manifest.json")
+    log.info("ingest: %d images (%s) -> %s", len(unique), manifest.per_class, layout.raw)
     return {
         "stage": "ingest",
         "images": len(unique),
-        "per_class": manifest["per_class"],
+        "per_class": manifest.per_class,
         "duplicates_removed": dedup.duplicate_images,
         "rejected": len(raw.rejected),
     }

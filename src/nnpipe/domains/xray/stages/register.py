@@ -18,24 +18,18 @@ import numpy as np
 from nnpipe.artifacts import Registration
 from nnpipe.champion_gate import gate_metrics
 from nnpipe.config import Params
-from nnpipe.domains.xray.artifacts import XrayDeploySpec, XrayFeatures, XrayTrainRun
+from nnpipe.domains.xray.artifacts import XrayDeploySpec, XrayEvaluation, XrayFeatures, XrayTrainRun
 from nnpipe.domains.xray.domain import XRAY
 from nnpipe.domains.xray.features import read_arrays
 from nnpipe.domains.xray.predictor import XrayPredictor
 from nnpipe.domains.xray.scoring import score_model
-from nnpipe.io import atomic_write_json, read_json
+from nnpipe.io import atomic_write_json
 from nnpipe.layout import domain_layout
 from nnpipe.serving.predictor import DEPLOY_FILE
 from nnpipe.stages import cli_main, require
-from nnpipe.stages.registration import (
-    GateRule,
-    check_same_run,
-    deployed_lines,
-    load_champion,
-    not_registered,
-    register_and_gate,
-    variant_lines,
-)
+from nnpipe.stages.gating import GateRule, load_champion
+from nnpipe.stages.registration import check_same_run, not_registered, register_and_gate
+from nnpipe.stages.registration_summary import deployed_lines, variant_lines
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +93,10 @@ def run(params: Params, domain: str) -> dict:
     reg = cfg.register
     layout = domain_layout(params, domain)
     run_info = XrayTrainRun.read(require(layout.model / "run.json", "train", domain), domain)
-    metrics = read_json(require(layout.evaluation, "evaluate", domain))
+    evaluation = XrayEvaluation.read(require(layout.evaluation, "evaluate", domain), domain)
     meta = XrayFeatures.read(require(layout.features / "meta.json", "featurize", domain), domain)
     deploy = XrayDeploySpec.read(require(layout.deploy / DEPLOY_FILE, "promote", domain), domain)
-    check_same_run(metrics.get("run_id"), run_info.run_id, str(layout.evaluation), domain)
+    check_same_run(evaluation.run_id, run_info.run_id, str(layout.evaluation), domain)
     check_same_run(deploy.run_id, run_info.run_id, str(layout.deploy), domain, "promote")
     if deploy.variant is None:
         record = not_registered(reg.model_name, run_info.run_id, deploy.reason)
@@ -148,14 +142,14 @@ def run(params: Params, domain: str) -> dict:
 def summary_lines(params: Params, domain: str) -> list[str]:
     """The run summary's lines for this domain (printed by ``nnpipe run``)."""
     layout = domain_layout(params, domain)
-    m = read_json(layout.evaluation)
+    m = XrayEvaluation.read(layout.evaluation, domain)
     r = Registration.read(layout.registration, domain)
     return [
-        f"test ROC-AUC {m['roc_auc']:.4f}  accuracy {m['accuracy']:.4f} "
-        f"(threshold {m['threshold']:.3f}, chosen on val)",
-        f"test sensitivity {m['sensitivity_at_specificity']:.3f} at the val threshold for "
-        f"specificity {m['target_specificity']:.2f} (test specificity "
-        f"{m['specificity_at_specificity_threshold']:.3f})",
+        f"test ROC-AUC {m.roc_auc:.4f}  accuracy {m.accuracy:.4f} "
+        f"(threshold {m.threshold:.3f}, chosen on val)",
+        f"test sensitivity {m.sensitivity_at_specificity:.3f} at the val threshold for "
+        f"specificity {m.target_specificity:.2f} (test specificity "
+        f"{m.specificity_at_specificity_threshold:.3f})",
         *deployed_lines(r, XrayDeploySpec.read(layout.deploy / DEPLOY_FILE, domain)),
         f"metrics {layout.metrics}, figures {layout.figures}/, registration {layout.registration}",
         *variant_lines(layout),

@@ -1,9 +1,8 @@
-"""tune: search the CNN's hyper-parameters (``xray.tune``) on the training split, scored
-by validation ROC-AUC; train then applies the best values over ``xray.train``.
+"""The X-ray part of the tune stage (:mod:`nnpipe.stages.tune`): trials are scored by
+validation ROC-AUC on the training split's fit.
 
 Each trial builds its model with the same builder and fitting code as ``train``
-(:func:`nnpipe.domains.xray.training.fit_classifier`), for ``tune.epochs`` epochs (Hyperband:
-the epochs its round gives). See :mod:`nnpipe.stages.tuning` for the outputs.
+(:func:`nnpipe.domains.xray.training.fit_classifier`), for the epochs its round gives.
 """
 
 from __future__ import annotations
@@ -19,13 +18,20 @@ from nnpipe.domains.xray.domain import XRAY
 from nnpipe.domains.xray.training import fit_classifier
 from nnpipe.keras_env import keras, make_deterministic
 from nnpipe.layout import domain_layout
-from nnpipe.stages import cli_main, require
-from nnpipe.stages.tuning import run_tuning, tuned_train
+from nnpipe.stages import require
+from nnpipe.stages.tuning import tuned_train
 from nnpipe.tuning.search import Objective
 
 log = logging.getLogger(__name__)
 
-OBJECTIVE = Objective("val_auc", "max")
+
+class XrayTuning:
+    objective = Objective("val_auc", "max")
+
+    def fit_trial(
+        self, params: Params, values: dict[str, Any], epochs: int
+    ) -> list[dict[str, Any]]:
+        return fit_trial(params, XRAY.name, values, epochs)
 
 
 def fit_trial(
@@ -55,15 +61,3 @@ def fit_trial(
         )
     keras.backend.clear_session()  # trials one after another must not accumulate graphs
     return history
-
-
-def run(params: Params, domain: str) -> dict:
-    return run_tuning(params, domain, fit_trial, OBJECTIVE)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return cli_main(__spec__.name, run, argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
