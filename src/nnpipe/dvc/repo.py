@@ -34,13 +34,26 @@ def stage_is_current(target: str, root: Path) -> bool:
 
 
 def current_stages(targets: list[str], root: Path) -> set[str]:
-    """Which of ``targets`` DVC considers up to date, each judged on its own, in one open
-    of the repository (a no-change scheduled run then costs one DVC index build, not one
-    per stage)."""
+    """Which of ``targets`` (stages of the project's ``dvc.yaml``) DVC considers up to
+    date, each judged on its own, as ``dvc status`` judges every stage.
+
+    One status of the whole project: asking it per target resolves each target anew
+    (8.9 s against 1.5 s for the 16 stages of both domains on a finished project,
+    bench/dvc_noop.py). Its answer is keyed by each stage's address relative to the
+    working directory, so stages are matched by object, not by that key; a target not
+    found is not current (it runs)."""
     from dvc.repo import Repo
 
+    pipeline = (root / "dvc.yaml").resolve()
     with Repo(str(root)) as repo:
-        return {t for t in targets if not repo.status(targets=[t])}
+        changed = repo.status()
+        ours = {
+            stage.addressing: stage.name
+            for stage in repo.index.stages
+            if getattr(stage, "name", None) and Path(stage.path).resolve() == pipeline
+        }
+    stale = {name for address, name in ours.items() if address in changed}
+    return {t for t in targets if t in ours.values() and t not in stale}
 
 
 def commit_stage(target: str, root: Path) -> None:
