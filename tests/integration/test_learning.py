@@ -3,11 +3,10 @@ more than the few steps a unit test may train (tests/unit checks that one step l
 loss, tests/unit/test_architectures.py)."""
 
 import numpy as np
-from toy_series import N_FEATURES, toy_windows
+from toy_series import scalers, split, toy_windows
 
 from nnpipe.domains.ohlcv.models import fit_forecaster, predict
 from nnpipe.domains.ohlcv.params import OhlcvTrain
-from nnpipe.domains.ohlcv.scaling import TrainOnlyScaler
 from nnpipe.keras_env import make_deterministic
 
 
@@ -16,10 +15,8 @@ def test_the_forecaster_learns_persistence_and_lowers_the_validation_loss():
     predicting the training mean scores."""
     make_deterministic(0)
     x, y = toy_windows(150)
-    inputs = TrainOnlyScaler([f"f{i}" for i in range(N_FEATURES)]).fit(x.reshape(-1, N_FEATURES))
-    target = TrainOnlyScaler(["target"]).fit(y.reshape(-1, 1))
-    val = np.arange(len(y)) % 5 == 0  # every fifth window: the same distribution
-    x_train, y_train, x_val, y_val = x[~val], y[~val], x[val], y[val]
+    inputs, target = scalers(x, y)
+    x_train, y_train, x_val, y_val = split(x, y)
     fitted = fit_forecaster(
         OhlcvTrain(units=[8], epochs=15, batch_size=16, learning_rate=0.02),
         x_train,

@@ -4,7 +4,7 @@ problem: tests/integration/test_learning.py)."""
 
 import numpy as np
 import pytest
-from toy_series import LOOK_BACK, N_FEATURES, toy_windows
+from toy_series import LOOK_BACK, N_FEATURES, scalers, split, toy_windows
 
 from nnpipe.domains.ohlcv.models import (
     build_forecaster,
@@ -13,22 +13,10 @@ from nnpipe.domains.ohlcv.models import (
     predict,
 )
 from nnpipe.domains.ohlcv.params import OhlcvTrain
-from nnpipe.domains.ohlcv.scaling import TrainOnlyScaler
 from nnpipe.fitting import TrainingDivergedError
 from nnpipe.keras_env import keras, make_deterministic
 
 MODELS = ["lstm", "gru", "simple_rnn"]
-
-
-def scalers(x: np.ndarray, y: np.ndarray) -> tuple[TrainOnlyScaler, TrainOnlyScaler]:
-    inputs = TrainOnlyScaler([f"f{i}" for i in range(x.shape[2])]).fit(x.reshape(-1, x.shape[2]))
-    return inputs, TrainOnlyScaler(["target"]).fit(y.reshape(-1, 1))
-
-
-def split(x: np.ndarray, y: np.ndarray):
-    """Every fifth window for validation: the same distribution, for a toy problem."""
-    val = np.arange(len(y)) % 5 == 0
-    return x[~val], y[~val], x[val], y[val]
 
 
 def inner_model(exported: keras.Model, layer: str) -> keras.Model:
