@@ -7,11 +7,11 @@ from nnpipe.artifacts import PromotedSpec, RegistrationRecord, read_compression
 from nnpipe.layout import DomainLayout
 
 
-def variant_lines(layout: DomainLayout) -> list[str]:
+def variant_lines(layout: DomainLayout, domain: str) -> list[str]:
     """The run summary's line on the compress stage's table, where there is one."""
     if not layout.compression.is_file():
         return []
-    units = read_compression(layout.compression).units()
+    units = read_compression(layout.compression, domain).units()
     rows = [r for t in units.values() for r in t.variants.values()]
     ok = sum(r.get("status") == "ok" for r in rows)
     return [

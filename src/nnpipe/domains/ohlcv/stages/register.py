@@ -228,7 +228,7 @@ def summary_lines(params: Params, domain: str) -> list[str]:
     lines.append(
         f"metrics {layout.metrics}, figures {layout.figures}/, registration {layout.registration}"
     )
-    return lines + variant_lines(layout)
+    return lines + variant_lines(layout, domain)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -152,7 +152,7 @@ def summary_lines(params: Params, domain: str) -> list[str]:
         f"{m.specificity_at_specificity_threshold:.3f})",
         *deployed_lines(r, XrayDeploySpec.read(layout.deploy / DEPLOY_FILE, domain)),
         f"metrics {layout.metrics}, figures {layout.figures}/, registration {layout.registration}",
-        *variant_lines(layout),
+        *variant_lines(layout, domain),
     ]
 
 
