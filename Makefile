@@ -13,12 +13,15 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: setup system-deps run test test-unit test-integration test-realdata lint repro ui bench clean
 
 # uv lives in its own small venv: `uv sync` makes .venv exactly what uv.lock pins.
+# --compile-bytecode: every package's .pyc written once at install, so no process compiles
+# TensorFlow's, DVC's or MLflow's sources again (where PYTHONDONTWRITEBYTECODE is set, as
+# in many CI images, Python never caches them: each stage's start paid ~20 s for it).
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --extra dev --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --extra dev --python $(PYTHON)
 	$(BIN)/python -m nnpipe.dvc.plots
 	@touch $@
 

@@ -182,3 +182,13 @@ def source_fingerprint(paths: list[Path | None]) -> str | None:
     if not stats:
         return None
     return hashlib.sha256("\n".join(stats).encode()).hexdigest()
+
+
+def open_lock_file(path: Path) -> int:
+    """Open (creating) a lock file under the project's ``.nnpipe/``, which git ignores."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ignore = path.parent / ".gitignore"
+    if not ignore.exists():  # the lock is no part of the project's history
+        with contextlib.suppress(OSError):
+            ignore.write_text("*\n", encoding="utf-8")
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)

@@ -55,3 +55,15 @@ def start_temporary_server() -> int | None:
     )
     log.debug("temporary Prefect server pid %d, watched", pid)
     return pid
+
+
+def prefect_api_url() -> str | None:
+    """The API the flows of this process talk to, for the processes it starts: the
+    configured server's (PREFECT_API_URL), else the temporary one started here, if any."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return str(PREFECT_API_URL.value())
+    server = SubprocessASGIServer()
+    return server.api_url if server.running else None

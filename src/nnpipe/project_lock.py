@@ -8,7 +8,10 @@ run never keeps it and there is nothing to take over by hand. The file says who 
 (pid, host, start time, command) for the message the second run prints.
 
 Taking it again in the process that holds it is a no-op (``nnpipe run`` takes it before
-writing ``-S`` overrides to params.yaml, then its flow takes it again).
+writing ``-S`` overrides to params.yaml, then its flow takes it again). A process that
+runs part of the holder's work (each domain's flow when ``nnpipe run`` runs them side by
+side) is handed the holder's open lock (:func:`handed_lock`): it holds the same lock, so
+the project stays locked until the last of them exits, however the others end.
 """
 
 from __future__ import annotations
@@ -24,12 +27,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from nnpipe.errors import NnpipeError
+from nnpipe.io import open_lock_file
 from nnpipe.liveness import current_owner
 
 log = logging.getLogger(__name__)
 
 LOCK_DIR = ".nnpipe"
 LOCK_NAME = "run.lock"
+HANDED_FD = "NNPIPE_PROJECT_LOCK_FD"  # the lock's descriptor a holder's child inherited
 
 _held: dict[Path, list[int]] = {}  # lock path -> [fd, depth] in this process
 
@@ -80,15 +85,6 @@ def command_line() -> str:
     return " ".join([program, *sys.argv[1:]])[:300]
 
 
-def _open_lock(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ignore = path.parent / ".gitignore"
-    if not ignore.exists():  # the lock is no part of the project's history
-        with contextlib.suppress(OSError):
-            ignore.write_text("*\n", encoding="utf-8")
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-
-
 @contextlib.contextmanager
 def hold_project(
     what: str,
@@ -98,14 +94,14 @@ def hold_project(
     """Hold the project's lock for the block, or raise :class:`ProjectBusy` (after
     ``wait_seconds`` of trying) naming the run that holds it; yield the project root."""
     path = lock_path(root)
-    if path in _held:
+    if path in _held or _adopt_handed_lock(path):
         _held[path][1] += 1
         try:
             yield path.parent.parent
         finally:
             _held[path][1] -= 1
         return
-    fd = _open_lock(path)
+    fd = open_lock_file(path)
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
@@ -134,6 +130,31 @@ def hold_project(
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
         os.close(fd)  # closing the file releases the lock
+
+
+def handed_lock(root: Path | None = None) -> tuple[int, dict[str, str]]:
+    """For a child process doing part of this run's work: the held lock's descriptor (for
+    ``subprocess.Popen(pass_fds=...)``) and the environment that tells the child it is
+    the one it holds. Raises RuntimeError when this process does not hold the lock."""
+    path = lock_path(root)
+    if path not in _held:
+        raise RuntimeError(f"the project lock {path} is not held by this process")
+    fd = _held[path][0]
+    return fd, {HANDED_FD: str(fd)}
+
+
+def _adopt_handed_lock(path: Path) -> bool:
+    """Whether this process was handed ``path``'s lock by its holder (the descriptor named
+    in the environment is open on that very file); it then holds it until it exits."""
+    try:
+        fd = int(os.environ.get(HANDED_FD, ""))
+        handed, ours = os.fstat(fd), os.stat(path)
+    except (ValueError, OSError):
+        return False
+    if (handed.st_dev, handed.st_ino) != (ours.st_dev, ours.st_ino):
+        return False
+    _held[path] = [fd, 1]  # never released here: the holder and its children share it
+    return True
 
 
 def clean_after_killed_runs(roots: list[Path]) -> None:

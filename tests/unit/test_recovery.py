@@ -120,3 +120,52 @@ def test_the_project_lock_is_one_holder_at_a_time_and_dies_with_it(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+TRY_LOCK = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from nnpipe.project_lock import ProjectBusy, hold_project
+    try:
+        with hold_project("a try", Path(sys.argv[1])):
+            print("held", flush=True)
+            sys.stdin.readline()  # hold it until told to end
+    except ProjectBusy:
+        print("busy", flush=True)
+""")
+
+
+def try_lock(root: Path, **popen) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", TRY_LOCK, str(root)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
+
+
+def test_a_handed_lock_is_the_holders_and_outlives_it(tmp_path):
+    """`nnpipe run`'s flows side by side: each child holds the parent's lock, and the
+    project stays locked while any of them runs, whoever ends first."""
+    from nnpipe.project_lock import handed_lock
+
+    with hold_project("the parent", tmp_path):
+        fd, env = handed_lock(tmp_path)
+        child = try_lock(tmp_path, env={**os.environ, **env}, pass_fds=(fd,))
+        assert child.stdout.readline().strip() == "held"
+        # the variable without the open lock itself is no pass
+        stranger = try_lock(tmp_path, env={**os.environ, **env})
+        assert stranger.communicate("\n")[0].strip() == "busy"
+    try:  # the parent let go; its child still holds the project
+        assert try_lock(tmp_path).communicate("\n")[0].strip() == "busy"
+    finally:
+        child.communicate("\n")
+    assert try_lock(tmp_path).communicate("\n")[0].strip() == "held"
+
+
+def test_handing_a_lock_not_held_is_a_bug_said_so(tmp_path):
+    from nnpipe.project_lock import handed_lock
+
+    with pytest.raises(RuntimeError, match="not held by this process"):
+        handed_lock(tmp_path)

@@ -5,27 +5,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import time
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from nnpipe.config import ParamsError, load_params
-from nnpipe.domains.registry import DOMAINS, get_domain
-from nnpipe.errors import NnpipeError
+from nnpipe.domains.registry import DOMAINS
 
 if TYPE_CHECKING:
-    from prefect import Flow
-    from prefect.client.schemas.objects import State
-
     from nnpipe.cli.options import Subparsers
 
 log = logging.getLogger("nnpipe")  # the command's own lines: "nnpipe: ..."
 
 PROFILES_DIR = Path("profiles")
-
-
-class PipelineFailed(NnpipeError):
-    """A flow run did not complete; its message is the failing stage's."""
 
 
 def add_parser(
@@ -39,6 +31,14 @@ def add_parser(
     )
     p.add_argument("--profile", help="apply a named profile from profiles/ first")
     p.add_argument("--force", action="store_true", help="re-run stages DVC considers current")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run up to N domains' flows side by side, each in its own process "
+        "(default: one per CPU core; 1: one after the other, in this process)",
+    )
     p.set_defaults(func=cmd_run)
 
 
@@ -85,10 +85,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _run_flows(args: argparse.Namespace) -> int:
+    from nnpipe.cli.flow_processes import prepare_tracking_store, run_flow, run_side_by_side
     from nnpipe.cli.summary import print_summary
     from nnpipe.config import write_overrides
-    from nnpipe.prefect_env import prefect_defaults, start_temporary_server
+    from nnpipe.prefect_env import prefect_api_url, prefect_defaults, start_temporary_server
 
+    if args.jobs is not None and args.jobs < 1:
+        raise ParamsError(f"--jobs must be 1 or more, not {args.jobs}")
     overrides = [*(read_profile(args.profile) if args.profile else []), *args.overrides]
     if overrides:
         write_overrides(args.params, overrides)  # like `dvc exp run -S`: params.yaml records it
@@ -97,18 +100,18 @@ def _run_flows(args: argparse.Namespace) -> int:
     ensure_plots_template()
     prefect_defaults()
     start_temporary_server()
-    from prefect.flows import load_flow_from_entrypoint
+    domains = list(args.domain or DOMAINS)
+    jobs = min(len(domains), args.jobs or os.cpu_count() or 1)
+    if jobs == 1:
+        results: dict[str, Any] = {}
+        seconds: dict[str, float] = {}
+        for domain in domains:
+            results[domain], seconds[domain] = run_flow(domain, args.params, args.force)
+        print_summary(params, results, seconds)
+    else:
+        from nnpipe.store import tracking_uri
 
-    results: dict[str, Any] = {}
-    seconds: dict[str, float] = {}
-    for domain in args.domain or DOMAINS:
-        flow: Flow[..., Any] = load_flow_from_entrypoint(get_domain(domain).flow_entrypoint)
-        started = time.monotonic()
-        state = cast(
-            "State[Any]", flow(params_file=args.params, force=args.force, return_state=True)
-        )
-        if not state.is_completed():
-            raise PipelineFailed(f"flow {flow.name} ended {state.name}: {state.message}")
-        results[domain], seconds[domain] = state.result(), time.monotonic() - started
-    print_summary(params, results, seconds)
+        prepare_tracking_store(tracking_uri(params))
+        done = run_side_by_side(domains, args.params, args.force, jobs, prefect_api_url())
+        print_summary(params, done.results, done.seconds, done.headlines)
     return 0

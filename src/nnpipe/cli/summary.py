@@ -54,15 +54,26 @@ def ui_hint(uri: str) -> str:
     )
 
 
-def print_summary(params: Params, results: dict[str, Any], flow_seconds: dict[str, float]) -> None:
+def print_summary(
+    params: Params,
+    results: dict[str, Any],
+    flow_seconds: dict[str, float],
+    headlines: dict[str, list[str]] | None = None,
+) -> None:
     """Where the results are: each domain's headline numbers, model versions and aliases,
-    the gate's reason, each stage's time, and what to do next (UI, serving, DVC)."""
+    the gate's reason, each stage's time, and what to do next (UI, serving, DVC).
+    ``headlines``: each domain's summary lines, when the process that ran its flow wrote
+    them (reading them here would import that domain's modules, TensorFlow's among them)."""
     from nnpipe import store
     from nnpipe.serving.serve_plan import serve_hint
 
     lines = ["", "=" * 72, "nnpipe: pipeline finished", "=" * 72]
     for domain in results:
-        lines += [f"[{domain}] {line}" for line in get_domain(domain).summary_lines(params)]
+        found = (headlines or {}).get(domain)
+        lines += [
+            f"[{domain}] {line}"
+            for line in (get_domain(domain).summary_lines(params) if found is None else found)
+        ]
     lines += [
         "",
         "Stage times (wall clock):",

@@ -3,14 +3,53 @@
 The flow runs stages in-process, then commits each to ``dvc.lock`` exactly as
 ``dvc repro`` would have, so a scheduled run and ``dvc repro`` never disagree about what is
 current: DVC's hashes of code, params and data are the cache key of both.
+
+Two flows of one project run side by side (``nnpipe run``), so every use of the DVC
+project here holds ``.nnpipe/dvc-repo.lock``: DVC rewrites ``dvc.lock`` in place, which a
+status read meanwhile would find half-written, and its own lock makes the second caller
+fail after 3 s rather than wait.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
 
 log = logging.getLogger(__name__)
+
+ACCESS_LOCK = Path(".nnpipe") / "dvc-repo.lock"
+_depth: dict[Path, int] = {}  # lock path -> how deep this process holds it
+
+
+@contextlib.contextmanager
+def open_repo(root: Path) -> Iterator[Repo]:
+    """The DVC project at ``root``, for this process alone among nnpipe's (waits for the
+    other flow's DVC call to end; re-entrant)."""
+    from dvc.repo import Repo
+
+    from nnpipe.io import open_lock_file
+
+    path = root / ACCESS_LOCK
+    fd = None
+    if not _depth.get(path):
+        fd = open_lock_file(path)
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released by close, or by the kernel on exit
+    _depth[path] = _depth.get(path, 0) + 1
+    try:
+        with Repo(str(root)) as repo:
+            yield repo
+    finally:
+        _depth[path] -= 1
+        if fd is not None:
+            os.close(fd)
 
 
 def find_root(start: Path | None = None) -> Path | None:
@@ -24,9 +63,7 @@ def find_root(start: Path | None = None) -> Path | None:
 
 def stage_is_current(target: str, root: Path) -> bool:
     """True when DVC considers the stage up to date (``dvc status target`` prints nothing)."""
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
+    with open_repo(root) as repo:
         changes = repo.status(targets=[target])
     if changes:
         log.debug("dvc status %s: %s", target, changes)
@@ -42,10 +79,8 @@ def current_stages(targets: list[str], root: Path) -> set[str]:
     bench/dvc_noop.py). Its answer is keyed by each stage's address relative to the
     working directory, so stages are matched by object, not by that key; a target not
     found is not current (it runs)."""
-    from dvc.repo import Repo
-
     pipeline = (root / "dvc.yaml").resolve()
-    with Repo(str(root)) as repo:
+    with open_repo(root) as repo:
         changed = repo.status()
         ours = {
             stage.addressing: stage.name
@@ -58,24 +93,18 @@ def current_stages(targets: list[str], root: Path) -> set[str]:
 
 def commit_stage(target: str, root: Path) -> None:
     """Record the stage's current deps, params and outs in ``dvc.lock`` and the cache."""
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
+    with open_repo(root) as repo:
         repo.commit(target, force=True)
 
 
 def default_remote(root: Path) -> str | None:
     """The name of the project's default DVC remote (``dvc remote default``), or None."""
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
+    with open_repo(root) as repo:
         return repo.config.get("core", {}).get("remote")
 
 
 def push_outputs(targets: list[str], root: Path) -> int:
     """Upload the stages' cached outputs to the default remote (``dvc push targets``);
     returns how many files were sent (0 when the remote has them all)."""
-    from dvc.repo import Repo
-
-    with Repo(str(root)) as repo:
+    with open_repo(root) as repo:
         return int(repo.push(targets=targets) or 0)
