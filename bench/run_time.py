@@ -6,9 +6,13 @@ own summary.
     python bench/run_time.py                    # warm package cache (uv's default)
     python bench/run_time.py --cold-cache       # an empty package cache, as a new machine
     python bench/run_time.py --keep             # keep the clone (to run bench/dvc_noop.py on it)
+    python bench/run_time.py --baseline         # then the same work one domain after the other
 
 Prints the install and run times, the stage table, and the run's time as a share of the
 6-minute target of issue 16. The clone is made from HEAD (commit what you measure).
+``--baseline`` then runs every stage again in the same clone with the domains one after
+the other in one process (``nnpipe run --force --jobs 1``, the way ``nnpipe run`` ran before
+the flows went side by side) and prints the ratio of the two runs.
 """
 
 from __future__ import annotations
@@ -51,6 +55,9 @@ def main() -> int:
     )
     parser.add_argument("--cold-cache", action="store_true", help="an empty uv cache")
     parser.add_argument("--keep", action="store_true", help="keep the clone")
+    parser.add_argument(
+        "--baseline", action="store_true", help="then time `nnpipe run --force --jobs 1` too"
+    )
     args = parser.parse_args()
     # beside this checkout, so the clone finds ../shared/data as a checkout would
     clone = Path(tempfile.mkdtemp(prefix="nnpipe-run-time-", dir=ROOT.parent))
@@ -67,6 +74,10 @@ def main() -> int:
         install = timed(["make", "setup"], clone, env, clone / "setup.log")
         run = timed([str(clone / ".venv/bin/nnpipe"), "run"], clone, env, clone / "run.log")
         output = (clone / "run.log").read_text(errors="replace")
+        if args.baseline:
+            command = [str(clone / ".venv/bin/nnpipe"), "run", "--force", "--jobs", "1"]
+            baseline = timed(command, clone, env, clone / "baseline.log")
+            baseline_output = (clone / "baseline.log").read_text(errors="replace")
     finally:
         if cache:
             shutil.rmtree(cache, ignore_errors=True)
@@ -82,6 +93,10 @@ def main() -> int:
     print(f"  both                  {install + run:7.1f} s")
     print("stage times, from the run's summary:")
     print("\n".join(stage_table(output)))
+    if args.baseline:
+        print(f"baseline, one domain after the other (--force --jobs 1): {baseline:.1f} s")
+        print(f"  ratio, side by side / one after the other: {run / baseline:.2f}")
+        print("\n".join(stage_table(baseline_output)))
     if args.keep:
         print(f"the clone: {clone}")
     return 0

@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Generator
 from pathlib import Path
 
+import durations
 import pytest
 import tier_guards
 import yaml
@@ -165,6 +166,7 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
         mp.setenv("PREFECT_LOGGING_EXTRA_LOGGERS", "nnpipe")
         mp.setenv("DO_NOT_TRACK", "1")
+        mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")  # MLflow reads DO_NOT_TRACK as "true" only
         mp.setenv("PATH", f"{BIN}{os.pathsep}{os.environ['PATH']}")
         mp.setenv("TF_CPP_MIN_LOG_LEVEL", "3")
         yield
@@ -402,16 +404,18 @@ def pytest_collection_modifyitems(
     (``--no-loadscope-reorder`` keeps it): files that need the flow project last, since it
     builds in the background from the session's start (``_flow_project_build``) and the
     workers get through everything else meanwhile instead of waiting for it; in each part
-    the slower tiers' tests (few, long) before unit tests (many, short), so the short ones
-    even out the workers' ends."""
+    the longest files first (seconds from tests/durations.json, a tier's guess for a file
+    it lacks), so a long file never starts last on one worker while the other idles, and
+    the short ones even out the workers' ends."""
     tiers = {}
     for item in items:
         tiers[item.nodeid] = tier_of(item)
         item.add_marker(tiers[item.nodeid])
     needs = {str(item.path) for item in items if _needs_flow_project(item)}
-    items.sort(
-        key=lambda item: (
-            str(item.path) in needs,  # stable: order kept otherwise
-            tiers[item.nodeid] == "unit",
-        )
-    )
+    seconds = durations.load()
+
+    def cost(item: pytest.Item) -> float:
+        name = Path(item.path).resolve().relative_to(TESTS).as_posix()
+        return seconds.get(name, durations.GUESS[tiers[item.nodeid]])
+
+    items.sort(key=lambda item: (str(item.path) in needs, -cost(item)))  # stable

@@ -13,8 +13,7 @@ throughput, errors, and the peak resident memory of each server's process tree. 
 servers are measured alternately at each level, so drift on the machine hits both.
 
 `nnpipe serve` gets the image as the request body (image/png); MLflow's scoring server
-gets it the way its protocol takes bytes: base64 in a JSON table
-(``{"dataframe_records": [{"image": "..."}]}``).
+gets it the way its protocol takes bytes: base64 in JSON (``{"inputs": {"image": ["..."]}}``).
 
 Targets (issue 5): no errors at all; `nnpipe serve` p99 under 20 ms at 1 client on 2 cores;
 throughput at least 2x `mlflow models serve`.
@@ -124,6 +123,64 @@ def default_image(project: Path) -> Path:
     return images[0]
 
 
+def server_env(tracking: str) -> dict[str, str]:
+    """Both servers' environment: the project's store, no API key, this venv first on PATH
+    (`mlflow models serve` starts `uvicorn` from PATH)."""
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": tracking,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    env.pop("NNPIPE_API_KEY", None)
+    return env
+
+
+def nnpipe_serve_cmd(port: int, alias: str) -> list[str]:
+    """`nnpipe serve` on loopback, the X-ray model only."""
+    return [
+        sys.executable,
+        "-m",
+        "nnpipe",
+        "serve",
+        "--domain",
+        "xray",
+        "--alias",
+        alias,
+        "--port",
+        str(port),
+    ]
+
+
+def mlflow_serve_cmd(bin_dir: Path, port: int, alias: str) -> list[str]:
+    """`mlflow models serve` of the same registered version, one worker, this venv."""
+    return [
+        str(bin_dir / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        f"models:/{MODEL}@{alias}",
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+
+
+def mlflow_body(image: Path) -> bytes:
+    """An image the way MLflow's scoring protocol takes bytes: base64 in JSON, as the
+    ``inputs`` its scoring server wants (MLflow 3 answers ``dataframe_records`` for this
+    models-from-code pyfunc with 400: it asks for an ``inputs`` key)."""
+    return json.dumps(
+        {"inputs": {"image": [base64.b64encode(image.read_bytes()).decode()]}}
+    ).encode()
+
+
 def post(url: str, body: bytes, content_type: str) -> dict:
     req = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
     with urllib.request.urlopen(req, timeout=60) as resp:
@@ -203,50 +260,14 @@ def main() -> int:
     tracking = store.tracking_uri(params, project)
     image = (args.image or default_image(project)).resolve()
     bin_dir = Path(sys.executable).parent
-    # mlflow models serve starts `uvicorn` from PATH
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": tracking,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    env.pop("NNPIPE_API_KEY", None)
+    env = server_env(tracking)
     work = Path(tempfile.mkdtemp(prefix="nnpipe-bench-serving-"))
-    mlflow_body = work / "mlflow.json"
-    mlflow_body.write_text(
-        json.dumps(
-            {"dataframe_records": [{"image": base64.b64encode(image.read_bytes()).decode()}]}
-        )
-    )
+    theirs_body = work / "mlflow.json"
+    theirs_body.write_bytes(mlflow_body(image))
 
     ours_port, theirs_port = free_port(), free_port()
-    ours_cmd = [
-        sys.executable,
-        "-m",
-        "nnpipe",
-        "serve",
-        "--domain",
-        "xray",
-        "--alias",
-        args.alias,
-        "--port",
-        str(ours_port),
-    ]
-    theirs_cmd = [
-        str(bin_dir / "mlflow"),
-        "models",
-        "serve",
-        "-m",
-        f"models:/{MODEL}@{args.alias}",
-        "--env-manager",
-        "local",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(theirs_port),
-        "--workers",
-        "1",
-    ]
+    ours_cmd = nnpipe_serve_cmd(ours_port, args.alias)
+    theirs_cmd = mlflow_serve_cmd(bin_dir, theirs_port, args.alias)
     ours_url = f"http://127.0.0.1:{ours_port}/predict/xray"
     theirs_url = f"http://127.0.0.1:{theirs_port}/invocations"
     with (
@@ -256,7 +277,7 @@ def main() -> int:
         ) as theirs,
     ):
         a = post(ours_url, image.read_bytes(), "image/png")
-        b = post(theirs_url, mlflow_body.read_bytes(), "application/json")["predictions"][0]
+        b = post(theirs_url, theirs_body.read_bytes(), "application/json")["predictions"][0]
         if abs(a["probability"] - b["probability"]) > 1e-6:
             raise SystemExit(f"the servers disagree on the image: {a} vs {b}")
         version = a["model"]["version"]
@@ -269,7 +290,7 @@ def main() -> int:
                     load(ours_url, image, "image/png", clients, n, 20, ours.pid)
                 )
                 runs["mlflow models serve"].append(
-                    load(theirs_url, mlflow_body, "application/json", clients, n, 20, theirs.pid)
+                    load(theirs_url, theirs_body, "application/json", clients, n, 20, theirs.pid)
                 )
             level: dict = {"clients": clients}
             for name, rs in runs.items():

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
 
 from nnpipe.ports import free_port
 
@@ -47,12 +45,10 @@ def start_temporary_server() -> int | None:
     server.start()
     if server.server_process is None:
         return None
+    from nnpipe.watchdog import stop_with_me
+
     pid = server.server_process.pid
-    subprocess.Popen(
-        [sys.executable, "-m", "nnpipe.watchdog", str(os.getpid()), str(pid)],
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    stop_with_me(pid)
     log.debug("temporary Prefect server pid %d, watched", pid)
     return pid
 

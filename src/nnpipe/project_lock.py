@@ -153,6 +153,7 @@ def _adopt_handed_lock(path: Path) -> bool:
         return False
     if (handed.st_dev, handed.st_ino) != (ours.st_dev, ours.st_ino):
         return False
+    os.set_inheritable(fd, False)  # the processes this one starts are not handed it
     _held[path] = [fd, 1]  # never released here: the holder and its children share it
     return True
 

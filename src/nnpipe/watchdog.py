@@ -7,6 +7,7 @@ holding its port. This watchdog is its own small process (started in its own ses
 so Ctrl-C in the terminal does not stop it first): it notices its parent is gone (it is
 re-parented), then terminates the server's whole process tree, children first, and kills
 what has not exited 5 s later. It exits as soon as the server is gone on its own.
+``nnpipe run`` watches each domain's flow process the same way (:func:`stop_with_me`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ def watch(parent: int, pid: int) -> None:
             stop_tree(pid)
             return
         time.sleep(POLL_SECONDS)
+
+
+def stop_with_me(pid: int) -> None:
+    """Start a watchdog that stops process ``pid``'s tree if this process dies first."""
+    import subprocess
+
+    subprocess.Popen(
+        [sys.executable, "-m", __name__, str(os.getpid()), str(pid)],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def main(argv: list[str]) -> int:

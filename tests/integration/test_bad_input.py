@@ -115,7 +115,8 @@ def test_nnpipe_run_on_bad_input_exits_2_with_the_message_and_no_traceback(proje
         from nnpipe.config import write_overrides
 
         write_overrides("params.yaml", folder_params(tmp_path / "empty"))
-    done = nnpipe(project, "run", check=False)
+    # the X-ray flow alone: beside it the OHLCV one would run on (test_side_by_side's case)
+    done = nnpipe(project, "run", "--domain", "xray", check=False)
     assert done.returncode == 2
     assert "no class sub-folders" in done.stderr
     assert "Traceback" not in done.stderr

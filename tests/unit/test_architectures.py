@@ -1,7 +1,8 @@
-"""Every architecture of the guide, built from the default params: one training step lowers
-the loss on a learnable toy problem, save and reload predict the same, TFLite converts and
-agrees, magnitude pruning reaches its sparsity (PRUNED_HERE); the training switches (auto,
-regularisation, clipping, batch norm, mixed precision) do what they say."""
+"""Every architecture of the guide, built from the default params (tests/toy_models.py):
+one training step lowers the loss on a learnable toy problem, save and reload predict the
+same (TFLite conversion and pruning of each: tests/integration/test_architectures_convert);
+the training switches (auto, regularisation, clipping, batch norm, mixed precision) do what
+they say."""
 
 from __future__ import annotations
 
@@ -9,59 +10,21 @@ import logging
 
 import numpy as np
 import pytest
+from toy_models import (
+    IMAGE_ARCHITECTURES,
+    SEQUENCE_ARCHITECTURES,
+    image_model,
+    images,
+    sequence_model,
+    sequence_units,
+    windows,
+)
 
 from nnpipe.architectures import choose_model, resolve_model
-from nnpipe.compression.litert import TfliteRunner
-from nnpipe.compression.variants import prune, sparsity, to_tflite
-from nnpipe.domains.ohlcv.models import build_forecaster
-from nnpipe.domains.ohlcv.params import OhlcvTrain
-from nnpipe.domains.ohlcv.scaling import TrainOnlyScaler
-from nnpipe.domains.xray.models import build_model
 from nnpipe.domains.xray.params import XrayTrain
 from nnpipe.fitting import precision_policy
 from nnpipe.keras_env import keras, tf
 from nnpipe.saved_models import load_model
-
-IMAGE = 16
-LOOK_BACK, FEATURES = 8, 5
-
-
-def images(n: int = 32, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Positive images have a bright square in the middle: learnable by any architecture."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 120, (n, IMAGE, IMAGE, 1)).astype("float32")
-    y = (np.arange(n) % 2).astype("float32")
-    x[y == 1, 4:12, 4:12] += 120
-    return x, y
-
-
-def windows(n: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The target is the mean of the last bar's prices: learnable from the window."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(90, 110, (n, LOOK_BACK, FEATURES)).astype("float32")
-    y = x[:, -1, :4].mean(axis=1, keepdims=True).astype("float32")
-    return x, y
-
-
-def scaler(x: np.ndarray) -> TrainOnlyScaler:
-    return TrainOnlyScaler().fit(x.reshape(-1, x.shape[-1]))
-
-
-def image_model(name: str, **changes) -> keras.Model:
-    cfg = XrayTrain.model_validate(
-        {"model": name, "dropout": 0.0, "learning_rate": 3e-3, **changes}
-    )
-    keras.utils.set_random_seed(1)
-    return build_model(cfg, IMAGE, 60.0, 50.0)
-
-
-def sequence_model(name: str, **changes) -> keras.Model:
-    x, _ = windows()
-    cfg = OhlcvTrain.model_validate(
-        {"model": name, "dropout": 0.0, "units": [6, 6], "learning_rate": 3e-4, **changes}
-    )
-    keras.utils.set_random_seed(1)
-    return build_forecaster(cfg, LOOK_BACK, scaler(x))
 
 
 def step_lowers_the_loss(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
@@ -81,62 +44,21 @@ def same_after_reload(model: keras.Model, x: np.ndarray, tmp_path) -> None:
     )
 
 
-def converts(model: keras.Model, x: np.ndarray) -> None:
-    runner = TfliteRunner(to_tflite(model, "tflite_float32"))
-    np.testing.assert_allclose(
-        runner.predict(x[:4]), model.predict(x[:4], verbose=0), rtol=1e-4, atol=1e-4
-    )
-
-
-# pruned here: the layers that no other test prunes (the ViT's, with nnpipe's own layer,
-# goes through the compress stage's worker in tests/integration/test_architectures_images;
-# the CNNs through the flow project's; recurrent layers in tests/unit/compression)
-PRUNED_HERE = {"mlp_mixer", "transformer"}
-
-
-def prunes(model: keras.Model, x: np.ndarray, y: np.ndarray, loss: str) -> None:
-    """The compress stage's pruning: the target sparsity, no wrappers left, same outputs'
-    shape."""
-    pruned = prune(
-        model,
-        x=x,
-        y=y.reshape(len(y), -1),
-        loss=loss,
-        initial_sparsity=0.3,
-        final_sparsity=0.6,
-        epochs=1,
-        batch_size=8,
-        learning_rate=1e-4,
-    )
-    assert sparsity(pruned) == pytest.approx(0.6, abs=0.05)
-    assert not any("prune" in type(layer).__name__.lower() for layer in pruned.layers)
-    out = pruned.predict(x[:4], verbose=0)
-    assert out.shape == (4, 1) and np.isfinite(out).all()
-
-
-@pytest.mark.parametrize("name", ["feedforward", "small_cnn", "medical_cnn", "vit", "mlp_mixer"])
-def test_every_image_architecture_learns_reloads_and_converts(name, tmp_path):
+@pytest.mark.parametrize("name", IMAGE_ARCHITECTURES)
+def test_every_image_architecture_learns_and_reloads(name, tmp_path):
     x, y = images()
     model = image_model(name)
     assert model.output_shape == (None, 1) and model.layers[-1].dtype == "float32"
     step_lowers_the_loss(model, x, y)
     same_after_reload(model, x, tmp_path)
-    converts(model, x)
-    if name in PRUNED_HERE:
-        prunes(model, x, y, "binary_crossentropy")
 
 
-@pytest.mark.parametrize("name", ["lstm", "gru", "simple_rnn", "transformer"])
-def test_every_sequence_architecture_learns_reloads_and_converts(name, tmp_path):
+@pytest.mark.parametrize("name", SEQUENCE_ARCHITECTURES)
+def test_every_sequence_architecture_learns_and_reloads(name, tmp_path):
     x, y = windows()
-    # stacked for the LSTM (the default params' shape): each recurrent layer adds seconds
-    # of TFLite conversion, and the other cells' ops convert the same stacked or not
-    model = sequence_model(name, units=[6, 6] if name == "lstm" else [6])
+    model = sequence_model(name, units=sequence_units(name))
     step_lowers_the_loss(model, x, (y - 90) / 20)
     same_after_reload(model, x, tmp_path)
-    converts(model, x)
-    if name in PRUNED_HERE:
-        prunes(model, x, (y - 90) / 20, "mse")
 
 
 def test_the_guides_feedforward_and_stacked_rnn_shapes():

@@ -63,6 +63,7 @@ def run_side_by_side(
     ``domains``' order. Raises :class:`PipelineFailed` naming every flow that
     failed, once all have ended (one domain's failure does not stop the others)."""
     from nnpipe.project_lock import handed_lock
+    from nnpipe.watchdog import stop_with_me
 
     fd, handed = handed_lock()
     env = {**os.environ, **handed, **({"PREFECT_API_URL": prefect_api} if prefect_api else {})}
@@ -77,8 +78,10 @@ def run_side_by_side(
                     out = Path(folder) / f"{domain}.json"
                     command = [sys.executable, "-m", __name__, domain, params_file, str(out)]
                     command += ["--force"] if force else []
-                    running[domain] = (subprocess.Popen(command, env=env, pass_fds=(fd,)), out)
-                    log.info("%s flow started (pid %d)", domain, running[domain][0].pid)
+                    child = subprocess.Popen(command, env=env, pass_fds=(fd,))
+                    stop_with_me(child.pid)  # a kill -9 of this process stops it too
+                    running[domain] = (child, out)
+                    log.info("%s flow started (pid %d)", domain, child.pid)
                 for domain, (process, out) in list(running.items()):
                     if process.poll() is not None:
                         del running[domain]
@@ -86,8 +89,7 @@ def run_side_by_side(
                 time.sleep(0.2)
         finally:
             for process, _ in running.values():  # interrupted: stop what still runs
-                process.terminate()
-                process.wait()
+                stop(process)
     failures = [o["error"] for o in outcomes.values() if "error" in o]
     if failures:
         raise PipelineFailed("; ".join(failures))
@@ -96,6 +98,16 @@ def run_side_by_side(
         {d: float(outcomes[d]["seconds"]) for d in domains},
         {d: [str(line) for line in outcomes[d]["headlines"]] for d in domains},
     )
+
+
+def stop(process: subprocess.Popen[bytes], grace_seconds: float = 10.0) -> None:
+    """Ask a flow process to end (a flow run under Prefect ends Crashed), then make it."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _outcome(domain: str, returncode: int, out: Path) -> dict[str, Any]:

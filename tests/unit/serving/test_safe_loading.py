@@ -56,11 +56,17 @@ def model():
     )
 
 
+@pytest.fixture(scope="module")
+def tflite_bytes(model):
+    """The model converted once (seconds each time); every test gets its own copy."""
+    return to_tflite(model, "tflite_float32")
+
+
 @pytest.fixture
-def tflite_deploy(model, tmp_path):
+def tflite_deploy(tflite_bytes, tmp_path):
     folder = tmp_path / "deploy"
     folder.mkdir()
-    (folder / "model.tflite").write_bytes(to_tflite(model, "tflite_float32"))
+    (folder / "model.tflite").write_bytes(tflite_bytes)
     return write_deploy(folder, "model.tflite", "tflite")
 
 
@@ -293,12 +299,12 @@ def test_the_registered_sha256_must_match_the_deploy_folder(tflite_deploy):
 
 @pytest.mark.parametrize("variant", ["tflite_float32", "keras_float32"])
 def test_a_deploy_folder_as_promote_writes_it_records_its_sha256_and_loads(
-    model, tmp_path, variant
+    model, tflite_bytes, tmp_path, variant
 ):
     variants = tmp_path / "variants"
     variants.mkdir()
     model.save(variants / "keras_float32.keras")
-    (variants / "tflite_float32.tflite").write_bytes(to_tflite(model, "tflite_float32"))
+    (variants / "tflite_float32.tflite").write_bytes(tflite_bytes)
     spec = {
         "domain": "xray",
         "classes": ["normal", "pneumonia"],
