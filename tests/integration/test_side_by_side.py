@@ -8,34 +8,15 @@ import os
 import re
 import signal
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
 from conftest import BIN, make_project, nnpipe
+from processes import running, wait_for
 
 from nnpipe.io import read_json
 from nnpipe.project_lock import hold_project
 
 pytestmark = pytest.mark.integration
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def wait_until(condition, seconds: float, what: str, log: Path):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"no {what} after {seconds} s:\n{log.read_text()[-4000:]}")
 
 
 def test_one_domains_failure_leaves_the_other_to_finish_and_is_named(tmp_path):
@@ -74,7 +55,7 @@ def test_kill_9_of_nnpipe_run_stops_both_flows_and_frees_the_project(tmp_path):
             [str(BIN / "nnpipe"), "run"], cwd=project, stdout=out, stderr=subprocess.STDOUT
         )
     try:
-        flows = wait_until(
+        flows = wait_for(
             lambda: (
                 dict(re.findall(r"(\w+) flow started \(pid (\d+)\)", log.read_text()))
                 if log.read_text().count("flow started") == 2
@@ -87,10 +68,10 @@ def test_kill_9_of_nnpipe_run_stops_both_flows_and_frees_the_project(tmp_path):
         pids = [int(pid) for pid in flows.values()]
         assert set(flows) == {"xray", "ohlcv"}
         for domain in flows:  # each is into its stages
-            wait_until(lambda d=domain: f"running {d}-" in log.read_text(), 300, domain, log)
+            wait_for(lambda d=domain: f"running {d}-" in log.read_text(), 300, domain, log)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        wait_until(lambda: not any(alive(p) for p in pids), 30, "end of both flows", log)
+        wait_for(lambda: not any(running(p) for p in pids), 30, "end of both flows", log)
     finally:
         if proc.poll() is None:
             proc.kill()
