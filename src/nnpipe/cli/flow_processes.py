@@ -63,7 +63,7 @@ def run_side_by_side(
     ``domains``' order. Raises :class:`PipelineFailed` naming every flow that
     failed, once all have ended (one domain's failure does not stop the others)."""
     from nnpipe.project_lock import handed_lock
-    from nnpipe.watchdog import stop_with_me
+    from nnpipe.watchdog import stop_tree, stop_with_me
 
     fd, handed = handed_lock()
     env = {**os.environ, **handed, **({"PREFECT_API_URL": prefect_api} if prefect_api else {})}
@@ -89,7 +89,8 @@ def run_side_by_side(
                 time.sleep(0.2)
         finally:
             for process, _ in running.values():  # interrupted: stop what still runs
-                stop(process)
+                stop_tree(process.pid)  # TERM, then KILL what is left after 5 s
+                process.wait()
     failures = [o["error"] for o in outcomes.values() if "error" in o]
     if failures:
         raise PipelineFailed("; ".join(failures))
@@ -98,16 +99,6 @@ def run_side_by_side(
         {d: float(outcomes[d]["seconds"]) for d in domains},
         {d: [str(line) for line in outcomes[d]["headlines"]] for d in domains},
     )
-
-
-def stop(process: subprocess.Popen[bytes], grace_seconds: float = 10.0) -> None:
-    """Ask a flow process to end (a flow run under Prefect ends Crashed), then make it."""
-    process.terminate()
-    try:
-        process.wait(timeout=grace_seconds)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _outcome(domain: str, returncode: int, out: Path) -> dict[str, Any]:
