@@ -209,6 +209,12 @@ def run_domain(
             f"inside the DVC project {root}, the pipeline runs on its params.yaml (what "
             f"dvc.lock records), not {params_file}; copy the values in, or use -S overrides"
         )
+    if root is not None:
+        try:
+            dvc_repo.check_params_present([spec.name for spec in PIPELINES[domain]], root)
+        except ParamsError as exc:  # an expected outcome: its line, not a traceback
+            get_run_logger().error("%s", exc)
+            return Failed(message=str(exc))
     # one run at a time (a worker's or `nnpipe schedule`'s flow run takes it here; under
     # `nnpipe run` this process holds it already)
     try:

@@ -45,19 +45,6 @@ def api(url: str, path: str, body: dict | None = None, attempts: int = 6) -> dic
     raise AssertionError("unreachable")
 
 
-def wait_for_deployment(
-    prefect_api: str, flow: str, name: str, timeout: float, alive=lambda: True
-) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return api(prefect_api, f"/deployments/name/{flow}/{name}")
-        except urllib.error.HTTPError:
-            if not alive() or time.monotonic() > deadline:
-                raise AssertionError(f"deployment {flow}/{name} did not appear") from None
-            time.sleep(1)
-
-
 def wait_for_run(prefect_api: str, run_id: str, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

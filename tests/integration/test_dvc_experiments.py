@@ -75,6 +75,8 @@ def test_experiment_on_one_domain_is_shown_diffed_plotted_and_applied(flow_copy,
         "xray.compress.variants=[keras_float32,tflite_dynamic]",
     )
     assert "Running stage 'xray-train'" in out
+    # a trial's epochs are tune's: more or fewer training epochs do not search again
+    assert "Running stage 'xray-tune'" not in out
     assert "Running stage 'ohlcv" not in out  # scoped to the domain whose params changed
     experiment = read_json(project / "reports/xray/metrics.json")
 

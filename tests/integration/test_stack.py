@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from conftest import (
     BIN,
     ROOT,
@@ -202,8 +203,10 @@ def check_nnpipe_schedule(
 ) -> None:
     """`nnpipe schedule` serves prefect.yaml's deployments, under their names and crons,
     from its own process (no worker), but refuses to take over the ones `prefect deploy`
-    made for the worker; a run of it, every stage current after the worker's, still logs
-    and reports: its artifacts follow the worker run's under the same keys."""
+    made for the worker; a run of it after the worker's, with one more epoch in
+    params.yaml, logs the stages it skips and the epochs of the one it reruns (its flow
+    runs in a process of the Runner's own, which sets what it needs for its logs), and
+    reports: its artifacts follow the worker run's under the same keys."""
     done = subprocess.run(
         [str(BIN / "nnpipe"), "schedule"],
         cwd=project,
@@ -253,14 +256,17 @@ def check_nnpipe_schedule(
             "ohlcv-training-daily": [("30 18 * * 1-5", "America/New_York")],
         }
         dep = found["xray-training-nightly"]
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["xray"]["train"]["epochs"] += 1
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         run = api(prefect_api, f"/deployments/{dep['id']}/create_flow_run", {})
         run = wait_for_run(prefect_api, run["id"], 300)
         assert run["state"]["type"] == "COMPLETED", (run["state"], log.read_text()[-4000:])
         assert run["work_pool_name"] is None  # run by `nnpipe schedule`, not the worker
         text = check_xray_run_reported(
-            prefect_api, run["id"], project, trained=False, mlflow_ui=mlflow_url
+            prefect_api, run["id"], project, trained=True, mlflow_ui=mlflow_url
         )
-        assert "xray-train is up to date" in text
+        assert "xray-featurize is up to date" in text and "xray-tune is up to date" in text
         for key in ("xray-summary", "xray-compression"):
             runs = [a["flow_run_id"] for a in artifact_versions(prefect_api, key)]
             assert runs == [run["id"], worker_run_id], (key, runs)

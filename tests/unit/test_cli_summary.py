@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nnpipe.artifacts import PromotedSpec, RegistrationRecord
 from nnpipe.cli.summary import stage_time_lines
-from nnpipe.stages.registration_summary import champion_text, deployed_lines
+from nnpipe.registration_summary import champion_text, deployed_lines
 
 
 def test_the_time_table_has_a_row_per_stage_and_says_which_were_current():

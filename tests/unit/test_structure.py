@@ -2,12 +2,14 @@
 (the layers, and which way imports point between them: test_layers.py)."""
 
 import ast
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from nnpipe.config import load_params
 from nnpipe.domains.registry import DOMAINS
 from nnpipe.dvc.pipeline_file import code_dependencies, render_dvc_yaml
 from nnpipe.stages import PIPELINES, STAGES
@@ -198,6 +200,40 @@ def test_dvc_yaml_has_one_stage_per_domain_and_step():
     for name, stage in spec["stages"].items():
         domain, step = name.split("-", 1)
         assert stage["cmd"] == f"python -m nnpipe stage {step} --domain {domain}"
+
+
+@pytest.mark.parametrize("domain", list(DOMAINS))
+def test_tune_depends_on_every_train_key_but_epochs(domain):
+    """A trial's epochs are the tune section's: `dvc exp run -S <domain>.train.epochs=N`
+    must not make the search stale, every other train key must."""
+    from nnpipe.dvc.pipeline_file import params_keys
+
+    keys = params_keys(f"{domain}-tune")
+    train = type(DOMAINS[domain].section(load_params(ROOT / "params.yaml")).train)
+    assert [k for k in keys if k.startswith(f"{domain}.train.")] == [
+        f"{domain}.train.{k}" for k in train.model_fields if k != "epochs"
+    ]
+    assert f"{domain}.tune" in keys and "seed" in keys
+    assert f"{domain}.train" in params_keys(f"{domain}-train")  # train reads them all
+
+
+def test_a_params_file_lacking_a_key_a_stage_depends_on_is_refused(tmp_path):
+    import yaml
+
+    from nnpipe.config import ParamsError
+    from nnpipe.dvc.repo import check_params_present
+
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    check_params_present(["xray-tune", "ohlcv-train"], tmp_path)
+    del raw["xray"]["train"]["shuffle_buffer"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    check_params_present(["xray-train", "ohlcv-tune"], tmp_path)  # train: the whole section
+    with pytest.raises(
+        ParamsError, match=r"no xray\.train\.shuffle_buffer, which dvc\.yaml's xray-tune"
+    ):
+        check_params_present(["xray-ingest", "xray-tune"], tmp_path)
 
 
 def test_test_files_have_unique_names():

@@ -15,6 +15,7 @@ name; ``read_compression`` (and the like) read the shape the domain's ``unit_key
 
 from nnpipe.artifacts.base import SCHEMA_VERSION, Artifact, ArtifactError, Record, rerun_hint
 from nnpipe.artifacts.shared import (
+    DEPLOY_FILE,
     CompressionTable,
     DeploySpec,
     PromotedSpec,
@@ -36,6 +37,7 @@ from nnpipe.artifacts.shared import (
 from nnpipe.artifacts.tuning import Hyperparameters, SearchOutcome, TuningSummary
 
 __all__ = [
+    "DEPLOY_FILE",
     "SCHEMA_VERSION",
     "Artifact",
     "ArtifactError",

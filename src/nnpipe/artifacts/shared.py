@@ -118,6 +118,8 @@ def read_compression(
 
 # promote: deploy.json and promotion.json ---------------------------------------------
 
+DEPLOY_FILE = "deploy.json"  # a deploy folder's spec, beside the variant's file
+
 
 class DeploySpec(Artifact):
     """``deploy.json`` in a deploy folder, as serving reads it: the domain, the chosen

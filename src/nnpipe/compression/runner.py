@@ -1,4 +1,5 @@
-"""Running the variant worker in child processes, so a crash loses one variant only."""
+"""Running the variant worker in child processes, so a crash loses one variant only (the
+Keras reference alone is measured in the calling process)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,19 @@ def run_worker(cmd: list[str], timeout: float) -> tuple[int | None, str]:
     return code, "".join(other)[-1500:]
 
 
+# what is measured in the stage's own process when it is all a job asks for: the Keras
+# model itself has no converter to crash, and without it the stage fails anyway; a
+# worker process would cost a TensorFlow import (seconds) to measure it
+IN_PROCESS = frozenset({"keras_float32"})
+
+
+def _run_here(job_dir: Path) -> None:
+    from nnpipe.keras_env import keras
+
+    worker.run_job(job_dir)
+    keras.backend.clear_session()  # the measured copy's graph is not the stage's
+
+
 def run_variants(
     job_dir: Path,
     job: dict,
@@ -77,13 +91,16 @@ def run_variants(
     """Build every variant of ``job`` in worker processes; one row per variant.
 
     A worker that dies (a native crash, a time-out) marks the variant it was building
-    as unsupported with the reason and a new worker continues with the others.
+    as unsupported with the reason and a new worker continues with the others. A job of
+    the Keras reference alone (:data:`IN_PROCESS`) runs here, with no worker.
     ``worker_module`` is the module run with ``python -m`` (another one only in tests).
     """
     job_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(job_dir / "job.json", job)
     # numpy's stub types **kwds as if a key could be its allow_pickle flag
     np.savez(job_dir / "data.npz", **data)  # type: ignore[arg-type]
+    if set(job["variants"]) <= IN_PROCESS and worker_module == worker.__name__:
+        _run_here(job_dir)
     for _ in range(len(job["variants"]) + 1):
         pending = [v for v in job["variants"] if not (job_dir / f"{v}.json").exists()]
         if not pending:

@@ -77,6 +77,10 @@ class Stage:
     # even when `dvc status` says current: the domain's `source_changed` hook says
     watches_source: bool = False
     generic: bool = False  # the code is nnpipe.stages.<step>, with the domain's part
+    # keys inside its ``params`` sections that the stage never reads (``train.epochs`` for
+    # tune): ``dvc.yaml`` lists the section's other keys, so changing one of these does
+    # not make the stage stale
+    unread: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

@@ -6,6 +6,7 @@ resolves the same paths in Python, and a test checks DVC resolves these to the s
 
 from __future__ import annotations
 
+from nnpipe.config.search_space import UNSEARCHABLE
 from nnpipe.domains.contract import Output, Stage
 
 
@@ -49,6 +50,9 @@ def tune_stage(domain: str, params: tuple[str, ...] = ()) -> Stage:
             Output(f"{reports}/tuning.csv", cache=False),
         ),
         generic=True,
+        # a trial's epochs are the tune section's (or Hyperband's), never train's: `dvc exp
+        # run -S xray.train.epochs=20` retrains without searching again
+        unread=tuple(f"train.{key}" for key in UNSEARCHABLE),
     )
 
 

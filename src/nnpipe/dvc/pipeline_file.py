@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
+from pydantic import BaseModel
 
 import nnpipe
 from nnpipe.domains.registry import DOMAINS, get_domain
@@ -122,12 +123,35 @@ def _out(output: Output) -> dict:
     return {output.path: {"persist": True, **({} if output.cache else {"cache": False})}}
 
 
+def params_keys(name: str) -> list[str]:
+    """The params.yaml keys a stage depends on: its sections, or, for a section with keys
+    it never reads (``Stage.unread``), that section's other keys one by one."""
+    spec = STAGES[name]
+    fields = get_domain(spec.domain).params_model.model_fields
+    keys = []
+    for section in spec.params:
+        skipped = {k.split(".", 1)[1] for k in spec.unread if k.split(".", 1)[0] == section}
+        if section == "seed":
+            keys.append(section)
+        elif not skipped:
+            keys.append(f"{spec.domain}.{section}")
+        else:
+            model = fields[section].annotation
+            if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                raise TypeError(f"{name}: unread keys need {section} to be a params model")
+            unknown = skipped - set(model.model_fields)
+            if unknown:
+                raise ValueError(f"{name}: unread keys {sorted(unknown)} are not in {section}")
+            keys += [f"{spec.domain}.{section}.{k}" for k in model.model_fields if k not in skipped]
+    return keys
+
+
 def stage_definition(name: str) -> dict:
     spec = STAGES[name]
     stage: dict = {"cmd": f"python -m nnpipe stage {spec.step} --domain {spec.domain}"}
     code = sorted({f for m in spec.code_modules for f in code_dependencies(m)})
     stage["deps"] = [*code, *spec.deps]
-    stage["params"] = [p if p == "seed" else f"{spec.domain}.{p}" for p in spec.params]
+    stage["params"] = params_keys(name)
     for kind, key in (("out", "outs"), ("metric", "metrics")):
         entries = [_out(o) for o in spec.outs if o.kind == kind]
         if entries:

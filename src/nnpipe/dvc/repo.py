@@ -91,6 +91,36 @@ def current_stages(targets: list[str], root: Path) -> set[str]:
     return {t for t in targets if t in ours.values() and t not in stale}
 
 
+def check_params_present(targets: list[str], root: Path) -> None:
+    """Refuse a params.yaml lacking a key that a target stage of ``dvc.yaml`` depends on:
+    the stage would run on the key's default, then DVC would refuse to record it
+    (``dvc repro`` refuses before running it, naming the key)."""
+    import yaml
+
+    from nnpipe.config import ParamsError
+
+    stages = (yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}).get(
+        "stages", {}
+    )
+    values = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
+    for name in targets:
+        for key in (stages.get(name) or {}).get("params", []):
+            if isinstance(key, str) and not _has_key(values, key):
+                raise ParamsError(
+                    f"params.yaml has no {key}, which dvc.yaml's {name} stage depends on: "
+                    f"add it (the project's params.yaml lists every key with its default; "
+                    f"`nnpipe params show` prints every key with the value in force)"
+                )
+
+
+def _has_key(values: object, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(values, dict) or part not in values:
+            return False
+        values = values[part]
+    return True
+
+
 def commit_stage(target: str, root: Path) -> None:
     """Record the stage's current deps, params and outs in ``dvc.lock`` and the cache."""
     with open_repo(root) as repo:

@@ -28,13 +28,12 @@ from typing import Any, cast
 
 import numpy as np
 
-from nnpipe.artifacts import DeploySpec
+from nnpipe.artifacts import DEPLOY_FILE, DeploySpec
 from nnpipe.domains.registry import DOMAINS, get_domain
 from nnpipe.errors import NnpipeError, RefusedModelError
 
 log = logging.getLogger(__name__)
 
-DEPLOY_FILE = "deploy.json"
 FORMATS = {"tflite": ".tflite", "keras": ".keras"}  # what promote writes, by suffix
 TFLITE_IDENTIFIER = b"TFL3"  # a TFLite flatbuffer's file identifier, at bytes 4..8
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -177,9 +177,9 @@ class OhlcvDomain(Domain[OhlcvParams]):
         return ingest.source_changed(params, self.name)
 
     def summary_lines(self, params: Params) -> list[str]:
-        from nnpipe.domains.ohlcv.stages import register
+        from nnpipe.domains.ohlcv.summary import summary_lines
 
-        return register.summary_lines(params, self.name)
+        return summary_lines(params, self.name)
 
     def predictor(self, directory: Path, spec: DeploySpec, runner: Any) -> Predictor:
         from nnpipe.domains.ohlcv.predictor import OhlcvPredictor

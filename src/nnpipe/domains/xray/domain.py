@@ -155,9 +155,9 @@ class XrayDomain(Domain[XrayParams]):
         return ingest.source_changed(params, self.name)
 
     def summary_lines(self, params: Params) -> list[str]:
-        from nnpipe.domains.xray.stages import register
+        from nnpipe.domains.xray.summary import summary_lines
 
-        return register.summary_lines(params, self.name)
+        return summary_lines(params, self.name)
 
     def predictor(self, directory: Path, spec: DeploySpec, runner: Any) -> Predictor:
         from nnpipe.domains.xray.predictor import XrayPredictor

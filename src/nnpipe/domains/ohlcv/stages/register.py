@@ -38,7 +38,6 @@ from nnpipe.serving.predictor import DEPLOY_FILE
 from nnpipe.stages import cli_main, require
 from nnpipe.stages.gating import GateRule, load_champion
 from nnpipe.stages.registration import check_same_run, not_registered, register_and_gate
-from nnpipe.stages.registration_summary import champion_text, variant_lines
 
 log = logging.getLogger(__name__)
 
@@ -183,52 +182,6 @@ def register_series(
         model_description=DESCRIPTION.format(series=name),
         headline=headline(measured, series_metrics),
     )
-
-
-def summary_lines(params: Params, domain: str) -> list[str]:
-    """The run summary's lines for this domain (printed by ``nnpipe run``)."""
-    layout = domain_layout(params, domain)
-    evaluation = OhlcvEvaluation.read(layout.evaluation, domain)
-    regs = SeriesRegistration.read(layout.registration, domain).series
-    lines = []
-    for name, m in evaluation.series.items():
-        r = regs[name]
-        wf = m.walk_forward
-        lines += [
-            f"{name}: test RMSE model {m.model.rmse:.4g} | persistence "
-            f"{m.persistence.rmse:.4g} | moving average {m.moving_average.rmse:.4g}"
-            f"; MASE {m.model.mase:.3f}; MAE vs persistence {m.relative_mae:.3f}",
-            f"{name}: direction right {m.model.directional_accuracy:.1%}; "
-            f"Diebold-Mariano vs persistence p={m.dm_p_value:.3g}",
-        ]
-        if wf:
-            lines.append(
-                f"{name}: walk-forward ({wf.folds} folds) mean RMSE model "
-                f"{wf.model.rmse:.4g} vs persistence {wf.persistence.rmse:.4g}"
-                f"; beats persistence in {wf.folds_model_beats_persistence}/"
-                f"{wf.folds} folds"
-            )
-        deploy = OhlcvDeploySpec.read(layout.deploy / name / DEPLOY_FILE, domain)
-        lines.append(f"{name}: deployed variant: {deploy.variant or 'none'} ({deploy.reason})")
-        champion = champion_text(r.champion_now)
-        if not r.registered:
-            lines.append(f"{name}: model {r.model_name}: {r.reason}; {champion}")
-            continue
-        verdict = "promoted to champion" if r.promoted else "not promoted"
-        if (
-            not r.promoted
-            and (r.gate_metric or "").startswith("relative_")
-            and (r.candidate_value or 0) >= 1
-        ):
-            verdict += ": it does not beat persistence (tomorrow = today)"
-        lines += [
-            f"{name}: model {r.model_name} v{r.version} -> aliases {r.aliases}; {champion}",
-            f"{name}: gate: {verdict}; {r.reason}",
-        ]
-    lines.append(
-        f"metrics {layout.metrics}, figures {layout.figures}/, registration {layout.registration}"
-    )
-    return lines + variant_lines(layout, domain)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,6 @@ from nnpipe.serving.predictor import DEPLOY_FILE
 from nnpipe.stages import cli_main, require
 from nnpipe.stages.gating import GateRule, load_champion
 from nnpipe.stages.registration import check_same_run, not_registered, register_and_gate
-from nnpipe.stages.registration_summary import deployed_lines, variant_lines
 
 log = logging.getLogger(__name__)
 
@@ -137,23 +136,6 @@ def run(params: Params, domain: str) -> dict:
     Registration.model_validate(record.dump()).write(layout.registration)
     atomic_write_json(layout.gate, gate_metrics(record))
     return {"stage": "register", **record.dump()}
-
-
-def summary_lines(params: Params, domain: str) -> list[str]:
-    """The run summary's lines for this domain (printed by ``nnpipe run``)."""
-    layout = domain_layout(params, domain)
-    m = XrayEvaluation.read(layout.evaluation, domain)
-    r = Registration.read(layout.registration, domain)
-    return [
-        f"test ROC-AUC {m.roc_auc:.4f}  accuracy {m.accuracy:.4f} "
-        f"(threshold {m.threshold:.3f}, chosen on val)",
-        f"test sensitivity {m.sensitivity_at_specificity:.3f} at the val threshold for "
-        f"specificity {m.target_specificity:.2f} (test specificity "
-        f"{m.specificity_at_specificity_threshold:.3f})",
-        *deployed_lines(r, XrayDeploySpec.read(layout.deploy / DEPLOY_FILE, domain)),
-        f"metrics {layout.metrics}, figures {layout.figures}/, registration {layout.registration}",
-        *variant_lines(layout, domain),
-    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,5 @@
 """The run summary's lines on what was built, deployed and registered (every domain's
-register stage prints them through its ``summary_lines`` hook)."""
+``summary_lines`` hook prints them: ``nnpipe.domains.<name>.summary``)."""
 
 from __future__ import annotations
 
