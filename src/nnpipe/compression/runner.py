@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import traceback
 from pathlib import Path
 from typing import IO, cast
 
@@ -74,11 +75,31 @@ def run_worker(cmd: list[str], timeout: float) -> tuple[int | None, str]:
 IN_PROCESS = frozenset({"keras_float32"})
 
 
-def _run_here(job_dir: Path) -> None:
+def _run_here(job_dir: Path) -> tuple[str | None, str]:
+    """Run the worker's job in this process: why it failed (None: it did not), and the
+    traceback, as a worker's exit status and stderr would say."""
     from nnpipe.keras_env import keras
 
-    worker.run_job(job_dir)
-    keras.backend.clear_session()  # the measured copy's graph is not the stage's
+    try:
+        worker.run_job(job_dir)
+        return None, ""
+    except Exception as exc:  # the model did not load: what a worker's failed exit records
+        reason = f"measuring it here raised {type(exc).__name__}: {exc}"
+        return reason[:600], traceback.format_exc()[-1500:]
+    finally:
+        keras.backend.clear_session()  # the measured copy's graph is not the stage's
+
+
+def _run_worker_process(
+    job_dir: Path, worker_module: str, timeout: float
+) -> tuple[str | None, str]:
+    """Run the worker in a child process: why it failed (None: it did not), its output."""
+    code, tail = run_worker([sys.executable, "-m", worker_module, str(job_dir)], timeout)
+    if code == 0:
+        return None, tail
+    if code is None:
+        return f"the worker timed out after {timeout:.0f} s", tail
+    return f"the worker {_describe_exit(code)}", tail
 
 
 def run_variants(
@@ -99,25 +120,21 @@ def run_variants(
     atomic_write_json(job_dir / "job.json", job)
     # numpy's stub types **kwds as if a key could be its allow_pickle flag
     np.savez(job_dir / "data.npz", **data)  # type: ignore[arg-type]
-    if set(job["variants"]) <= IN_PROCESS and worker_module == worker.__name__:
-        _run_here(job_dir)
+    here = set(job["variants"]) <= IN_PROCESS and worker_module == worker.__name__
     for _ in range(len(job["variants"]) + 1):
         pending = [v for v in job["variants"] if not (job_dir / f"{v}.json").exists()]
         if not pending:
             break
-        code, tail = run_worker([sys.executable, "-m", worker_module, str(job_dir)], timeout)
-        if code == 0:
+        reason, tail = (
+            _run_here(job_dir) if here else _run_worker_process(job_dir, worker_module, timeout)
+        )
+        if reason is None:
             continue
         unfinished = [v for v in pending if not (job_dir / f"{v}.json").exists()]
         if not unfinished:
             continue
         crashed = next(
             (v for v in unfinished if (job_dir / f"{v}.started").exists()), unfinished[0]
-        )
-        reason = (
-            f"the worker timed out after {timeout:.0f} s"
-            if code is None
-            else f"the worker {_describe_exit(code)}"
         )
         log.warning("variant %s: %s", crashed, reason)
         atomic_write_json(

@@ -97,12 +97,12 @@ def check_params_present(targets: list[str], root: Path) -> None:
     (``dvc repro`` refuses before running it, naming the key)."""
     import yaml
 
-    from nnpipe.config import ParamsError
+    from nnpipe.config import ParamsError, read_params_file
 
     stages = (yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8")) or {}).get(
         "stages", {}
     )
-    values = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
+    values = read_params_file(root / "params.yaml")
     for name in targets:
         for key in (stages.get(name) or {}).get("params", []):
             if isinstance(key, str) and not _has_key(values, key):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
+import pytest
 
 from nnpipe.compression.runner import run_variants
 from nnpipe.compression.table import add_ratios, markdown
@@ -124,3 +125,42 @@ def test_the_workers_progress_lines_are_logged_here_and_a_hung_worker_is_stopped
     assert "timed out" in rows["pruned"]["reason"]
     assert "TensorFlow chatter" in rows["pruned"]["stderr_tail"]
     assert rows["x"]["status"] == "ok"
+
+
+def keras_only_job(model_path) -> dict:
+    return {"model": str(model_path), "variants": ["keras_float32"], "latency_runs": 3}
+
+
+def test_a_job_of_the_keras_reference_alone_is_measured_in_this_process(tmp_path):
+    """No worker process (the unit tier's guard fails a test that starts one importing
+    TensorFlow): the row and the predictions are the worker's."""
+    from toy_models import image_model, images
+
+    from nnpipe.compression.runner import predictions
+
+    x, _ = images(8)
+    model = image_model("small_cnn")
+    model.save(tmp_path / "model.keras")
+    rows = run_variants(
+        tmp_path / "job", keras_only_job(tmp_path / "model.keras"), {"x_test": x}, timeout=60
+    )
+    assert rows["keras_float32"]["status"] == "ok", rows
+    assert rows["keras_float32"]["size_bytes"] > 0
+    got = predictions(tmp_path / "job", "keras_float32")
+    assert np.allclose(got, model.predict(x, verbose=0).reshape(len(x), -1), atol=1e-6)
+
+
+def test_a_reference_that_does_not_load_here_is_a_row_saying_why_not_a_crash(tmp_path):
+    from nnpipe.compression.runner import ReferenceFailedError, reference_predictions
+
+    job_dir = tmp_path / "job"
+    missing = tmp_path / "model.keras"
+    rows = run_variants(job_dir, keras_only_job(missing), {"x_test": np.zeros((2, 4))}, 60)
+    row = rows["keras_float32"]
+    assert row["status"] == "unsupported"
+    assert (
+        row["reason"].startswith("measuring it here raised ")
+        and "while building it" in row["reason"]
+    )
+    with pytest.raises(ReferenceFailedError, match="could not be run on the test split"):
+        reference_predictions(job_dir, rows)
