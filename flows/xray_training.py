@@ -13,8 +13,8 @@ from nnpipe.flow_tasks import describe_flow, run_domain
 
 
 @flow(name="xray-training", description=describe_flow("xray"))
-def xray_training(params_file: str = "params.yaml", force: bool = False) -> dict:
-    return run_domain("xray", params_file=params_file, force=force)
+def xray_training(params_file: str = "params.yaml", force: bool = False, reason: str = "") -> dict:
+    return run_domain("xray", params_file=params_file, force=force, reason=reason)
 
 
 if __name__ == "__main__":

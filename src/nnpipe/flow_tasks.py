@@ -197,11 +197,15 @@ def run_domain(
     domain: str,
     params_file: str = "params.yaml",
     force: bool = False,
+    reason: str = "",
 ) -> dict[str, dict[str, Any]] | State:
     """Run every stage of a domain in order; a failed stage stops the ones after it and
     its Failed state becomes the flow's. Then the run's report (see
-    :func:`publish_report`) and the push of its outputs."""
+    :func:`publish_report`) and the push of its outputs. ``reason``: why the run was
+    asked for, when a trigger asked (the monitor's alarm), for its log."""
     send_nnpipe_logs_to_prefect()
+    if reason:
+        get_run_logger().info("%s: run asked for by %s", domain, reason)
     params = load_params(params_file)  # fail before any work on a bad params file
     root = dvc_repo.find_root()
     if root is not None and Path(params_file).resolve() != root / "params.yaml":

@@ -5,7 +5,9 @@ server on PostgreSQL, the worker (docker/worker.sh, as compose runs it) and the 
 the serving image's package set (the `serve` extra only: no TensorFlow).
 
 A flow run goes through the worker, registers its model on the tracking server and pushes
-its data to the DVC remote; the API then answers with that version.
+its data to the DVC remote; the API then answers with that version and logs its
+predictions in PostgreSQL, where the monitor's deployment (run by the worker) reads them:
+its alarm triggers the training deployment.
 """
 
 from __future__ import annotations
@@ -80,7 +82,13 @@ def postgres_server(log_path: Path):
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(port), "POSTGRES_USER": "nnpipe"}
+    env = {
+        **os.environ,
+        "PGHOST": "127.0.0.1",
+        "PGPORT": str(port),
+        "POSTGRES_USER": "nnpipe",
+        "NNPIPE_DATABASES": "mlflow prefect predictions",  # as compose.yaml
+    }
     try:
         deadline = time.monotonic() + 60
         while (
@@ -145,11 +153,11 @@ def serve_venv(dest: Path) -> Path:
     return dest / "bin" / "python"
 
 
-def png_bytes(size: int = 64) -> bytes:
+def png_bytes(size: int = 64, seed: int = 0) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     Image.fromarray(rng.integers(0, 255, (size, size), dtype=np.uint8)).save(buf, "PNG")
     return buf.getvalue()
 
@@ -193,13 +201,86 @@ def check_deployments(prefect_api: str) -> dict:
     return nightly
 
 
+def automation_runs(prefect_api: str, deployment_id: str) -> list[dict]:
+    """The deployment's flow runs that a trigger (an automation) created."""
+    runs = api(
+        prefect_api,
+        "/flow_runs/filter",
+        {"flow_runs": {"deployment_id": {"any_": [deployment_id]}}},
+    )
+    return [r for r in runs if (r.get("created_by") or {}).get("type") == "AUTOMATION"]
+
+
+def check_monitoring(
+    prefect_api: str, project: Path, api_url: str, worker_log: Path, tmp_path: Path
+) -> str:
+    """The monitor's deployment, run by the worker on what the API logged in PostgreSQL:
+    held-out radiographs raise no alarm; the noise the API was sent does, and its event
+    triggers a run of the training deployment (which the worker runs); a second alarm
+    within the cooldown triggers none. The triggered run's id."""
+    for seed in range(40):  # noise, nothing like a radiograph
+        req = urllib.request.Request(
+            f"{api_url}/predict/xray",
+            data=png_bytes(seed=seed),
+            headers={"Content-Type": "image/png", "X-API-Key": "stack-key"},
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert json.load(resp)["request_id"]
+    time.sleep(1)  # the log's writer commits in the background
+    with urllib.request.urlopen(f"{api_url}/ready", timeout=10) as resp:
+        status = json.load(resp)["prediction_log"]
+    assert status["ok"] and status["written"] == 41, status
+    assert status["store"].startswith("postgresql://***@127.0.0.1"), status  # no password
+
+    monitor = api(prefect_api, "/deployments/name/xray-monitor/xray-monitor-daily")
+    training = api(prefect_api, "/deployments/name/xray-training/xray-training-nightly")
+    report_path = project / "reports/xray/monitor_report.json"
+
+    def monitor_run(parameters: dict) -> dict:
+        run = api(
+            prefect_api, f"/deployments/{monitor['id']}/create_flow_run", {"parameters": parameters}
+        )
+        run = wait_for_flow_run(prefect_api, run["id"], 300, worker_log)
+        assert run["state"]["type"] == "COMPLETED", (run["state"], worker_log.read_text()[-4000:])
+        return json.loads(report_path.read_text())
+
+    held_out = tmp_path / "held-out"
+    held_out.mkdir()
+    splits = [line.split(",") for line in (project / "data/xray/features/splits.csv").open()]
+    for row in splits[1:]:
+        if row[-1].strip() == "test":
+            shutil.copy(project / "data/xray/raw/images" / f"{row[0]}.png", held_out)
+    report = monitor_run({"batch": str(held_out)})
+    assert not report["alarm"], report["alarm_reasons"]
+    assert automation_runs(prefect_api, training["id"]) == []
+
+    report = monitor_run({})  # the log's last day: the noise
+    assert report["alarm"] and report["window"]["location"].startswith("postgresql://")
+    assert report["event"].startswith("asked for: event nnpipe.monitor.alarm"), report["event"]
+    deadline = time.monotonic() + 120
+    while not (triggered := automation_runs(prefect_api, training["id"])):
+        if time.monotonic() > deadline:
+            pytest.fail(f"no training run was triggered:\n{worker_log.read_text()[-4000:]}")
+        time.sleep(2)
+    (run,) = triggered
+    assert "the monitor's alarm for xray-classifier" in run["parameters"]["reason"]
+    run = wait_for_flow_run(prefect_api, run["id"], 600, worker_log)
+    assert run["state"]["type"] == "COMPLETED", (run["state"], worker_log.read_text()[-4000:])
+
+    report = monitor_run({})  # the same alarm, within the cooldown
+    assert report["alarm"] and "in cooldown" in report["event"], report["event"]
+    time.sleep(10)
+    assert len(automation_runs(prefect_api, training["id"])) == 1
+    return str(run["id"])
+
+
 def check_nnpipe_schedule(
     project: Path,
     prefect_api: str,
     log: Path,
     env: dict[str, str],
     mlflow_url: str,
-    worker_run_id: str,
+    worker_run_ids: list[str],
 ) -> None:
     """`nnpipe schedule` serves prefect.yaml's deployments, under their names and crons,
     from its own process (no worker), but refuses to take over the ones `prefect deploy`
@@ -235,7 +316,7 @@ def check_nnpipe_schedule(
     try:
         deadline = time.monotonic() + 180
         found: dict = {}
-        while time.monotonic() < deadline and len(found) < 2:
+        while time.monotonic() < deadline and len(found) < 4:
             found = {
                 d["name"]: d
                 for d in api(prefect_api, "/deployments/filter", {})
@@ -244,9 +325,12 @@ def check_nnpipe_schedule(
             if proc.poll() is not None:
                 break
             time.sleep(2)
-        assert set(found) == {"xray-training-nightly", "ohlcv-training-daily"}, log.read_text()[
-            -3000:
-        ]
+        assert set(found) == {
+            "xray-training-nightly",
+            "ohlcv-training-daily",
+            "xray-monitor-daily",
+            "ohlcv-monitor-hourly",
+        }, log.read_text()[-3000:]
         crons = {
             n: [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in d["schedules"]]
             for n, d in found.items()
@@ -254,6 +338,8 @@ def check_nnpipe_schedule(
         assert crons == {
             "xray-training-nightly": [("0 2 * * *", "UTC")],
             "ohlcv-training-daily": [("30 18 * * 1-5", "America/New_York")],
+            "xray-monitor-daily": [("0 6 * * *", "UTC")],
+            "ohlcv-monitor-hourly": [("15 10-16 * * 1-5", "America/New_York")],
         }
         dep = found["xray-training-nightly"]
         params = yaml.safe_load((project / "params.yaml").read_text())
@@ -269,7 +355,7 @@ def check_nnpipe_schedule(
         assert "xray-featurize is up to date" in text and "xray-tune is up to date" in text
         for key in ("xray-summary", "xray-compression"):
             runs = [a["flow_run_id"] for a in artifact_versions(prefect_api, key)]
-            assert runs == [run["id"], worker_run_id], (key, runs)
+            assert runs == [run["id"], *worker_run_ids], (key, runs)
     finally:
         stop(proc)
     console = log.read_text()
@@ -353,6 +439,13 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
                 "xray": {
                     "tune": {"enabled": False},
                     "compress": {"variants": ["keras_float32", "tflite_dynamic"]},
+                    # held-out radiographs must pass whatever the machine's numerics:
+                    # checks at 0.1% (noise fails them by far)
+                    "monitor": {
+                        "ks_alpha": 0.001,
+                        "embedding_alpha": 0.001,
+                        "permutations": 2000,
+                    },
                 }
             },
         )
@@ -365,8 +458,10 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
             for k, v in s3_env.items()
             if k not in ("TF_CPP_MIN_LOG_LEVEL", "PREFECT_LOGGING_EXTRA_LOGGERS")
         }
+        prediction_log = f"postgresql://nnpipe@127.0.0.1:{pg_port}/predictions"
         worker_env = {
             **quiet_env,
+            "NNPIPE_PREDICTION_LOG": prediction_log,
             "PREFECT_API_URL": prefect_api,
             "MLFLOW_TRACKING_URI": mlflow_url,
             "NNPIPE_PROJECT_DIR": str(project),
@@ -451,6 +546,7 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
             "MLFLOW_TRACKING_URI": mlflow_url,
             "NNPIPE_API_KEY": "stack-key",
             "PYTHONPATH": str(ROOT / "src"),
+            "NNPIPE_PREDICTION_LOG": prediction_log,
         }
         stack.enter_context(
             server_process(
@@ -483,11 +579,13 @@ def test_a_flow_run_through_the_worker_is_served_by_the_api(tmp_path):
         assert abs(sum(answer["probabilities"].values()) - 1) < 1e-5
         assert not list((tmp_path / "serve-venv").glob("lib/*/site-packages/tensorflow"))
 
+        triggered = check_monitoring(prefect_api, project, api_url, worker_log, tmp_path)
+
         check_nnpipe_schedule(
             project,
             prefect_api,
             logs / "schedule.log",
             {**worker_env, "PREFECT_HOME": str(tmp_path / "schedule")},
             mlflow_url,
-            run["id"],
+            [triggered, run["id"]],
         )

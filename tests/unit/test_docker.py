@@ -195,7 +195,8 @@ def test_services_wait_for_what_they_need():
     }
     assert needs("prefect-server") == {"postgres": "service_healthy"}
     assert needs("worker") == {"prefect-server": "service_healthy", "mlflow": "service_healthy"}
-    assert needs("api") == {"mlflow": "service_healthy"}
+    # the API also writes the prediction log to PostgreSQL (its `predictions` database)
+    assert needs("api") == {"mlflow": "service_healthy", "postgres": "service_healthy"}
     for name in ("postgres", "minio", "mlflow", "prefect-server"):
         assert SERVICES[name]["healthcheck"]["test"], name
 
@@ -227,3 +228,12 @@ def test_mounted_scripts_exist_and_parse():
     for script in ("worker.sh", "postgres-init.sh"):
         done = subprocess.run(["sh", "-n", str(DOCKER / script)], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+def test_the_api_logs_predictions_where_the_monitor_reads_them():
+    """The API writes the prediction log to the stack's PostgreSQL, in a database the
+    init script makes; the worker's monitor deployments read the same one."""
+    url = "postgresql://nnpipe:${POSTGRES_PASSWORD}@postgres:5432/predictions"
+    assert SERVICES["api"]["environment"]["NNPIPE_PREDICTION_LOG"] == url
+    assert SERVICES["worker"]["environment"]["NNPIPE_PREDICTION_LOG"] == url
+    assert "predictions" in SERVICES["postgres"]["environment"]["NNPIPE_DATABASES"].split()

@@ -3,16 +3,17 @@
 Every module under ``src/nnpipe`` is put in one layer by its path (no list of file names to
 keep up to date; a new module lands in a layer by where it is created):
 
-- **orchestration**: ``cli/`` (the commands), ``__main__``, ``flow_tasks`` (the Prefect
-  flows' tasks) and ``dvc.pipeline_file`` (writes ``dvc.yaml``): the entry points and the
-  two orchestrators' wiring of the stages.
+- **orchestration**: ``cli/`` (the commands), ``__main__``, ``flow_tasks`` and
+  ``flow_monitor`` (the Prefect flows' tasks) and ``dvc.pipeline_file`` (writes
+  ``dvc.yaml``): the entry points and the two orchestrators' wiring of the stages.
 - **stages**: ``nnpipe/stages/`` (the stage registry and the code stages share) and
   ``nnpipe/domains/<name>/stages/`` (one module per pipeline step, the *stage modules*).
 - **serving**: ``nnpipe/serving/`` and each domain's ``predictor`` and ``batch`` modules
   and ``api`` package (its routes).
 - **adapters** (MLflow, DVC, Prefect at the edge): ``tracking/``, ``tracking_http``,
   ``store`` (where MLflow's store is), ``dvc/`` (but ``dvc.pipeline_file``),
-  ``prefect_env``, ``mlflow_ui``, ``project_lock`` (the run lock, on DVC's project root)
+  ``prefect_env``, ``mlflow_ui``, ``project_lock`` (the run lock, on DVC's project root),
+  ``monitor_events`` (the monitor's alarm as a Prefect event)
   and ``tuning/cluster`` (trials on Prefect-on-Dask).
 - **declarations**: ``domains/registry`` and each ``domains/<name>/domain``: the registry of
   domains that generic code asks, whose hooks import a domain's working modules when called.
@@ -65,8 +66,9 @@ ADAPTER_ROOTS = {
     "prefect_env",
     "mlflow_ui",
     "project_lock",
+    "monitor_events",
 }
-ORCHESTRATION_ROOTS = {"cli", "__main__", "flow_tasks"}  # modules or packages
+ORCHESTRATION_ROOTS = {"cli", "__main__", "flow_tasks", "flow_monitor"}  # modules or packages
 ORCHESTRATION_MODULES = {"dvc.pipeline_file"}
 SERVING_IN_DOMAINS = {"predictor", "api", "batch"}
 EDGE_PACKAGES = {"mlflow", "dvc", "prefect", "prefect_dask", "dask", "distributed"}

@@ -159,6 +159,10 @@ class PromotedSpec(DeploySpec):
     reference_file: str | None
     measured: dict[str, Any] | None
     reference: dict[str, Any] | None
+    # what the monitor compares live inputs with (nnpipe.monitoring.frame): the training
+    # split as the deployed model sees it; None in a folder promoted before nnpipe kept it
+    monitor_reference: str | None = None
+    monitor_reference_sha256: str | None = None
 
 
 class PromotionRow(Record):

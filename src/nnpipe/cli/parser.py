@@ -5,13 +5,34 @@ from __future__ import annotations
 
 import argparse
 
-from nnpipe.cli import dvc_yaml, predict, prefect_yaml, run, schedule, serve, stage, ui
+from nnpipe.cli import (
+    dvc_yaml,
+    monitor,
+    predict,
+    prefect_yaml,
+    run,
+    schedule,
+    serve,
+    stage,
+    ui,
+)
 from nnpipe.cli import params as params_command
 from nnpipe.cli.options import shared_options
 from nnpipe.domains.registry import DOMAINS
 
 # in the order `nnpipe --help` lists them
-COMMANDS = (run, stage, params_command, dvc_yaml, prefect_yaml, schedule, serve, predict, ui)
+COMMANDS = (
+    run,
+    stage,
+    params_command,
+    dvc_yaml,
+    prefect_yaml,
+    schedule,
+    serve,
+    predict,
+    monitor,
+    ui,
+)
 
 
 def description() -> str:
@@ -25,6 +46,7 @@ def description() -> str:
         "nnpipe dvc-yaml [--check]\n"
         "nnpipe prefect-yaml [--check]\n"
         f'nnpipe schedule [--domain {domains}] [--cron "0 2 * * *"]\n'
+        f"nnpipe monitor [--domain {domains}] [--batch PATH] [--labels CSV]\n"
         "nnpipe ui\n"
     )
 

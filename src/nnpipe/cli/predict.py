@@ -42,7 +42,7 @@ def add_parser(
 
 
 def registered_predictor(
-    params: Params, domain: str, alias: str, series: str | None
+    params: Params, domain: str, alias: str, series: str | None, embedding: bool = False
 ) -> tuple[Predictor, dict[str, Any]]:
     """The predictor of the version under ``alias`` of the domain's model (of ``series``,
     for a domain with one model per series), and what it is."""
@@ -61,29 +61,42 @@ def registered_predictor(
             )
         unit = found_unit
     found = resolve(store.tracking_uri(params), unit.model_name, alias)
-    predictor = load_predictor(found.deploy_dir)
-    return predictor, {"name": found.name, "version": found.version, "variant": predictor.variant}
+    predictor = load_predictor(found.deploy_dir, embedding=embedding)
+    model = {"name": found.name, "version": found.version, "variant": predictor.variant}
+    return predictor, model | {"slot": unit.slot}
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Batch predictions from files to a CSV, with a registered version or a deploy folder."""
-    from nnpipe.serving.batch import write_predictions
+    from nnpipe.monitoring.prediction_log import PredictionLog, PredictionLogError, configured_log
+    from nnpipe.serving.batch import LOGGED, log_batch, write_predictions
     from nnpipe.serving.predictor import load_predictor
 
     params = load_params(args.params)
     domain = (args.domain or [next(iter(DOMAINS))])[0]
+    location = configured_log(params)
+    embedding = location is not None and get_domain(domain).logs_embedding
     if args.deploy:
-        predictor = load_predictor(args.deploy)
+        predictor = load_predictor(args.deploy, embedding=embedding)
         model = {
             "name": "(deploy folder)",
             "version": str(args.deploy),
             "variant": predictor.variant,
         }
+        slot = get_domain(domain).units(params)[0].slot
     else:
-        predictor, model = registered_predictor(params, domain, args.alias, args.series)
+        predictor, model = registered_predictor(params, domain, args.alias, args.series, embedding)
+        slot = model.pop("slot")
     source = Path(args.input)
     table = get_domain(domain).predict_files(predictor, source)
+    logged = table.attrs.get(LOGGED)
     out = write_predictions(table, model, Path(args.output))
+    if location is not None and logged is not None and logged.outputs:
+        try:
+            rid = log_batch(PredictionLog(location), logged, domain, slot, model)
+            log.info("predict: %d predictions logged as request %s", len(logged.outputs), rid)
+        except PredictionLogError as exc:  # the predictions are written: say so, go on
+            log.warning("predict: %s; the predictions are in %s all the same", exc, out)
     failed = int((table["error"] != "").sum()) if "error" in table else 0
     log.info(
         "predict: %d rows (%d unreadable) from %s with %s v%s (%s) -> %s",

@@ -32,25 +32,51 @@ def add_parser(
 
 
 def schedules_from_prefect_yaml(path: Path = Path("prefect.yaml")) -> dict[str, dict[str, Any]]:
-    """Each domain's deployment (name, cron, timezone) from prefect.yaml, where they are
-    kept: `nnpipe schedule` serves the deployments `prefect deploy --all` would create."""
+    """Each domain's deployment (name, cron, timezone, tags, triggers) from prefect.yaml,
+    where they are kept: `nnpipe schedule` serves the deployments `prefect deploy --all`
+    would create. Keys: the domain (its training flow), ``<domain>-monitor`` (its
+    monitor)."""
     import yaml
 
     if not path.is_file():
         raise ParamsError(f"{path} not found: run `nnpipe schedule` in the project's root")
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     found = {}
-    for domain, entrypoint in ((n, d.flow_entrypoint) for n, d in DOMAINS.items()):
-        deployment = next((d for d in spec["deployments"] if d["entrypoint"] == entrypoint), None)
-        if deployment and deployment.get("schedules"):
-            first = deployment["schedules"][0]
-            found[domain] = {
-                "name": deployment["name"],
-                "cron": first["cron"],
-                "timezone": first.get("timezone", "UTC"),
-                "tags": deployment.get("tags", []),
-            }
+    for name, d in DOMAINS.items():
+        for key, entrypoint in (
+            (name, d.flow_entrypoint),
+            (f"{name}-monitor", d.monitor_entrypoint),
+        ):
+            deployment = next(
+                (x for x in spec["deployments"] if x["entrypoint"] == entrypoint), None
+            )
+            if deployment and deployment.get("schedules"):
+                first = deployment["schedules"][0]
+                found[key] = {
+                    "name": deployment["name"],
+                    "entrypoint": entrypoint,
+                    "cron": first["cron"],
+                    "timezone": first.get("timezone", "UTC"),
+                    "tags": deployment.get("tags", []),
+                    "triggers": deployment.get("triggers", []),
+                }
     return found
+
+
+def deployment_triggers(specs: list[dict[str, Any]]) -> list[Any]:
+    """prefect.yaml's trigger entries as Prefect's deployment triggers."""
+    from prefect.events import DeploymentEventTrigger
+
+    triggers = []
+    for spec in specs:
+        fields = {k: v for k, v in spec.items() if k != "type"}
+        if spec.get("type", "event") != "event":
+            raise ParamsError(
+                f"prefect.yaml: a trigger of type {spec.get('type')!r}; `nnpipe schedule` "
+                "serves event triggers only (use `prefect deploy` for others)"
+            )
+        triggers.append(DeploymentEventTrigger(**fields))
+    return triggers
 
 
 def refuse_worker_deployments(names: list[str]) -> None:
@@ -98,23 +124,28 @@ def cmd_schedule(args: argparse.Namespace) -> int:
                 f"{get_domain(domain).flow_entrypoint}: run `nnpipe prefect-yaml` (it writes "
                 "one for each domain that declares a schedule)"
             )
-        schedule = schedules[domain] | ({"cron": args.cron} if args.cron else {})
-        flow: Flow[..., Any] = load_flow_from_entrypoint(get_domain(domain).flow_entrypoint)
-        log.info(
-            "serving %s/%s on cron %r (%s)",
-            flow.name,
-            schedule["name"],
-            schedule["cron"],
-            schedule["timezone"],
-        )
-        deployment = flow.to_deployment(  # called from sync code: not a coroutine
-            name=schedule["name"],
-            concurrency_limit=1,
-            tags=schedule["tags"],
-            schedule=Cron(schedule["cron"], timezone=schedule["timezone"]),
-            parameters={"params_file": args.params},
-        )
-        deployments.append(cast("RunnerDeployment", deployment))
+        for key in (domain, f"{domain}-monitor"):
+            if key not in schedules:
+                continue
+            schedule = schedules[key] | ({"cron": args.cron} if args.cron else {})
+            flow: Flow[..., Any] = load_flow_from_entrypoint(schedule["entrypoint"])
+            log.info(
+                "serving %s/%s on cron %r (%s)%s",
+                flow.name,
+                schedule["name"],
+                schedule["cron"],
+                schedule["timezone"],
+                ", and on the monitor's alarm" if schedule["triggers"] else "",
+            )
+            deployment = flow.to_deployment(  # called from sync code: not a coroutine
+                name=schedule["name"],
+                concurrency_limit=1,
+                tags=schedule["tags"],
+                schedule=Cron(schedule["cron"], timezone=schedule["timezone"]),
+                parameters={"params_file": args.params},
+                triggers=deployment_triggers(schedule["triggers"]),
+            )
+            deployments.append(cast("RunnerDeployment", deployment))
     refuse_worker_deployments([f"{d.flow_name}/{d.name}" for d in deployments])
     serve(*deployments)
     return 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnpipe.config import PARAMS_FILE, load_params
@@ -77,6 +78,7 @@ def served_models(params: Params, domains: list[str]) -> dict[str, str]:
 def serve_settings(args: argparse.Namespace, params: Params, domains: list[str]) -> ServeSettings:
     """The server's settings: the flags where given, else params.yaml's ``serve``."""
     from nnpipe import store
+    from nnpipe.monitoring.prediction_log import configured_log
     from nnpipe.serving.api import ServeSettings
 
     if args.max_request_mb is not None and not 0 < args.max_request_mb <= 1024:
@@ -100,7 +102,17 @@ def serve_settings(args: argparse.Namespace, params: Params, domains: list[str])
         max_bars=limits.max_bars,
         decode_threads=limits.decode_threads,
         threads=args.threads,
+        prediction_log=_absolute(configured_log(params), Path.cwd()),
+        log_images=limits.log_images,
     )
+
+
+def _absolute(location: str | None, root: Path) -> str | None:
+    """A log file's path made absolute here (the server may change folder); a URL as is."""
+    if location is None or "://" in location:
+        return location
+    path = Path(location)
+    return str(path if path.is_absolute() else root / path)
 
 
 def refuse_unready(

@@ -126,6 +126,20 @@ class Promote(Strict):
     fallback: Literal["reference", "none"] = "reference"
 
 
+class Monitor(Strict):
+    """What the monitor compares (``nnpipe monitor``): the logged predictions of the last
+    ``window_hours`` (or a batch) against the deployed model's reference, the training
+    split promote described beside it; each check drifts at its own threshold."""
+
+    window_hours: Annotated[float, Field(gt=0)] = 24.0
+    min_rows: Annotated[int, Field(ge=5)] = 30  # fewer predictions than this are refused
+    ks_alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.01  # KS / chi-square p-values
+    psi: Annotated[float, Field(gt=0.0)] = 0.2  # population stability index
+    reference_rows: Annotated[int, Field(ge=50, le=100_000)] = 1000  # promote's sample
+    # after an alarm, no new retraining event for this long (a storm of retrains)
+    retrain_cooldown_hours: Annotated[float, Field(ge=0)] = 24.0
+
+
 class DaskCluster(Strict):
     address: str | None = None  # a running scheduler, tcp://host:8786; None: a local cluster
     workers: Annotated[int, Field(ge=1, le=1024)] = 2  # local cluster: worker processes
@@ -166,6 +180,10 @@ class Serve(Strict):
     max_batch_pixels: Annotated[int, Field(ge=1)] = 4 * 4096 * 4096  # allocated, padded too
     max_bars: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000  # rows of `bars`/`data`
     decode_threads: Annotated[int, Field(ge=1, le=64)] = 2  # image decoding off the loop
+    # every prediction's record (nnpipe.monitoring.prediction_log): a file path in the
+    # project, or a postgresql:// URL (NNPIPE_PREDICTION_LOG wins); "" keeps no log
+    prediction_log: str = "logs/predictions.sqlite"
+    log_images: bool = False  # also keep each image (PNG), not only its statistics
 
     @field_validator("domains")
     @classmethod

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
     from nnpipe.artifacts import DeploySpec, PromotedSpec, TrainRun
     from nnpipe.config import Params
-    from nnpipe.domains.parts import CompressionPart, PromotionPart, TuningPart
+    from nnpipe.domains.parts import CompressionPart, MonitoringPart, PromotionPart, TuningPart
+    from nnpipe.monitoring.frame import MonitorFrame
     from nnpipe.serving.endpoints import DomainRouter
     from nnpipe.serving.predictor import Predictor
     from nnpipe.serving.settings import ServeSettings
@@ -158,9 +159,16 @@ class Domain(ABC, Generic[SectionT]):
     params_model: type[SectionT]
     predict_input: str  # what `nnpipe predict` reads, for its --help
     schedule: Schedule | None = None  # no deployment in prefect.yaml without one
+    # when the domain's monitor runs (its own deployment); its alarms trigger the training
+    # deployment above
+    monitor_schedule: Schedule | None = None
     # a domain of several units keeps one record per unit under this key in its files
     # (``"series"``: ``{"series": {"GOOG": {...}}}``); one unit: the record is the file
     unit_key: str | None = None
+    # whether serving logs the model's embedding of each input (its penultimate layer),
+    # which the domain's monitor compares (images: yes; price windows: their features)
+    logs_embedding: bool = False
+    labels_input: str = ""  # what `nnpipe monitor --labels` reads, for its --help
 
     def section(self, params: Params) -> SectionT:
         """This domain's section of the loaded params, typed as its ``params_model``."""
@@ -181,6 +189,15 @@ class Domain(ABC, Generic[SectionT]):
     @property
     def flow_name(self) -> str:
         return f"{self.name}-training"
+
+    @property
+    def monitor_entrypoint(self) -> str:
+        """The domain's monitoring flow (``flows/<name>_monitor.py:<name>_monitor``)."""
+        return f"flows/{self.name}_monitor.py:{self.name}_monitor"
+
+    @property
+    def monitor_flow_name(self) -> str:
+        return f"{self.name}-monitor"
 
     @abstractmethod
     def stages(self) -> tuple[Stage, ...]:
@@ -215,6 +232,10 @@ class Domain(ABC, Generic[SectionT]):
         """The domain's part of the promote stage."""
 
     @abstractmethod
+    def monitoring(self) -> MonitoringPart:
+        """The domain's part of the monitor: its drift checks and live performance."""
+
+    @abstractmethod
     def source_changed(self, params: Params) -> bool:
         """Whether the ingest stage's source (a folder, a URL) changed since the raw data
         was written: inputs DVC cannot see."""
@@ -231,6 +252,12 @@ class Domain(ABC, Generic[SectionT]):
     def predict_files(self, predictor: Predictor, path: Path) -> pd.DataFrame:
         """Batch predictions (``nnpipe predict``) for the files at ``path``, one row each;
         an unreadable file is a row with its ``error``, not a failure of the batch."""
+
+    @abstractmethod
+    def monitor_batch(self, params: Params, predictor: Predictor, path: Path) -> MonitorFrame:
+        """A batch (``nnpipe monitor --batch``: the files ``nnpipe predict`` reads)
+        described as the prediction log describes what is served, with the predictor's
+        outputs (``nnpipe.domains.<name>.batch``)."""
 
     @abstractmethod
     def api_router(self, store: ModelStore, settings: ServeSettings) -> DomainRouter:

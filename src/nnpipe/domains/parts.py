@@ -1,7 +1,7 @@
 """The domain's parts of the generic stages (:mod:`nnpipe.stages.tune`, ``.compress``,
-``.promote``): what differs between domains in a step they all do alike. A domain
+``.promote``, ``.monitor``): what differs between domains in a step they all do alike. A domain
 returns each from a hook of its :class:`~nnpipe.domains.contract.Domain` (``tuning()``,
-``compression()``, ``promotion()``), implemented in its own module of that step
+``compression()``, ``promotion()``, ``monitoring()``), implemented in its own module of that step
 (``nnpipe.domains.<name>.stages.<step>``), which ``dvc.yaml`` lists as the stage's code.
 """
 
@@ -9,15 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
+    import pandas as pd
 
     from nnpipe.artifacts import TrainRun, UnitVariants
     from nnpipe.compression.selection import SelectionRule
     from nnpipe.config import Params
+    from nnpipe.config.common import Monitor
     from nnpipe.domains.contract import Unit
+    from nnpipe.monitoring.drift import Check
+    from nnpipe.monitoring.frame import MonitorFrame
+    from nnpipe.serving.predictor import Predictor
     from nnpipe.tuning.search import Objective
 
 
@@ -93,4 +99,30 @@ class PromotionPart(Protocol):
     ) -> dict[str, Any]:
         """What ``deploy.json`` says besides the variant: the preprocessing the served
         model needs (the fields of :meth:`Domain.deploy_spec_model` the domain adds)."""
+        ...
+
+    def monitor_reference(self, params: Params, unit: Unit, predictor: Predictor) -> MonitorFrame:
+        """The monitoring reference of the unit's deployed model: its training split (a
+        sample of ``<domain>.monitor.reference_rows``) described as the prediction log
+        describes what it serves, with the deployed model's outputs (and embeddings)."""
+        ...
+
+
+class MonitoringPart(Protocol):
+    """A domain's part of the monitor (:mod:`nnpipe.stages.monitor`)."""
+
+    def settings(self, params: Params) -> Monitor:
+        """The domain's ``monitor`` section."""
+        ...
+
+    def checks(self, params: Params, reference: MonitorFrame, current: MonitorFrame) -> list[Check]:
+        """Every drift check of the domain, each at its threshold from params."""
+        ...
+
+    def performance(
+        self, params: Params, unit: Unit, logged: pd.DataFrame, labels: Path | None
+    ) -> dict[str, Any] | None:
+        """The live performance of the logged predictions once their truth is known (the
+        next bars; a labels CSV), with ``alarm`` set when it crosses params' threshold;
+        None when there is nothing to score it with."""
         ...

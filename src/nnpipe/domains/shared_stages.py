@@ -78,20 +78,24 @@ def deploy_dir(domain: str) -> str:
     return f"${{paths.models}}/{domain}-deploy"
 
 
-def promote_stage(domain: str, params: tuple[str, ...]) -> Stage:
+def promote_stage(domain: str, params: tuple[str, ...], deps: tuple[str, ...] = ()) -> Stage:
     """Every domain promotes alike: a rule in params picks the variant to deploy;
-    ``params`` are the sections its preprocessing settings come from."""
+    ``params`` are the sections its preprocessing settings come from, ``deps`` what else
+    its monitoring reference reads. The reference is a seeded sample of
+    ``monitor.reference_rows`` training rows."""
     reports = reports_dir(domain)
     return Stage(
         domain,
         "promote",
-        "choose the variant to deploy by the rule in params",
-        params=("promote", *params),
+        "choose the variant to deploy by the rule in params; describe its training data "
+        "for the monitor",
+        params=("seed", "promote", "monitor.reference_rows", *params),
         deps=(
             variants_dir(domain),
             f"{reports}/compression.json",
             f"{model_dir(domain)}",
             f"{features_dir(domain)}",
+            *deps,
         ),
         outs=(Output(deploy_dir(domain)), Output(f"{reports}/promotion.json", cache=False)),
         generic=True,

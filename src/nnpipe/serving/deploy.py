@@ -12,6 +12,7 @@ from nnpipe.artifacts import PromotedSpec, PromotionRow
 from nnpipe.compression.selection import Selection
 from nnpipe.compression.table import REFERENCE
 from nnpipe.io import atomic_write_json
+from nnpipe.monitoring.frame import REFERENCE_FILE, MonitorFrame
 from nnpipe.serving.predictor import DEPLOY_FILE, file_sha256
 
 
@@ -53,6 +54,19 @@ def write_deploy_folder(
         }
     atomic_write_json(dest / "variants.json", rows)
     PromotedSpec.model_validate(record).write(dest / DEPLOY_FILE)  # typed: serving reads it back
+    return record
+
+
+def add_monitor_reference(dest: Path, record: dict[str, Any], frame: MonitorFrame) -> dict:
+    """Write the monitoring reference into a filled deploy folder and name it, with its
+    sha256, in ``deploy.json``; the record as rewritten."""
+    path = frame.write(dest / REFERENCE_FILE)
+    record = {
+        **record,
+        "monitor_reference": REFERENCE_FILE,
+        "monitor_reference_sha256": file_sha256(path),
+    }
+    PromotedSpec.model_validate(record).write(dest / DEPLOY_FILE)
     return record
 
 

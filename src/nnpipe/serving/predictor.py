@@ -139,28 +139,53 @@ def read_model_file(path: Path, fmt: str, sha256: str) -> bytes:
     return content
 
 
+Run = Callable[[np.ndarray], np.ndarray]
+# the outputs and the model's penultimate layer per row (None: the model has none to find)
+RunWithEmbedding = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+
+
 def load_runner(
     path: Path,
     fmt: str,
     threads: int = 1,
     content: bytes | None = None,
-) -> Callable[[np.ndarray], np.ndarray]:
+) -> Run:
     """A function from a float32 batch to the model's outputs, for either format
     (``content``: the file's bytes, already checked by :func:`read_model_file`)."""
+    return load_runners(path, fmt, threads, content)[0]
+
+
+def load_runners(
+    path: Path,
+    fmt: str,
+    threads: int = 1,
+    content: bytes | None = None,
+    embedding: bool = False,
+) -> tuple[Run, RunWithEmbedding | None]:
+    """:func:`load_runner`'s function and, with ``embedding``, one that also returns the
+    model's penultimate layer (the input of its last dense layer) from the same run."""
     content = path.read_bytes() if content is None else content
     if fmt == "tflite":
         from nnpipe.compression.litert import TfliteRunner
 
         if content[4:8] != TFLITE_IDENTIFIER:
             raise RefusedModelError(f"{path} is not a TFLite flatbuffer; {REPROMOTE}")
-        runner = TfliteRunner(content, threads=threads)
-        return runner.predict
+        runner = TfliteRunner(content, threads=threads, embedding=embedding)
+        return runner.predict, (runner.predict_with_embedding if embedding else None)
     if fmt != "keras":
         raise RefusedModelError(
             f"{path}: format {fmt!r} is not one nnpipe serves ({', '.join(FORMATS)}); {REPROMOTE}"
         )
+    return _keras_runners(path, content, embedding)
+
+
+def _keras_runners(
+    path: Path, content: bytes, embedding: bool
+) -> tuple[Run, RunWithEmbedding | None]:
+    """A Keras variant's runners (TensorFlow imported only here); the embedding is the
+    input of the model's last Dense layer."""
     try:
-        from nnpipe.keras_env import tf
+        from nnpipe.keras_env import keras, tf
         from nnpipe.saved_models import load_served_keras
     except ImportError as exc:
         raise NnpipeError(
@@ -179,7 +204,22 @@ def load_runner(
         outs = [call(tf.constant(x[i : i + 256])).numpy() for i in range(0, len(x), 256)]
         return np.concatenate(outs).reshape(len(x), -1).astype(np.float64)
 
-    return predict
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    if not embedding or not dense:
+        return predict, None
+    both = keras.Model(model.inputs, [model.outputs[0], dense[-1].input])
+    call_both = tf.function(lambda x: both(x, training=False))
+
+    def predict_with_embedding(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        outs, embeddings = [], []
+        for i in range(0, len(x), 256):
+            out, emb = call_both(tf.constant(x[i : i + 256]))
+            outs.append(out.numpy())
+            embeddings.append(emb.numpy().reshape(len(out), -1))
+        out_all = np.concatenate(outs).reshape(len(x), -1).astype(np.float64)
+        return out_all, np.concatenate(embeddings).astype(np.float32)
+
+    return predict, predict_with_embedding
 
 
 @dataclass
@@ -190,6 +230,9 @@ class Predictor(abc.ABC):
     directory: Path
     spec: DeploySpec  # the domain's served deploy spec (XrayServedSpec, OhlcvServedSpec)
     run: Callable[[np.ndarray], np.ndarray]
+    # the same run, also returning the model's embedding of each input (the monitor's):
+    # set by load_predictor(..., embedding=True) where the model has one
+    run_with_embedding: RunWithEmbedding | None = None
 
     @property
     def variant(self) -> str:
@@ -219,9 +262,10 @@ def read_deploy_spec(directory: Path) -> dict[str, Any]:
         raise RefusedModelError(f"{spec_path} is not valid JSON ({exc}); {REPROMOTE}") from None
 
 
-def load_predictor(directory: str | Path, threads: int = 1) -> Predictor:
+def load_predictor(directory: str | Path, threads: int = 1, embedding: bool = False) -> Predictor:
     """The predictor of a deploy folder, for its domain: only after its ``deploy.json``
-    and model file pass :func:`check_deploy_spec` and :func:`read_model_file`."""
+    and model file pass :func:`check_deploy_spec` and :func:`read_model_file`
+    (``embedding``: it can also return the model's penultimate layer, for monitoring)."""
     directory = Path(directory)
     record = read_deploy_spec(directory)
     if isinstance(record, dict) and not record.get("file"):
@@ -229,8 +273,10 @@ def load_predictor(directory: str | Path, threads: int = 1) -> Predictor:
     path, spec = checked_spec(directory, record)
     fmt, sha256 = cast(str, spec.format), cast(str, spec.sha256)  # both checked
     content = read_model_file(path, fmt, sha256)
-    runner = load_runner(path, fmt, threads, content)
-    return get_domain(spec.domain).predictor(directory, spec, runner)
+    runner, with_embedding = load_runners(path, fmt, threads, content, embedding)
+    predictor = get_domain(spec.domain).predictor(directory, spec, runner)
+    predictor.run_with_embedding = with_embedding
+    return predictor
 
 
 def as_array(value: Any) -> np.ndarray:

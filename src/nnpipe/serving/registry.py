@@ -34,6 +34,7 @@ class RegisteredDeployable:
     run_id: str | None
     tags: dict[str, str]
     deploy_dir: Path
+    model_id: str | None = None  # the logged model the version was made from
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
@@ -83,7 +84,7 @@ def resolve(tracking_uri: str, name: str, alias: str) -> RegisteredDeployable:
     tags = dict(mv.tags or {})
     deploy_dir = deploy_artifact_dir(root, f"{name} v{version}", ARTIFACT)
     check_lineage(deploy_dir, tags, f"{name} v{version}")
-    return RegisteredDeployable(name, alias, version, mv.run_id, tags, deploy_dir)
+    return RegisteredDeployable(name, alias, version, mv.run_id, tags, deploy_dir, model_id)
 
 
 def resolve_here(name: str, alias: str) -> RegisteredDeployable:

@@ -30,6 +30,11 @@ def readiness(store: ModelStore, settings: ServeSettings) -> tuple[dict[str, Any
         body["refused"] = dict(store.refused)
     if missing:
         body["waiting_for"] = {k: f"{settings.models[k]}@{settings.alias}" for k in missing}
+    # a broken log is reported, never a reason to take the server out of rotation:
+    # predictions go on (and are counted as dropped) while it is fixed
+    body["prediction_log"] = (
+        store.prediction_log.status() if store.prediction_log is not None else {"ok": None}
+    )
     return body, 200 if not missing else 503
 
 
@@ -72,5 +77,8 @@ def shared_router(store: ModelStore, settings: ServeSettings, metrics: RequestMe
     )
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    if store.prediction_log is not None:
+        metrics.watch_prediction_log(store.prediction_log)
 
     return router

@@ -27,6 +27,9 @@ class ServeSettings(BaseModel):
     max_bars: int = Field(10_000, gt=0)
     decode_threads: int = Field(2, ge=1)
     threads: int = Field(1, ge=1)
+    # where every prediction is logged (nnpipe.monitoring.prediction_log); None: nowhere
+    prediction_log: str | None = None
+    log_images: bool = False
 
     def is_open(self, path: str) -> bool:
         """Whether ``path`` answers without the API key (always, when no key is set)."""

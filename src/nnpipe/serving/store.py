@@ -18,7 +18,9 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from nnpipe.domains.registry import get_domain
 from nnpipe.errors import NnpipeError, RefusedModelError
+from nnpipe.monitoring.prediction_log import PredictionLog
 from nnpipe.serving.predictor import Predictor, load_predictor
 from nnpipe.serving.registry import (
     ModelNotFoundError,
@@ -92,6 +94,10 @@ class ModelStore:
         self.problems: dict[str, str] = {}
         self.refused: dict[str, dict[str, str]] = {}  # slot -> the version refused, why
         self.workers = Workers(settings.decode_threads)
+        # every prediction's record, written off the request path (None: no log kept)
+        self.prediction_log = (
+            PredictionLog(settings.prediction_log) if settings.prediction_log else None
+        )
         self._resolve = loader or (lambda name, alias: resolve(settings.tracking_uri, name, alias))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -121,9 +127,12 @@ class ModelStore:
             if self.refused.get(key, {}).get("version") == version:
                 return False  # refused once (and said so); the previous version serves on
             deployable = self._resolve(name, alias)
-            slot = Slot(
-                key, deployable, load_predictor(deployable.deploy_dir, self.settings.threads)
+            # the model's embedding of each input is logged where the domain monitors it
+            embedding = (
+                self.prediction_log is not None and get_domain(key.split("/", 1)[0]).logs_embedding
             )
+            predictor = load_predictor(deployable.deploy_dir, self.settings.threads, embedding)
+            slot = Slot(key, deployable, predictor)
         except Exception as exc:
             self._failed(key, name, version, current, exc)
             return False
@@ -168,6 +177,8 @@ class ModelStore:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.prediction_log is not None:
+            self.prediction_log.close()  # what is queued is written before the server ends
 
     def get(self, key: str) -> Slot:
         if key not in self.settings.models:

@@ -30,7 +30,12 @@ from nnpipe.domains.contract import Domain, Unit
 from nnpipe.domains.registry import get_domain
 from nnpipe.io import atomic_directory
 from nnpipe.layout import domain_layout
-from nnpipe.serving.deploy import promotion_summary, write_deploy_folder
+from nnpipe.serving.deploy import (
+    add_monitor_reference,
+    promotion_summary,
+    write_deploy_folder,
+)
+from nnpipe.serving.predictor import load_predictor
 from nnpipe.stages import cli_main, require
 from nnpipe.stages.registration import check_same_run
 
@@ -55,15 +60,22 @@ def promote_unit(
         **part.deploy_spec(params, unit, run, table, selection.variant),
         "run_id": run.run_id,
     }
-    record = domain.deploy_spec_model().model_validate(
-        write_deploy_folder(
-            staging / unit.key,
-            layout.variants / unit.key,
-            selection,
-            table.variants,
-            spec,
-        )
+    written = write_deploy_folder(
+        staging / unit.key, layout.variants / unit.key, selection, table.variants, spec
     )
+    if written["file"] is not None:  # what the monitor compares the served inputs with
+        predictor = load_predictor(staging / unit.key, embedding=domain.logs_embedding)
+        frame = part.monitor_reference(params, unit, predictor)
+        written = add_monitor_reference(staging / unit.key, written, frame)
+        log.info(
+            "promote: %smonitoring reference of %d training rows%s",
+            f"{unit.key}: " if unit.key else "",
+            len(frame),
+            f" with {frame.embedding.shape[1]}-wide embeddings"
+            if frame.embedding is not None
+            else "",
+        )
+    record = domain.deploy_spec_model().model_validate(written)
     with tracking.start_run(params, domain.name, "promote", run_id=run.run_id):
         tracking.set_tags(
             {

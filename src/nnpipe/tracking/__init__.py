@@ -8,7 +8,9 @@ By default the store is a SQLite file and an artifact folder inside the project;
 - :mod:`~nnpipe.tracking.runs`: runs, tagged, and the ones a killed process left open;
 - :mod:`~nnpipe.tracking.metrics`: what a run records (params, metrics, artifacts, child runs);
 - :mod:`~nnpipe.tracking.packaging`: a Keras model logged as an MLflow model;
-- :mod:`~nnpipe.tracking.registry`: registered versions, aliases and tags.
+- :mod:`~nnpipe.tracking.registry`: registered versions, aliases and tags;
+- :mod:`~nnpipe.tracking.monitoring`: the monitor's experiment and runs (imported by
+  the monitor alone, so no pipeline stage's code depends on it).
 
 Callers use the names below (``from nnpipe import tracking; tracking.start_run(...)``).
 The deployable pyfunc is packaged by :mod:`nnpipe.serving.deployable` (it is serving's
@@ -16,6 +18,8 @@ model; this adapter knows nothing of serving).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from nnpipe.liveness import current_owner
 from nnpipe.tracking.experiments import (
@@ -31,7 +35,6 @@ from nnpipe.tracking.experiments import (
     set_headline_view,
 )
 from nnpipe.tracking.metrics import (
-    EpochMetricsLogger,
     flatten,
     log_artifacts,
     log_best_epoch,
@@ -114,3 +117,13 @@ __all__ = [
     "tag_version",
     "version_by_alias",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The Keras callback, imported when first asked for: it needs TensorFlow, which
+    the adapter's other users (the monitor's runs, the registry) do not."""
+    if name == "EpochMetricsLogger":
+        from nnpipe.tracking.callbacks import EpochMetricsLogger
+
+        return EpochMetricsLogger
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

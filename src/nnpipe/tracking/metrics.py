@@ -15,8 +15,6 @@ import numpy as np
 from mlflow.entities import LoggedModelInput, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-from nnpipe.keras_env import keras
-
 
 def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested params as dotted keys, the names ``dvc params diff`` shows too."""
@@ -139,18 +137,6 @@ def log_child_run(
         run.info.run_id, status="FAILED" if failed else "FINISHED", end_time=end_ms
     )
     return run.info.run_id
-
-
-class EpochMetricsLogger(keras.callbacks.Callback):
-    """Logs every epoch's metrics (and learning rate) to the active MLflow run."""
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        # ReduceLROnPlateau adds the learning rate to ``logs`` as ``lr``; isscalar's type
-        # guard admits str and complex, which Keras never logs
-        mlflow.log_metrics(
-            {k: float(cast(float, v)) for k, v in (logs or {}).items() if np.isscalar(v)},
-            step=epoch,
-        )
 
 
 def log_dataset(

@@ -6,16 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-import mlflow
-import mlflow.tensorflow
 import numpy as np
-from mlflow.models import infer_signature
 
-from nnpipe.keras_env import keras
 from nnpipe.store import tracking_uri
 from nnpipe.tracking.metrics import flatten
+
+if TYPE_CHECKING:
+    from nnpipe.keras_env import keras
 
 
 def keras_requirements() -> list[str]:
@@ -37,7 +36,12 @@ def log_keras_model(
 ) -> LoggedModel:
     """Log the model with a signature and an input example, at the step of the epoch whose
     weights it holds (``best_epoch``, 1-based): MLflow copies that step's metrics onto the
-    logged model, so its page shows the kept epoch's values, not the first epoch's."""
+    logged model, so its page shows the kept epoch's values, not the first epoch's.
+    (MLflow's TensorFlow flavour is imported here: the adapter's other users, the
+    monitor's runs, import no TensorFlow.)"""
+    import mlflow.tensorflow
+    from mlflow.models import infer_signature
+
     signature = infer_signature(input_example, model.predict(input_example, verbose=0))
     info = mlflow.tensorflow.log_model(
         model,

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from nnpipe.artifacts import DeploySpec, PromotedSpec, TrainRun
     from nnpipe.config import Params
     from nnpipe.domains.ohlcv.predictor import OhlcvPredictor
-    from nnpipe.domains.parts import CompressionPart, PromotionPart, TuningPart
+    from nnpipe.domains.parts import CompressionPart, MonitoringPart, PromotionPart, TuningPart
+    from nnpipe.monitoring.frame import MonitorFrame
     from nnpipe.serving.endpoints import DomainRouter
     from nnpipe.serving.predictor import Predictor
     from nnpipe.serving.settings import ServeSettings
@@ -44,12 +45,19 @@ class OhlcvDomain(Domain[OhlcvParams]):
     task = "sequence"
     params_model = OhlcvParams
     predict_input = "a CSV of daily bars"
+    labels_input = "a CSV of the series' bars up to now (default: the project's ingested series)"
     unit_key = "series"
     schedule = Schedule(
         "ohlcv-training-daily",
         "30 18 * * 1-5",
         "America/New_York",
         "each weekday after the US close",
+    )
+    monitor_schedule = Schedule(
+        "ohlcv-monitor-hourly",
+        "15 10-16 * * 1-5",
+        "America/New_York",
+        "hourly while the US market is open",
     )
 
     def stages(self) -> tuple[Stage, ...]:
@@ -171,6 +179,11 @@ class OhlcvDomain(Domain[OhlcvParams]):
 
         return OhlcvPromotion()
 
+    def monitoring(self) -> MonitoringPart:
+        from nnpipe.domains.ohlcv.monitoring import OhlcvMonitoring
+
+        return OhlcvMonitoring()
+
     def source_changed(self, params: Params) -> bool:
         from nnpipe.domains.ohlcv.stages import ingest
 
@@ -190,6 +203,11 @@ class OhlcvDomain(Domain[OhlcvParams]):
         from nnpipe.domains.ohlcv.batch import predict_files
 
         return predict_files(cast("OhlcvPredictor", predictor), path)
+
+    def monitor_batch(self, params: Params, predictor: Predictor, path: Path) -> MonitorFrame:
+        from nnpipe.domains.ohlcv.batch import monitor_batch
+
+        return monitor_batch(params, cast("OhlcvPredictor", predictor), path)
 
     def api_router(self, store: ModelStore, settings: ServeSettings) -> DomainRouter:
         from nnpipe.domains.ohlcv.api import api_router

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from nnpipe.config.base import OpenFraction, PositiveInt, Strict
-from nnpipe.config.common import AttentionWidth, Compress, Promote, Techniques, Tune
+from nnpipe.config.common import AttentionWidth, Compress, Monitor, Promote, Techniques, Tune
 from nnpipe.config.search_space import SearchDim, check_search_space
 
 SeriesName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -158,6 +158,20 @@ def series_names(ingest: OhlcvIngest) -> list[str]:
 
 
 # ``register``: see nnpipe.domains.xray.params
+class OhlcvMonitor(Monitor):
+    """The OHLCV checks (KS and PSI of returns, volatility, range and relative volume; KS
+    of the forecast's implied return) and the live score: logged forecasts against the
+    bars that followed, an alarm when their MAE over persistence's passes the ceiling."""
+
+    window_hours: Annotated[float, Field(gt=0)] = 24.0 * 30  # a month of daily forecasts
+    min_rows: Annotated[int, Field(ge=5)] = 20
+    # the window's volatility against the training split's windows of its length: drifted
+    # when fewer than this share of them are as far out (two-sided)
+    volatility_alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.02
+    max_relative_mae: Annotated[float, Field(gt=0)] = 1.2
+    min_scored: Annotated[int, Field(ge=2)] = 10  # forecasts with their actual, to score
+
+
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message='Field name "register"', category=UserWarning)
 
@@ -177,6 +191,7 @@ with warnings.catch_warnings():
         compress: Compress = Compress()
         promote: OhlcvPromote = OhlcvPromote()
         register: OhlcvRegister = OhlcvRegister()
+        monitor: OhlcvMonitor = OhlcvMonitor()
 
         @model_validator(mode="after")
         def _search_space_fits_train(self) -> OhlcvParams:

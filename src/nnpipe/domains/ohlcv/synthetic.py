@@ -72,14 +72,33 @@ def _simulate_garch_returns(rng: np.random.Generator, n: int) -> tuple[np.ndarra
     return _DRIFT - 0.5 * variance + returns, vol
 
 
+def _jump_factors(n_days: int, volatility_jump: tuple[int, float] | None) -> np.ndarray:
+    """Each day's volatility multiplier: 1, then the jump's factor from its day on."""
+    factors = np.ones(n_days)
+    if volatility_jump is not None:
+        day, factor = volatility_jump
+        if not (0 <= day < n_days and factor > 0):
+            raise ValueError(
+                f"volatility_jump must be (a day in 0..{n_days - 1}, a factor > 0), "
+                f"got {volatility_jump}"
+            )
+        factors[day:] = factor
+    return factors
+
+
 def generate_ohlcv(
     n_days: int,
     seed: int,
     start: str = "2015-01-02",
     start_price: float = 100.0,
     ticker: str = "SYN",
+    volatility_jump: tuple[int, float] | None = None,
 ) -> pd.DataFrame:
     """``n_days`` business days of prices, the same for the same arguments.
+
+    ``volatility_jump=(day, factor)``: from that day on, every day's volatility is
+    ``factor`` times what the GARCH recursion gives, at once (a regime change, as in a
+    crisis: the monitor's test case).
 
     Returns a frame indexed by a business-day ``DatetimeIndex`` named ``date`` (from
     ``start``, rolled forward to a weekday) with float columns Open, High, Low, Close and
@@ -89,6 +108,10 @@ def generate_ohlcv(
     first = _check_arguments(n_days, seed, start, start_price, ticker)
     rng = np.random.default_rng(seed)
     log_returns, vol = _simulate_garch_returns(rng, n_days)
+    factors = _jump_factors(n_days, volatility_jump)
+    if volatility_jump is not None:  # the same shocks, scaled: (r - mean) * k around the drift
+        log_returns = _DRIFT + (log_returns - _DRIFT) * factors
+        vol = vol * factors
     close = start_price * np.exp(np.cumsum(log_returns))
     prev_close = np.concatenate([[start_price], close[:-1]])
     # the overnight gap is part of the close-to-close return, not added on top of it
@@ -98,7 +121,7 @@ def generate_ohlcv(
     lower = np.abs(rng.normal(0.0, _RANGE_SHARE * vol))
     high = np.maximum(open_, close) * np.exp(upper)
     low = np.minimum(open_, close) * np.exp(-lower)
-    surprise = np.abs(log_returns - _DRIFT) / _LONG_RUN_VOL
+    surprise = np.abs(log_returns - _DRIFT) / _LONG_RUN_VOL  # a crisis trades more
     volume = (
         _BASE_VOLUME
         * (1 + _VOLUME_SENSITIVITY * surprise)

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
     from nnpipe.artifacts import DeploySpec, PromotedSpec, TrainRun
     from nnpipe.config import Params
-    from nnpipe.domains.parts import CompressionPart, PromotionPart, TuningPart
+    from nnpipe.domains.parts import CompressionPart, MonitoringPart, PromotionPart, TuningPart
     from nnpipe.domains.xray.predictor import XrayPredictor
+    from nnpipe.monitoring.frame import MonitorFrame
     from nnpipe.serving.endpoints import DomainRouter
     from nnpipe.serving.predictor import Predictor
     from nnpipe.serving.settings import ServeSettings
@@ -44,7 +45,10 @@ class XrayDomain(Domain[XrayParams]):
     task = "image"
     params_model = XrayParams
     predict_input = "a folder of PNG/JPEG, an .npz of images, or an image"
+    labels_input = "a CSV of request_id,[item,]label giving the truth of logged predictions"
+    logs_embedding = True
     schedule = Schedule("xray-training-nightly", "0 2 * * *", "UTC", "retrained nightly")
+    monitor_schedule = Schedule("xray-monitor-daily", "0 6 * * *", "UTC", "the day's images")
 
     def stages(self) -> tuple[Stage, ...]:
         d = self.name
@@ -86,7 +90,11 @@ class XrayDomain(Domain[XrayParams]):
                 outs=evaluate_outputs(d),
             ),
             compress_stage(d, (feats, model, f"{reports}/evaluation.json")),
-            promote_stage(d, ("classes", "ingest", "featurize", "evaluate")),
+            promote_stage(
+                d,
+                ("classes", "ingest", "featurize", "evaluate"),
+                deps=(f"{raw_dir(d)}/index.csv",),
+            ),
             register_stage(d, "register the deployable model, set challenger, gate champion"),
         )
 
@@ -149,6 +157,11 @@ class XrayDomain(Domain[XrayParams]):
 
         return XrayPromotion()
 
+    def monitoring(self) -> MonitoringPart:
+        from nnpipe.domains.xray.monitoring import XrayMonitoring
+
+        return XrayMonitoring()
+
     def source_changed(self, params: Params) -> bool:
         from nnpipe.domains.xray.stages import ingest
 
@@ -168,6 +181,11 @@ class XrayDomain(Domain[XrayParams]):
         from nnpipe.domains.xray.batch import predict_files
 
         return predict_files(cast("XrayPredictor", predictor), path)
+
+    def monitor_batch(self, params: Params, predictor: Predictor, path: Path) -> MonitorFrame:
+        from nnpipe.domains.xray.batch import monitor_batch
+
+        return monitor_batch(cast("XrayPredictor", predictor), path)
 
     def api_router(self, store: ModelStore, settings: ServeSettings) -> DomainRouter:
         from nnpipe.domains.xray.api import api_router

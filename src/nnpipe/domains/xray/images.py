@@ -95,11 +95,18 @@ def to_grayscale_uint8(image: Image.Image) -> np.ndarray:
 
 def declared_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from an image's header, without decoding it; None if unreadable."""
+    header = declared_header(data)
+    return None if header is None else header[0]
+
+
+def declared_header(data: bytes) -> tuple[tuple[int, int], str] | None:
+    """(width, height) and PIL's mode (``L``, ``RGB``, ``I;16``) from an image's header,
+    without decoding it; None if unreadable."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                return image.size
+                return image.size, image.mode
     except Exception:  # whatever it is, decode_image will say it
         return None
 

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from nnpipe.config.base import Fraction, OpenFraction, PositiveInt, Strict
-from nnpipe.config.common import AttentionWidth, Compress, Promote, Techniques, Tune
+from nnpipe.config.common import AttentionWidth, Compress, Monitor, Promote, Techniques, Tune
 from nnpipe.config.search_space import SearchDim, check_search_space
 
 
@@ -161,6 +161,18 @@ class XrayPromote(Promote):
     min_decision_agreement: Fraction = 0.97
 
 
+class XrayMonitor(Monitor):
+    """The X-ray checks: besides KS on intensity, size and prediction, the MMD test of the
+    model's embeddings and the PSI of the pooled intensity histogram."""
+
+    embedding_alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.01
+    permutations: Annotated[int, Field(ge=99, le=10_000)] = 500
+    histogram_psi: Annotated[float, Field(gt=0.0)] = 0.1
+    # live performance from a labels CSV: an alarm below this ROC-AUC
+    min_roc_auc: Fraction = 0.8
+    min_labels: Annotated[int, Field(ge=2)] = 20
+
+
 # ``register`` is the stage's name, and so its params key; pydantic warns that it shadows
 # ABCMeta.register, which no code here calls on these models.
 with warnings.catch_warnings():
@@ -184,6 +196,7 @@ with warnings.catch_warnings():
         compress: Compress = Compress()
         promote: XrayPromote = XrayPromote()
         register: XrayRegister = XrayRegister()
+        monitor: XrayMonitor = XrayMonitor()
 
         @field_validator("classes")
         @classmethod

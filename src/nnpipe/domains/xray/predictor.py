@@ -86,7 +86,19 @@ class XrayPredictor(Predictor):
 
     def predict(self, images: Sequence[Any] | np.ndarray) -> dict[str, list]:
         """Probabilities of the positive class, classes at the deployed threshold."""
-        probability = self.run(self.pixels(images)).reshape(-1)
+        return self.decisions(self.run(self.pixels(images)).reshape(-1))
+
+    def predict_with_embedding(
+        self, images: Sequence[Any] | np.ndarray
+    ) -> tuple[dict[str, list], np.ndarray | None]:
+        """:meth:`predict`'s answer and, from the same run, the model's embedding of each
+        image (None when the predictor was loaded without them)."""
+        if self.run_with_embedding is None:
+            return self.predict(images), None
+        probability, embedding = self.run_with_embedding(self.pixels(images))
+        return self.decisions(probability.reshape(-1)), embedding
+
+    def decisions(self, probability: np.ndarray) -> dict[str, list]:
         threshold = self.spec.threshold
         classes = self.spec.classes
         return {

@@ -7,10 +7,11 @@ from __future__ import annotations
 from typing import Any, cast
 
 import numpy as np
-from fastapi import Query, Request
+from fastapi import Query, Request, Response
 from pydantic import BaseModel
 
 from nnpipe.domains.ohlcv.api.inputs import check_bars, check_windows, request_model
+from nnpipe.domains.ohlcv.monitoring import forecast_output, window_features
 from nnpipe.domains.ohlcv.predictor import OhlcvPredictor
 from nnpipe.serving.auth import key_dependencies
 from nnpipe.serving.endpoints import (
@@ -22,6 +23,7 @@ from nnpipe.serving.endpoints import (
 )
 from nnpipe.serving.errors import UnsupportedMediaType
 from nnpipe.serving.openapi import POSTED, SCHEMA_REF, answers
+from nnpipe.serving.prediction_log import REQUEST_ID_HEADER, log_predictions, request_id_of
 from nnpipe.serving.predictor import PredictionInputError
 from nnpipe.serving.settings import ServeSettings
 from nnpipe.serving.store import ModelStore, NotServedError, Slot
@@ -49,8 +51,8 @@ def series_slot(store: ModelStore, settings: ServeSettings, series: str | None) 
     return store.get(f"{DOMAIN}/{series}")
 
 
-def answer(slot: Slot, windows: np.ndarray) -> dict[str, Any]:
-    """Forecasts for raw windows, in the batch shape."""
+def answer(slot: Slot, windows: np.ndarray, store: ModelStore, rid: str) -> dict[str, Any]:
+    """Forecasts for raw windows, in the batch shape, logged under the request id ``rid``."""
     predictor = cast(OhlcvPredictor, slot.predictor)
     with slot.lock:
         out = predictor.predict_windows(windows)
@@ -63,10 +65,29 @@ def answer(slot: Slot, windows: np.ndarray) -> dict[str, Any]:
         {"forecast": f, "price": p, "target": t}
         for f, p, t in zip(out["forecast"], out["price"], out["target"], strict=True)
     ]
-    return {"model": slot.info(), "series": predictor.spec.series, "predictions": rows}
+    if store.prediction_log is not None:
+        features = list(predictor.spec.features)
+        close = features.index("Close")
+        x = np.asarray(windows, dtype=np.float64).reshape(len(rows), *predictor.window_shape)
+        log_predictions(
+            store,
+            slot,
+            rid,
+            [
+                forecast_output(r["forecast"], r["price"], w[-1, close])
+                for r, w in zip(rows, x, strict=True)
+            ],
+            [window_features(w, features) for w in x],
+        )
+    return {
+        "request_id": rid,
+        "model": slot.info(),
+        "series": predictor.spec.series,
+        "predictions": rows,
+    }
 
 
-def forecast(slot: Slot, payload: Any) -> dict[str, Any]:
+def forecast(slot: Slot, payload: Any, store: ModelStore, rid: str) -> dict[str, Any]:
     """The forecast after the sent bars (a worker thread's work)."""
     import pandas as pd
 
@@ -80,11 +101,17 @@ def forecast(slot: Slot, payload: Any) -> dict[str, Any]:
             "Volume) or `data` (rows of those five numbers)"
         )
     check_bars(frame)
-    out = answer(slot, cast(OhlcvPredictor, slot.predictor).windows_from_bars(frame))
-    return {**out["predictions"][0], "model": out["model"], "series": out["series"]}
+    windows = cast(OhlcvPredictor, slot.predictor).windows_from_bars(frame)
+    out = answer(slot, windows, store, rid)
+    return {
+        **out["predictions"][0],
+        "request_id": rid,
+        "model": out["model"],
+        "series": out["series"],
+    }
 
 
-def forecast_windows(slot: Slot, payload: Any) -> dict[str, Any]:
+def forecast_windows(slot: Slot, payload: Any, store: ModelStore, rid: str) -> dict[str, Any]:
     """Forecasts for the sent raw windows (a worker thread's work)."""
     if payload.windows is None:
         raise PredictionInputError(
@@ -92,7 +119,7 @@ def forecast_windows(slot: Slot, payload: Any) -> dict[str, Any]:
         )
     windows = numeric_array(payload.windows, "`windows`", "(n, look_back, features)")
     check_windows(windows, cast(OhlcvPredictor, slot.predictor).spec.features)
-    return answer(slot, windows)
+    return answer(slot, windows, store, rid)
 
 
 async def read_payload(request: Request, store: ModelStore, body: type[BaseModel]) -> Any:
@@ -107,11 +134,9 @@ async def read_payload(request: Request, store: ModelStore, body: type[BaseModel
     )
 
 
-def api_router(store: ModelStore, settings: ServeSettings) -> DomainRouter:
-    """The OHLCV routes, served from ``store``'s ``ohlcv/<series>`` slots."""
-    OhlcvJson = request_model(settings)
-    router = DomainRouter(bodies=(OhlcvJson,))
-    json_doc = {
+def body_doc() -> dict[str, Any]:
+    """The request body the routes read, for the OpenAPI (the handlers parse it)."""
+    return {
         "requestBody": {
             "required": True,
             "content": {
@@ -119,6 +144,13 @@ def api_router(store: ModelStore, settings: ServeSettings) -> DomainRouter:
             },
         }
     }
+
+
+def api_router(store: ModelStore, settings: ServeSettings) -> DomainRouter:
+    """The OHLCV routes, served from ``store``'s ``ohlcv/<series>`` slots."""
+    OhlcvJson = request_model(settings)
+    router = DomainRouter(bodies=(OhlcvJson,))
+    json_doc = body_doc()
     names = served_series(settings)
     series_query = Query(
         None,
@@ -139,18 +171,23 @@ def api_router(store: ModelStore, settings: ServeSettings) -> DomainRouter:
         )
 
     @route("/predict/ohlcv", "Next-period forecast from the last look-back bars")
-    async def predict_ohlcv(request: Request, series: str | None = series_query) -> dict[str, Any]:
+    async def predict_ohlcv(
+        request: Request, response: Response, series: str | None = series_query
+    ) -> dict[str, Any]:
         slot = series_slot(store, settings, series)
-        return await store.workers.run(
-            forecast, slot, await read_payload(request, store, OhlcvJson)
-        )
+        rid = request_id_of(request)
+        response.headers[REQUEST_ID_HEADER] = rid
+        payload = await read_payload(request, store, OhlcvJson)
+        return await store.workers.run(forecast, slot, payload, store, rid)
 
     @route("/predict/ohlcv/batch", "Forecasts for several raw windows (n, look_back, features)")
     async def predict_ohlcv_batch(
-        request: Request, series: str | None = series_query
+        request: Request, response: Response, series: str | None = series_query
     ) -> dict[str, Any]:
         slot = series_slot(store, settings, series)
+        rid = request_id_of(request)
+        response.headers[REQUEST_ID_HEADER] = rid
         payload = await read_payload(request, store, OhlcvJson)
-        return await store.workers.run(forecast_windows, slot, payload)
+        return await store.workers.run(forecast_windows, slot, payload, store, rid)
 
     return router

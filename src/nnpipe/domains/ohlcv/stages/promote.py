@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from nnpipe.artifacts import TrainRun, UnitVariants
 from nnpipe.compression.selection import SelectionRule, rule_from_params
 from nnpipe.config import Params
@@ -19,6 +22,8 @@ from nnpipe.domains.ohlcv.artifacts import OhlcvFeatures, OhlcvTrainRun
 from nnpipe.domains.ohlcv.domain import OHLCV
 from nnpipe.domains.ohlcv.scoring import VARIANT_METRIC as METRIC
 from nnpipe.layout import domain_layout
+from nnpipe.monitoring.frame import MonitorFrame
+from nnpipe.serving.predictor import Predictor
 from nnpipe.stages import require
 
 PARITY = "max_relative_diff"
@@ -54,3 +59,37 @@ class OhlcvPromotion:
             "metric": METRIC,
             "parity": PARITY,
         }
+
+    def monitor_reference(self, params: Params, unit: Unit, predictor: Predictor) -> MonitorFrame:
+        """The series' latest training windows, described as serving
+        describes a forecast request's window, with the deployed model's forecasts."""
+        from nnpipe.domains.ohlcv.monitoring import forecast_output, window_features
+        from nnpipe.domains.ohlcv.predictor import OhlcvPredictor
+
+        assert isinstance(predictor, OhlcvPredictor)  # the domain's predictor hook
+        cfg = OHLCV.section(params)
+        layout = domain_layout(params, OHLCV.name)
+        meta = OhlcvFeatures.read(
+            require(layout.features / "meta.json", "featurize", OHLCV.name), OHLCV.name
+        )
+        start, end = meta.series[unit.key].splits["train"].rows
+        table = pd.read_csv(
+            require(layout.features / f"{unit.key}.csv", "featurize", OHLCV.name), index_col=0
+        )
+        features = list(predictor.spec.features)
+        values = table[features].to_numpy(np.float64)[start:end]
+        look_back = predictor.spec.look_back
+        windows = np.lib.stride_tricks.sliding_window_view(values, (look_back, len(features)))
+        windows = windows[:, 0]
+        # the latest training windows, consecutive: the monitor compares a window of days
+        # with the reference's own stretches of that length
+        windows = windows[-cfg.monitor.reference_rows :]
+        out = predictor.predict_windows(windows)
+        close = features.index("Close")
+        return MonitorFrame.from_records(
+            [window_features(w, features) for w in windows],
+            [
+                forecast_output(f, p, w[-1, close])
+                for f, p, w in zip(out["forecast"], out["price"], windows, strict=True)
+            ],
+        )

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from nnpipe.domains.xray.monitoring import ImageSource
 from nnpipe.domains.xray.predictor import XrayPredictor
 from nnpipe.serving.endpoints import numeric_array
 from nnpipe.serving.predictor import PredictionInputError
@@ -176,9 +177,10 @@ def pixel_images(payload: Any) -> list[np.ndarray]:
 
 def input_batch(
     predictor: XrayPredictor, sent: list[SentImage], settings: ServeSettings
-) -> np.ndarray:
+) -> tuple[np.ndarray, list[ImageSource]]:
     """The sent images as the model's input batch: decoded and resized one at a time
-    (a worker thread's work), within the per-request pixel budget."""
+    (a worker thread's work), within the per-request pixel budget; and each image's size
+    and mode as sent (what the prediction log keeps of it)."""
     if not sent:
         raise PredictionInputError(f"no image was sent; send {XRAY_ACCEPTED}")
     if len(sent) > settings.max_batch:
@@ -186,21 +188,24 @@ def input_batch(
             f"{len(sent)} images is over the batch limit of "
             f"{settings.max_batch}: send them in several requests"
         )
-    from nnpipe.domains.xray.images import declared_size
+    from nnpipe.domains.xray.images import declared_header
 
-    items, sizes = [], []  # (bytes or array, its name); (name, (width, height))
+    items, sizes, sources = [], [], []  # (bytes or array, its name); (name, (w, h)); as sent
     for how, value, label in sent:
         if how == "base64":
             value, label = from_base64(value, label)
         if isinstance(value, bytes):
             if not value:
                 raise PredictionInputError(f"{label} is empty; send {XRAY_ACCEPTED}")
-            size = declared_size(value)  # None: unreadable, its decoder says why
+            header = declared_header(value)  # None: unreadable, its decoder says why
+            size = header[0] if header else None
+            mode = header[1] if header else "unknown"
         else:
-            size = (value.shape[1], value.shape[0])
+            size, mode = (value.shape[1], value.shape[0]), "array"
         items.append((value, label))
         if size is not None:
             sizes.append((label, size))
+        sources.append((size, mode))
     spec = predictor.spec
     # every header read and the allocations counted before any image is decoded
     check_pixel_budget(sizes, settings, spec.resize, spec.max_side)
@@ -208,4 +213,8 @@ def input_batch(
         predictor.to_pixels(decoded(value, label, settings) if isinstance(value, bytes) else value)
         for value, label in items
     ]
-    return np.stack(batch).astype(np.float32)[..., None]
+    shown = [
+        ImageSource(int(size[0]), int(size[1]), mode) if size else ImageSource(0, 0, mode)
+        for size, mode in sources
+    ]
+    return np.stack(batch).astype(np.float32)[..., None], shown

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import numpy as np
-from fastapi import Request
+from fastapi import Request, Response
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 
@@ -24,11 +24,14 @@ from nnpipe.domains.xray.api.inputs import (
     pixel_images,
     request_model,
 )
+from nnpipe.domains.xray.images import encode_png
+from nnpipe.domains.xray.monitoring import ImageSource, image_features
 from nnpipe.domains.xray.predictor import XrayPredictor
 from nnpipe.serving.auth import key_dependencies
 from nnpipe.serving.endpoints import DomainRouter, body_bytes, content_type, parsed
 from nnpipe.serving.errors import UnsupportedMediaType
 from nnpipe.serving.openapi import POSTED, SCHEMA_REF, answers
+from nnpipe.serving.prediction_log import REQUEST_ID_HEADER, log_predictions, request_id_of
 from nnpipe.serving.predictor import PredictionInputError
 from nnpipe.serving.settings import ServeSettings
 from nnpipe.serving.store import ModelStore, Slot
@@ -109,31 +112,37 @@ async def read_sent(
     )
 
 
-def locked_predict(slot: Slot, batch: np.ndarray) -> dict[str, list]:
+def locked_predict(slot: Slot, batch: np.ndarray) -> tuple[dict[str, list], np.ndarray | None]:
     with slot.lock:
-        return cast(XrayPredictor, slot.predictor).predict(batch)
+        return cast(XrayPredictor, slot.predictor).predict_with_embedding(batch)
 
 
 async def answer(
-    slot: Slot, sent: list[SentImage], settings: ServeSettings, workers: Workers
+    slot: Slot,
+    sent: list[SentImage],
+    settings: ServeSettings,
+    store: ModelStore,
+    rid: str,
 ) -> dict[str, Any]:
-    """Predictions for the sent images, in the batch shape (and the guide's)."""
+    """Predictions for the sent images, in the batch shape (and the guide's), logged
+    under the request id ``rid``."""
+    workers = store.workers
     predictor = cast(XrayPredictor, slot.predictor)
     if decodes_inline(sent):
-        batch = input_batch(predictor, sent, settings)
+        batch, sources = input_batch(predictor, sent, settings)
     else:
-        batch = await workers.run(input_batch, predictor, sent, settings)
+        batch, sources = await workers.run(input_batch, predictor, sent, settings)
     if (
         predictor.spec.format == "tflite"
         and batch.size <= INLINE_MODEL_PIXELS
         and slot.lock.acquire(blocking=False)
     ):
         try:
-            out = predictor.predict(batch)
+            out, embedding = predictor.predict_with_embedding(batch)
         finally:
             slot.lock.release()
     else:
-        out = await workers.run(locked_predict, slot, batch)
+        out, embedding = await workers.run(locked_predict, slot, batch)
     classes = predictor.spec.classes
     rows = [
         {
@@ -144,11 +153,37 @@ async def answer(
         }
         for p, lab, t in zip(out["probability"], out["label"], out["threshold"], strict=True)
     ]
+    if store.prediction_log is not None:
+        log_request(store, slot, rid, rows, batch, sources, embedding, settings.log_images)
     return {
+        "request_id": rid,
         "model": slot.info(),
         "predictions": rows,
         "prediction": [[p] for p in out["probability"]],
     }  # the guide's shape
+
+
+def log_request(
+    store: ModelStore,
+    slot: Slot,
+    rid: str,
+    rows: list[dict[str, Any]],
+    batch: np.ndarray,
+    sources: list[ImageSource],
+    embedding: np.ndarray | None,
+    images: bool,
+) -> None:
+    """The request's predictions to the log: what was answered, the images' statistics
+    and embeddings (and the images, as the model saw them, with serve.log_images)."""
+    log_predictions(
+        store,
+        slot,
+        rid,
+        [{k: r[k] for k in ("probability", "label", "threshold")} for r in rows],
+        image_features(batch, sources),
+        embedding,
+        [encode_png(image[..., 0].astype(np.uint8)) for image in batch] if images else None,
+    )
 
 
 def api_router(store: ModelStore, settings: ServeSettings) -> DomainRouter:
@@ -157,10 +192,12 @@ def api_router(store: ModelStore, settings: ServeSettings) -> DomainRouter:
     router = DomainRouter(bodies=(XrayJson,))
     keyed = key_dependencies(settings, "/predict")
 
-    async def predictions(request: Request) -> dict[str, Any]:
+    async def predictions(request: Request, response: Response) -> dict[str, Any]:
         slot = store.get(SLOT)
+        rid = request_id_of(request)
+        response.headers[REQUEST_ID_HEADER] = rid
         sent = await read_sent(request, settings, store.workers, XrayJson)
-        return await answer(slot, sent, settings, store.workers)
+        return await answer(slot, sent, settings, store, rid)
 
     def route(path: str, summary: str) -> Any:
         return router.post(
@@ -172,22 +209,29 @@ def api_router(store: ModelStore, settings: ServeSettings) -> DomainRouter:
         )
 
     @route("/predict/xray", "Pneumonia probability of one chest X-ray (any size, PNG or JPEG)")
-    async def predict_xray(request: Request) -> dict[str, Any]:
+    async def predict_xray(request: Request, response: Response) -> dict[str, Any]:
         slot = store.get(SLOT)
+        rid = request_id_of(request)
+        response.headers[REQUEST_ID_HEADER] = rid
         sent = await read_sent(request, settings, store.workers, XrayJson)
         if len(sent) != 1:
             raise PredictionInputError(
                 f"{len(sent)} images sent to the single-image endpoint; use /predict/xray/batch"
             )
-        out = await answer(slot, sent, settings, store.workers)
-        return {**out["predictions"][0], "model": out["model"], "prediction": out["prediction"]}
+        out = await answer(slot, sent, settings, store, rid)
+        return {
+            **out["predictions"][0],
+            "request_id": rid,
+            "model": out["model"],
+            "prediction": out["prediction"],
+        }
 
     @route("/predict/xray/batch", "Several chest X-rays at once")
-    async def predict_xray_batch(request: Request) -> dict[str, Any]:
-        return await predictions(request)
+    async def predict_xray_batch(request: Request, response: Response) -> dict[str, Any]:
+        return await predictions(request, response)
 
     @route("/predict", 'The guide\'s endpoint: {"data": ...} in, {"prediction": ...} out')
-    async def predict_guide(request: Request) -> dict[str, Any]:
-        return await predictions(request)
+    async def predict_guide(request: Request, response: Response) -> dict[str, Any]:
+        return await predictions(request, response)
 
     return router

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from nnpipe.artifacts import CompressionTable, TrainRun, UnitVariants
 from nnpipe.compression.selection import SelectionRule, rule_from_params
 from nnpipe.config import Params
@@ -20,6 +23,8 @@ from nnpipe.domains.xray.domain import XRAY
 from nnpipe.domains.xray.scoring import VARIANT_METRIC as METRIC
 from nnpipe.domains.xray.scoring import VARIANT_PARITY as PARITY
 from nnpipe.layout import domain_layout
+from nnpipe.monitoring.frame import MonitorFrame
+from nnpipe.serving.predictor import Predictor
 from nnpipe.stages import require
 
 
@@ -56,3 +61,39 @@ class XrayPromotion:
             "parity": PARITY,
             "threshold": threshold,
         }
+
+    def monitor_reference(self, params: Params, unit: Unit, predictor: Predictor) -> MonitorFrame:
+        """The training split's images (a seeded sample), described as serving describes
+        a request's: their size as ingest stored them, their pixels as featurize resized
+        them, and the deployed model's probability and embedding of each."""
+        from nnpipe.domains.xray.features import read_arrays
+        from nnpipe.domains.xray.monitoring import ImageSource, image_features
+        from nnpipe.domains.xray.predictor import XrayPredictor
+
+        assert isinstance(predictor, XrayPredictor)  # the domain's predictor hook
+        cfg = XRAY.section(params)
+        layout = domain_layout(params, XRAY.name)
+        splits = pd.read_csv(
+            require(layout.features / "splits.csv", "featurize", XRAY.name), dtype={"id": str}
+        )
+        index = pd.read_csv(
+            require(layout.raw / "index.csv", "ingest", XRAY.name), dtype={"id": str}
+        )
+        train = splits[splits["split"] == "train"].reset_index(drop=True)
+        sizes = {
+            i: (int(w), int(h))
+            for i, w, h in zip(index["id"], index["width"], index["height"], strict=True)
+        }
+        pixels, _ = read_arrays([layout.features / "train.tfrecord"], predictor.image_size)
+        rng = np.random.default_rng(params.seed)
+        keep = np.sort(rng.permutation(len(pixels))[: cfg.monitor.reference_rows])
+        pixels = pixels[keep]
+        # ingest stores every image as 8-bit grayscale PNG: that is the mode it trained on
+        sources = [ImageSource(*sizes[i], "L") for i in train["id"].iloc[keep]]
+        assert predictor.run_with_embedding is not None  # promote loads it with embeddings
+        probability, embedding = predictor.run_with_embedding(pixels.astype(np.float32))
+        return MonitorFrame.from_records(
+            image_features(pixels, sources),
+            [{"probability": float(p)} for p in probability.reshape(-1)],
+            None if embedding is None else list(embedding),
+        )
