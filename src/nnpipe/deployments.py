@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nnpipe.domains.contract import Domain
+from nnpipe.domains.contract import Domain, Schedule
 from nnpipe.domains.registry import DOMAINS
 from nnpipe.monitoring.alarm import ALARM_EVENT, RESOURCE_PREFIX
 
@@ -56,10 +56,13 @@ DEPLOYMENT = """\
         active: true
     work_pool:
       name: {work_pool}
-    # one run at a time: runs share the project's outputs, dvc.lock and the registry
+    # one run at a time: {why}
     concurrency_limit: 1
     tags: [{tags}]
 """
+
+TRAINING_ONE_AT_A_TIME = "runs share the project's outputs, dvc.lock and the registry"
+MONITOR_ONE_AT_A_TIME = "an alarm's cooldown is read before it is written"
 
 TRIGGER = """\
     # the domain's monitor raised an alarm for one of its models (drift, or live
@@ -141,28 +144,36 @@ if __name__ == "__main__":
 PREFECT_VERSION = "3.9.1"  # the version prefect.yaml was written for (`prefect init`)
 
 
-def flow_file(domain: Domain) -> tuple[Path, str]:
-    """The flow file of ``domain`` (the path of its ``flow_entrypoint``) and its text."""
-    path, function = domain.flow_entrypoint.rsplit(":", 1)
-    text = FLOW.format(
-        flow_name=domain.flow_name,
-        title=domain.title,
-        name=domain.name,
-        function=function,
+def _flow_file(template: str, entrypoint: str, flow_name: str, domain: Domain) -> tuple[Path, str]:
+    path, function = entrypoint.rsplit(":", 1)
+    text = template.format(
+        flow_name=flow_name, title=domain.title, name=domain.name, function=function
     )
     return Path(path), text
+
+
+def flow_file(domain: Domain) -> tuple[Path, str]:
+    """The flow file of ``domain`` (the path of its ``flow_entrypoint``) and its text."""
+    return _flow_file(FLOW, domain.flow_entrypoint, domain.flow_name, domain)
 
 
 def monitor_flow_file(domain: Domain) -> tuple[Path, str]:
     """The monitoring flow file of ``domain`` and its text."""
-    path, function = domain.monitor_entrypoint.rsplit(":", 1)
-    text = MONITOR_FLOW.format(
-        flow_name=domain.monitor_flow_name,
-        title=domain.title,
-        name=domain.name,
-        function=function,
+    return _flow_file(MONITOR_FLOW, domain.monitor_entrypoint, domain.monitor_flow_name, domain)
+
+
+def deployment(schedule: Schedule, comment: str, entrypoint: str, tags: str, why: str) -> str:
+    """One deployment of prefect.yaml, on ``schedule``."""
+    return DEPLOYMENT.format(
+        deployment=schedule.deployment,
+        comment=", ".join(filter(None, (comment, schedule.note))),
+        entrypoint=entrypoint,
+        cron=schedule.cron,
+        timezone=schedule.timezone,
+        work_pool=WORK_POOL,
+        tags=tags,
+        why=why,
     )
-    return Path(path), text
 
 
 def render_prefect_yaml() -> str:
@@ -171,38 +182,29 @@ def render_prefect_yaml() -> str:
     blocks = []
     for domain in DOMAINS.values():
         if domain.schedule is not None:
+            trigger = (
+                TRIGGER.format(resource=RESOURCE_PREFIX, name=domain.name, event=ALARM_EVENT)
+                if domain.monitor_schedule is not None
+                else ""
+            )
             blocks.append(
-                DEPLOYMENT.format(
-                    deployment=domain.schedule.deployment,
-                    comment=", ".join(filter(None, (domain.title, domain.schedule.note))),
-                    entrypoint=domain.flow_entrypoint,
-                    cron=domain.schedule.cron,
-                    timezone=domain.schedule.timezone,
-                    work_pool=WORK_POOL,
-                    tags=f"nnpipe, {domain.name}",
+                deployment(
+                    domain.schedule,
+                    domain.title,
+                    domain.flow_entrypoint,
+                    f"nnpipe, {domain.name}",
+                    TRAINING_ONE_AT_A_TIME,
                 )
-                + (
-                    TRIGGER.format(resource=RESOURCE_PREFIX, name=domain.name, event=ALARM_EVENT)
-                    if domain.monitor_schedule is not None
-                    else ""
-                )
+                + trigger
             )
         if domain.monitor_schedule is not None:
             blocks.append(
-                DEPLOYMENT.format(
-                    deployment=domain.monitor_schedule.deployment,
-                    comment=", ".join(
-                        filter(None, (f"{domain.title}: monitor", domain.monitor_schedule.note))
-                    ),
-                    entrypoint=domain.monitor_entrypoint,
-                    cron=domain.monitor_schedule.cron,
-                    timezone=domain.monitor_schedule.timezone,
-                    work_pool=WORK_POOL,
-                    tags=f"nnpipe, {domain.name}, monitor",
-                ).replace(
-                    "    # one run at a time: runs share the project's outputs, dvc.lock and "
-                    "the registry\n",
-                    "    # one run at a time: an alarm's cooldown is read before it is written\n",
+                deployment(
+                    domain.monitor_schedule,
+                    f"{domain.title}: monitor",
+                    domain.monitor_entrypoint,
+                    f"nnpipe, {domain.name}, monitor",
+                    MONITOR_ONE_AT_A_TIME,
                 )
             )
     return HEADER.format(prefect_version=PREFECT_VERSION) + "\n".join(blocks)

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import time
 import urllib.request
 from pathlib import Path
 
@@ -268,9 +269,14 @@ def test_a_broken_log_store_never_fails_a_request_of_a_real_server(flow_copy, tm
             with urllib.request.urlopen(request, timeout=30) as answer:
                 assert answer.status == 200
                 assert json.loads(answer.read())["request_id"]
-        with urllib.request.urlopen(f"{base}/ready", timeout=10) as answer:
-            assert answer.status == 200  # the models are served: the server stays in rotation
-            status = json.loads(answer.read())["prediction_log"]
+        deadline = time.monotonic() + 30  # the writer tries the store every half second
+        while True:
+            with urllib.request.urlopen(f"{base}/ready", timeout=10) as answer:
+                assert answer.status == 200  # the models are served: it stays in rotation
+                status = json.loads(answer.read())["prediction_log"]
+            if status["ok"] is False or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as answer:
             metrics = answer.read().decode()
     assert status["ok"] is False and status["dropped"] == 3, status

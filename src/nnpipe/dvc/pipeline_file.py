@@ -159,18 +159,10 @@ def stage_definition(name: str) -> dict:
     return stage
 
 
-def monitor_report(domain: str) -> str:
-    """``nnpipe monitor``'s JSON report of a domain (see :mod:`nnpipe.stages.monitor`)."""
-    return f"${{paths.reports}}/{domain}/monitor.json"
-
-
 def render_dvc_yaml() -> str:
     stages = {s.name: stage_definition(s.name) for d in DOMAINS for s in PIPELINES[d]}
     document = {
         "stages": stages,
-        # the monitor's report is no stage's output (its input is the live prediction
-        # log), but DVC shows and compares it as metrics once it is committed
-        "metrics": [monitor_report(domain) for domain in DOMAINS],
         "plots": [entry for domain in DOMAINS for entry in plot_definitions(domain)],
     }
     return HEADER + yaml.safe_dump(document, sort_keys=False, width=100)

@@ -11,7 +11,7 @@ their definitions).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -38,8 +38,37 @@ class Check(BaseModel):
     current_summary: dict[str, float] = {}
     note: str = ""
 
+    @classmethod
+    def judged(
+        cls,
+        name: str,
+        method: str,
+        statistic: float,
+        p_value: float | None,
+        threshold: float,
+        sizes: tuple[int, int],
+        **extra: Any,
+    ) -> Check:
+        """A check's result, drifted by its threshold: a p-value below it, or (with no
+        p-value) a statistic above it."""
+        kind: Kind = "p_value" if p_value is not None else "effect"
+        drifted = p_value < threshold if p_value is not None else statistic > threshold
+        return cls(
+            name=name,
+            method=method,
+            statistic=statistic,
+            p_value=p_value,
+            threshold=threshold,
+            kind=kind,
+            drifted=drifted,
+            reference_n=sizes[0],
+            current_n=sizes[1],
+            **extra,
+        )
 
-def _summary(values: np.ndarray) -> dict[str, float]:
+
+def summary(values: np.ndarray) -> dict[str, float]:
+    """A sample's mean, spread and quantiles, for a report's reference and current side."""
     if values.size == 0:
         return {}
     q = np.quantile(values, [0.05, 0.5, 0.95])
@@ -64,19 +93,15 @@ def ks_check(name: str, reference: np.ndarray, current: np.ndarray, alpha: float
 
     ref, cur = _numbers(reference), _numbers(current)
     result = ks_2samp(ref, cur)
-    p = float(result.pvalue)
-    return Check(
-        name=name,
-        method="ks",
-        statistic=float(result.statistic),
-        p_value=p,
-        threshold=alpha,
-        kind="p_value",
-        drifted=p < alpha,
-        reference_n=len(ref),
-        current_n=len(cur),
-        reference_summary=_summary(ref),
-        current_summary=_summary(cur),
+    return Check.judged(
+        name,
+        "ks",
+        float(result.statistic),
+        float(result.pvalue),
+        alpha,
+        (len(ref), len(cur)),
+        reference_summary=summary(ref),
+        current_summary=summary(cur),
     )
 
 
@@ -115,17 +140,13 @@ def psi_shares_check(
     current_n: int,
 ) -> Check:
     """The PSI of two binned distributions (the pooled intensity histograms)."""
-    value = psi_of_shares(reference, current)
-    return Check(
-        name=name,
-        method="psi",
-        statistic=value,
-        p_value=None,
-        threshold=threshold,
-        kind="effect",
-        drifted=value > threshold,
-        reference_n=reference_n,
-        current_n=current_n,
+    return Check.judged(
+        name,
+        "psi",
+        psi_of_shares(reference, current),
+        None,
+        threshold,
+        (reference_n, current_n),
         reference_summary={f"bin_{i:02d}": float(v) for i, v in enumerate(reference)},
         current_summary={f"bin_{i:02d}": float(v) for i, v in enumerate(current)},
     )
@@ -135,19 +156,15 @@ def psi_check(
     name: str, reference: np.ndarray, current: np.ndarray, threshold: float, bins: int = 10
 ) -> Check:
     ref, cur = _numbers(reference), _numbers(current)
-    value = psi(ref, cur, bins)
-    return Check(
-        name=name,
-        method="psi",
-        statistic=value,
-        p_value=None,
-        threshold=threshold,
-        kind="effect",
-        drifted=value > threshold,
-        reference_n=len(ref),
-        current_n=len(cur),
-        reference_summary=_summary(ref),
-        current_summary=_summary(cur),
+    return Check.judged(
+        name,
+        "psi",
+        psi(ref, cur, bins),
+        None,
+        threshold,
+        (len(ref), len(cur)),
+        reference_summary=summary(ref),
+        current_summary=summary(cur),
     )
 
 
@@ -172,16 +189,13 @@ def chi2_check(name: str, reference: Sequence[str], current: Sequence[str], alph
         side: {v: float(n / max(row.sum(), 1)) for v, n in zip(categories, row, strict=True)}
         for side, row in zip(("reference", "current"), table, strict=True)
     }
-    return Check(
-        name=name,
-        method="chi2",
-        statistic=statistic,
-        p_value=p,
-        threshold=alpha,
-        kind="p_value",
-        drifted=p < alpha,
-        reference_n=len(reference),
-        current_n=len(current),
+    return Check.judged(
+        name,
+        "chi2",
+        statistic,
+        p,
+        alpha,
+        (len(reference), len(current)),
         reference_summary=shares["reference"],
         current_summary=shares["current"],
     )
@@ -243,15 +257,12 @@ def mmd_check(
     seed: int = 0,
 ) -> Check:
     statistic, p = mmd_permutation_test(reference, current, permutations, seed)
-    return Check(
-        name=name,
-        method="mmd",
-        statistic=statistic,
-        p_value=p,
-        threshold=alpha,
-        kind="p_value",
-        drifted=p < alpha,
-        reference_n=len(reference),
-        current_n=len(current),
+    return Check.judged(
+        name,
+        "mmd",
+        statistic,
+        p,
+        alpha,
+        (len(reference), len(current)),
         note=f"Gaussian-kernel MMD², {permutations} permutations, at most 500 rows a side",
     )

@@ -12,8 +12,10 @@ numbers, DVC metrics), ``monitor_report.json`` (every number),
 monitoring experiment, tagged with the version; an alarm (drift, or performance past its
 threshold) emits the retraining event unless one was emitted within the cooldown.
 
-Not a ``dvc.yaml`` stage: its input is the live log, which no lock can pin. Its report
-is declared as top-level metrics in ``dvc.yaml``, so ``dvc metrics show`` reads it.
+Not a ``dvc.yaml`` stage: its input is the live log, which no lock can pin. Nor are its
+files declared as ``dvc.yaml``'s top-level metrics: until a project's first monitor run,
+every ``dvc metrics show`` would warn that it "failed to load some metrics". DVC reads
+them by path: ``dvc metrics show reports/xray/monitor.json``.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from nnpipe.monitoring.drift import Check, ks_check, psi_check
+from nnpipe.monitoring.drift import Check, psi_check, summary
 from nnpipe.monitoring.frame import OUTPUT_PREFIX, MonitorFrame
 
 if TYPE_CHECKING:
@@ -105,16 +105,16 @@ def windowed_ks_check(name: str, reference: np.ndarray, current: np.ndarray, alp
     ref, cur = np.asarray(reference, np.float64), np.asarray(current, np.float64)
     observed = float(ks_2samp(ref, cur).statistic)
     null = np.array([ks_2samp(ref, w).statistic for w in _reference_windows(ref, len(cur))])
-    p = float((np.sum(null >= observed) + 1) / (len(null) + 1))
-    check = ks_check(name, ref, cur, alpha)
-    return check.model_copy(
-        update={
-            "method": "ks_windowed",
-            "statistic": observed,
-            "p_value": p,
-            "drifted": p < alpha,
-            "note": f"p-value: among the reference's {len(null)} windows of {len(cur)} days",
-        }
+    return Check.judged(
+        name,
+        "ks_windowed",
+        observed,
+        float((np.sum(null >= observed) + 1) / (len(null) + 1)),
+        alpha,
+        (len(ref), len(cur)),
+        reference_summary=summary(ref),
+        current_summary=summary(cur),
+        note=f"p-value: among the reference's {len(null)} windows of {len(cur)} days",
     )
 
 
@@ -131,18 +131,16 @@ def volatility_check(reference: np.ndarray, current: np.ndarray, alpha: float) -
     above = (np.sum(rolling >= observed) + 1) / (len(rolling) + 1)
     below = (np.sum(rolling <= observed) + 1) / (len(rolling) + 1)
     p = float(min(1.0, 2 * min(above, below)))
-    return Check(
-        name="volatility",
-        method="rolling_quantile",
-        statistic=observed / float(np.median(rolling)) if np.median(rolling) > 0 else 0.0,
-        p_value=p,
-        threshold=alpha,
-        kind="p_value",
-        drifted=p < alpha,
-        reference_n=len(ref),
-        current_n=n,
+    median = float(np.median(rolling))
+    return Check.judged(
+        "volatility",
+        "rolling_quantile",
+        observed / median if median > 0 else 0.0,
+        p,
+        alpha,
+        (len(ref), n),
         reference_summary={
-            "median": float(np.median(rolling)),
+            "median": median,
             "p01": float(np.quantile(rolling, 0.01)),
             "p99": float(np.quantile(rolling, 0.99)),
         },

@@ -72,18 +72,23 @@ def _simulate_garch_returns(rng: np.random.Generator, n: int) -> tuple[np.ndarra
     return _DRIFT - 0.5 * variance + returns, vol
 
 
-def _jump_factors(n_days: int, volatility_jump: tuple[int, float] | None) -> np.ndarray:
-    """Each day's volatility multiplier: 1, then the jump's factor from its day on."""
+def _jumped(
+    log_returns: np.ndarray, vol: np.ndarray, volatility_jump: tuple[int, float] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The returns and volatilities with the jump: from its day on, the same shocks
+    scaled by its factor around the drift (none: as they are)."""
+    if volatility_jump is None:
+        return log_returns, vol
+    n_days = len(log_returns)
+    day, factor = volatility_jump
+    if not (0 <= day < n_days and factor > 0):
+        raise ValueError(
+            f"volatility_jump must be (a day in 0..{n_days - 1}, a factor > 0), "
+            f"got {volatility_jump}"
+        )
     factors = np.ones(n_days)
-    if volatility_jump is not None:
-        day, factor = volatility_jump
-        if not (0 <= day < n_days and factor > 0):
-            raise ValueError(
-                f"volatility_jump must be (a day in 0..{n_days - 1}, a factor > 0), "
-                f"got {volatility_jump}"
-            )
-        factors[day:] = factor
-    return factors
+    factors[day:] = factor
+    return _DRIFT + (log_returns - _DRIFT) * factors, vol * factors
 
 
 def generate_ohlcv(
@@ -96,9 +101,8 @@ def generate_ohlcv(
 ) -> pd.DataFrame:
     """``n_days`` business days of prices, the same for the same arguments.
 
-    ``volatility_jump=(day, factor)``: from that day on, every day's volatility is
-    ``factor`` times what the GARCH recursion gives, at once (a regime change, as in a
-    crisis: the monitor's test case).
+    ``volatility_jump=(day, factor)``: from that day, each day's volatility is ``factor``
+    times the GARCH recursion's (a crisis's regime change: the monitor's test case).
 
     Returns a frame indexed by a business-day ``DatetimeIndex`` named ``date`` (from
     ``start``, rolled forward to a weekday) with float columns Open, High, Low, Close and
@@ -107,11 +111,7 @@ def generate_ohlcv(
     """
     first = _check_arguments(n_days, seed, start, start_price, ticker)
     rng = np.random.default_rng(seed)
-    log_returns, vol = _simulate_garch_returns(rng, n_days)
-    factors = _jump_factors(n_days, volatility_jump)
-    if volatility_jump is not None:  # the same shocks, scaled: (r - mean) * k around the drift
-        log_returns = _DRIFT + (log_returns - _DRIFT) * factors
-        vol = vol * factors
+    log_returns, vol = _jumped(*_simulate_garch_returns(rng, n_days), volatility_jump)
     close = start_price * np.exp(np.cumsum(log_returns))
     prev_close = np.concatenate([[start_price], close[:-1]])
     # the overnight gap is part of the close-to-close return, not added on top of it
