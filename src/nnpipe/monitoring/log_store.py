@@ -5,7 +5,6 @@ PostgreSQL), each with its SQL dialect's placeholder and types."""
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import sqlite3
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import orjson
 
 from nnpipe.errors import NnpipeError
 
@@ -74,11 +74,18 @@ class LoggedPrediction:
             self.version,
             self.variant,
             self.source,
-            json.dumps(self.output, allow_nan=False, default=float),
-            json.dumps(self.features, allow_nan=False, default=float),
+            encode(self.output),
+            encode(self.features),
             embedding,
             self.image,
         )
+
+
+def encode(value: dict[str, Any]) -> str:
+    """A record's output or features as JSON text: orjson, a tenth of the standard
+    library's time (the writer shares the serving process's cores), numpy numbers as
+    numbers; NaN and infinities become null."""
+    return orjson.dumps(value, default=float, option=orjson.OPT_SERIALIZE_NUMPY).decode()
 
 
 def request_id(sent: str | None) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from nnpipe.monitoring.log_store import (
@@ -247,8 +247,8 @@ class PredictionLog:
                 f"cannot read the prediction log at {self.backend.description}: {reason_of(exc)}"
             ) from None
         frame = pd.DataFrame(rows, columns=list(COLUMNS[:-1]))
-        frame["output"] = [json.loads(v) for v in frame["output"]]
-        frame["features"] = [json.loads(v) for v in frame["features"]]
+        frame["output"] = [orjson.loads(v) for v in frame["output"]]
+        frame["features"] = [orjson.loads(v) for v in frame["features"]]
         frame["embedding"] = pd.Series(
             [
                 None if v is None else np.frombuffer(bytes(v), dtype="<f4")

@@ -103,7 +103,7 @@ def monitor_unit(
 ) -> tuple[MonitorReport, Monitored]:
     """One model's report (nothing written)."""
     part = domain.monitoring()
-    monitored = resolve_model(params, unit, request)
+    monitored = resolve_model(params, unit, request, domain.unit_key)
     reference = read_reference(monitored)
     current, window, logged = current_frame(params, domain, monitored, request, prediction_log, now)
     checks = part.checks(params, reference, current)

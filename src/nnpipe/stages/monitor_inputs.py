@@ -49,9 +49,14 @@ class Monitored:
     model_id: str | None
 
 
-def resolve_model(params: Params, unit: Unit, request: MonitorRequest) -> Monitored:
+def resolve_model(
+    params: Params, unit: Unit, request: MonitorRequest, unit_key: str | None = None
+) -> Monitored:
+    """The model of ``unit`` asked about, refused when its deploy spec says it is the
+    model of another unit (``unit_key``: the spec's field naming it, e.g. ``series``)."""
     if request.deploy is not None:
         spec = read_deploy_spec(request.deploy)
+        check_unit(spec, unit, unit_key, f"the deploy folder {request.deploy}")
         model = MonitoredModel(
             name=unit.model_name,
             version=f"(deploy folder {request.deploy})",
@@ -63,6 +68,7 @@ def resolve_model(params: Params, unit: Unit, request: MonitorRequest) -> Monito
 
     found = resolve(store.tracking_uri(params), unit.model_name, request.alias)
     spec = read_deploy_spec(found.deploy_dir)
+    check_unit(spec, unit, unit_key, f"{found.name}@{request.alias} (v{found.version})")
     model = MonitoredModel(
         name=found.name,
         version=found.version,
@@ -70,6 +76,17 @@ def resolve_model(params: Params, unit: Unit, request: MonitorRequest) -> Monito
         variant=str(spec.get("variant")),
     )
     return Monitored(unit, found.deploy_dir, model, found.model_id)
+
+
+def check_unit(spec: dict, unit: Unit, unit_key: str | None, what: str) -> None:
+    trained_for = spec.get(unit_key) if unit_key else None
+    if unit_key and trained_for is not None and str(trained_for) != unit.key:
+        raise MonitorInputError(
+            f"{what} is the model of {unit_key} {trained_for}, not of {unit.key} (the "
+            f"{unit_key} this project's params.yaml names): monitor it in the project whose "
+            f"params name {trained_for}, or give each {unit_key} its own registered model "
+            "(a {" + unit_key + "} placeholder in its register.model_name)"
+        )
 
 
 def read_reference(monitored: Monitored) -> MonitorFrame:

@@ -84,65 +84,86 @@ def drift_checks(reference: MonitorFrame, current: MonitorFrame, thresholds: Any
     return checks
 
 
-def _reference_windows(reference: np.ndarray, n: int, most: int = 400) -> np.ndarray:
-    """The reference's stretches of ``n`` consecutive days (at most ``most``, evenly
-    spaced), one per row."""
-    if len(reference) <= n:
-        return reference[None, :]
-    windows = np.lib.stride_tricks.sliding_window_view(reference, n)
-    step = max(1, len(windows) // most)
-    return windows[::step]
+def _window_starts(length: int, n: int, most: int) -> np.ndarray:
+    """Where the reference's stretches of ``n`` consecutive days start: at most ``most``
+    of them, evenly spaced."""
+    if length <= n:
+        return np.zeros(1, dtype=np.int64)
+    return np.unique(np.linspace(0, length - n, min(most, length - n + 1)).astype(np.int64))
 
 
 def windowed_ks_check(name: str, reference: np.ndarray, current: np.ndarray, alpha: float) -> Check:
     """The Kolmogorov-Smirnov statistic of the current window against the whole
     reference (scipy.stats.ks_2samp), and its p-value among the reference's own windows
-    of that length (each against the whole reference): the share of them at least as
-    far from the whole. A textbook KS p-value assumes independent draws, and would
-    alarm on any calm month of a series whose volatility clusters."""
+    of that length, each against the rest of the reference (left out, as the current
+    window is not in it): the share of them at least as far from the rest. A textbook KS
+    p-value assumes independent draws, and would alarm on any calm month of a series
+    whose volatility clusters."""
     from scipy.stats import ks_2samp
 
     ref, cur = np.asarray(reference, np.float64), np.asarray(current, np.float64)
+    n = len(cur)
     observed = float(ks_2samp(ref, cur).statistic)
-    null = np.array([ks_2samp(ref, w).statistic for w in _reference_windows(ref, len(cur))])
+    null = np.array(
+        [
+            ks_2samp(np.concatenate([ref[:s], ref[s + n :]]), ref[s : s + n]).statistic
+            for s in _window_starts(len(ref), n, most=200)
+        ]
+        if len(ref) > n
+        else [observed]
+    )
     return Check.judged(
         name,
         "ks_windowed",
         observed,
         float((np.sum(null >= observed) + 1) / (len(null) + 1)),
         alpha,
-        (len(ref), len(cur)),
+        (len(ref), n),
         reference_summary=summary(ref),
         current_summary=summary(cur),
-        note=f"p-value: among the reference's {len(null)} windows of {len(cur)} days",
+        note=f"p-value: among the reference's {len(null)} windows of {n} days, each left "
+        "out of the rest",
     )
 
 
 def volatility_check(reference: np.ndarray, current: np.ndarray, alpha: float) -> Check:
     """The volatility regime: the current window's realised volatility (the standard
-    deviation of its daily returns) against every window of that length in the reference
-    (consecutive training days). Its p-value is the share of reference windows at least
-    as far out on the same side, doubled: drifted when the window is more volatile (or
-    calmer) than nearly every stretch the model was trained on."""
+    deviation of its daily returns) against the reference's windows of that length
+    (consecutive training days). Their log volatilities are close to normal; the
+    p-value is the two-sided prediction interval's for one more of them, Student's t
+    with one degree of freedom per non-overlapping window less one: the reference holds
+    few independent stretches (volatility clusters), and an empirical quantile of them
+    could not say how unusual a window beyond all of them is."""
+    from scipy.stats import t as student_t
+
     ref, cur = np.asarray(reference, np.float64), np.asarray(current, np.float64)
     n = len(cur)
     observed = float(cur.std())
-    rolling = _reference_windows(ref, n, most=len(ref)).std(axis=1)
-    above = (np.sum(rolling >= observed) + 1) / (len(rolling) + 1)
-    below = (np.sum(rolling <= observed) + 1) / (len(rolling) + 1)
-    p = float(min(1.0, 2 * min(above, below)))
+    rolling = (
+        np.lib.stride_tricks.sliding_window_view(ref, n).std(axis=1)
+        if len(ref) > n
+        else np.array([ref.std()])
+    )
+    logs = np.log(np.maximum(rolling, 1e-12))
+    independent = max(2, len(ref) // max(n, 1))
+    spread = float(logs.std(ddof=1)) if len(logs) > 1 else 0.0
+    z = (np.log(max(observed, 1e-12)) - logs.mean()) / max(
+        spread * np.sqrt(1 + 1 / independent), 1e-12
+    )
     median = float(np.median(rolling))
     return Check.judged(
         "volatility",
-        "rolling_quantile",
+        "log_volatility_t",
         observed / median if median > 0 else 0.0,
-        p,
+        float(min(1.0, 2 * student_t.sf(abs(z), independent - 1))),
         alpha,
         (len(ref), n),
         reference_summary={
             "median": median,
             "p01": float(np.quantile(rolling, 0.01)),
             "p99": float(np.quantile(rolling, 0.99)),
+            "log_std": spread,
+            "independent_windows": independent,
         },
         current_summary={"std": observed},
         note=f"statistic: the window's volatility over the median of the reference's "

@@ -159,15 +159,18 @@ def series_names(ingest: OhlcvIngest) -> list[str]:
 
 # ``register``: see nnpipe.domains.xray.params
 class OhlcvMonitor(Monitor):
-    """The OHLCV checks (KS and PSI of returns, volatility, range and relative volume; KS
-    of the forecast's implied return) and the live score: logged forecasts against the
-    bars that followed, an alarm when their MAE over persistence's passes the ceiling."""
+    """The OHLCV checks (the daily return and the relative volume, each by KS among the
+    reference's windows; the volatility regime; the PSI of the forecast's implied
+    return) and the live score: logged forecasts against the bars that followed, an
+    alarm when their MAE over persistence's passes the ceiling. The defaults hold the
+    false alarm rate of a calm GARCH series near 5% (docs/monitoring.md)."""
 
     window_hours: Annotated[float, Field(gt=0)] = 24.0 * 30  # a month of daily forecasts
     min_rows: Annotated[int, Field(ge=5)] = 20
-    # the window's volatility against the training split's windows of its length: drifted
-    # when fewer than this share of them are as far out (two-sided)
-    volatility_alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.02
+    ks_alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.005
+    # the window's log volatility against the training split's windows of its length
+    # (a t prediction interval): drifted below this two-sided p-value
+    volatility_alpha: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.01
     max_relative_mae: Annotated[float, Field(gt=0)] = 1.2
     min_scored: Annotated[int, Field(ge=2)] = 10  # forecasts with their actual, to score
 

@@ -56,24 +56,29 @@ def image_features(pixels: np.ndarray, sources: Sequence[ImageSource]) -> list[d
     """Per image: its size and mode as sent, and the mean, standard deviation and
     intensity histogram (shares of its pixels in 16 bins of 0..255) of the model's input."""
     flat = np.asarray(pixels, dtype=np.float32).reshape(len(pixels), -1)
-    # 0..255 in 16 bins: the top four bits of each (clipped, rounded down) grey level
-    bins = np.clip(flat, 0, 255).astype(np.uint8) >> 4
-    offsets = HISTOGRAM_BINS * np.arange(len(flat))[:, None]  # one bincount for the batch
-    counts = np.bincount((bins + offsets).ravel(), minlength=HISTOGRAM_BINS * len(flat))
-    shares = counts.reshape(len(flat), HISTOGRAM_BINS) / flat.shape[1]
-    means = flat.mean(axis=1)
+    size = flat.shape[1]
+    # 0..255 in 16 bins: the top four bits of each (clipped, rounded down) grey level.
+    # Every call here is on the request path: np.clip and np.mean cost several times
+    # what np.minimum/np.maximum and a sum do on 784 pixels
+    bins = np.minimum(np.maximum(flat, 0.0), 255.0).astype(np.uint8) >> 4
+    if len(flat) > 1:  # one bincount for the batch
+        bins = bins + HISTOGRAM_BINS * np.arange(len(flat))[:, None]
+    counts = np.bincount(bins.ravel(), minlength=HISTOGRAM_BINS * len(flat))
+    shares = (counts.reshape(len(flat), HISTOGRAM_BINS) / size).tolist()
+    means = flat.sum(axis=1, dtype=np.float64) / size
     # the variance from the mean of squares: one pass, as numpy's std would take two
-    stds = np.sqrt(np.maximum(np.einsum("ij,ij->i", flat, flat) / flat.shape[1] - means**2, 0))
+    squares = np.einsum("ij,ij->i", flat, flat, dtype=np.float64) / size
+    stds = np.sqrt(np.maximum(squares - means**2, 0)).tolist()
     return [
         {
             "width": source.width,
             "height": source.height,
             "mode": source.mode,
-            "mean": float(means[i]),
-            "std": float(stds[i]),
-            "histogram": [round(s, 6) for s in shares[i].tolist()],
+            "mean": mean,
+            "std": std,
+            "histogram": histogram,
         }
-        for i, source in enumerate(sources)
+        for source, mean, std, histogram in zip(sources, means.tolist(), stds, shares, strict=True)
     ]
 
 

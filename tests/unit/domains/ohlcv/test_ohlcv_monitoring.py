@@ -4,8 +4,6 @@ scored against the bars that followed them."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,10 +15,11 @@ from nnpipe.domains.ohlcv.monitoring import (
     live_performance,
     window_features,
 )
+from nnpipe.domains.ohlcv.params import OhlcvMonitor
 from nnpipe.domains.ohlcv.synthetic import generate_ohlcv
 from nnpipe.monitoring.frame import MonitorFrame
 
-THRESHOLDS = SimpleNamespace(ks_alpha=0.01, psi=0.2, volatility_alpha=0.02)
+THRESHOLDS = OhlcvMonitor()  # the defaults params.yaml repeats
 FEATURES = list(BAR)
 LOOK_BACK = 60
 
@@ -54,7 +53,7 @@ def drifted(bars: pd.DataFrame, start: int, days: int) -> set[str]:
 
 def test_a_volatility_jump_is_found_and_the_same_series_without_it_is_not():
     calm = generate_ohlcv(1200, seed=0)
-    crisis = generate_ohlcv(1200, seed=0, volatility_jump=(1050, 2.5))
+    crisis = generate_ohlcv(1200, seed=0, volatility_jump=(1050, 3.0))
     assert "volatility" not in drifted(calm, 1100, 63)
     assert "volatility" in drifted(crisis, 1100, 63)
 
