@@ -50,7 +50,7 @@ class Monitored:
 
 
 def resolve_model(
-    params: Params, unit: Unit, request: MonitorRequest, unit_key: str | None = None
+    params: Params, unit: Unit, request: MonitorRequest, unit_key: str | None
 ) -> Monitored:
     """The model of ``unit`` asked about, refused when its deploy spec says it is the
     model of another unit (``unit_key``: the spec's field naming it, e.g. ``series``)."""
@@ -79,8 +79,10 @@ def resolve_model(
 
 
 def check_unit(spec: dict, unit: Unit, unit_key: str | None, what: str) -> None:
-    trained_for = spec.get(unit_key) if unit_key else None
-    if unit_key and trained_for is not None and str(trained_for) != unit.key:
+    if unit_key is None:
+        return  # a domain with one model (X-ray)
+    trained_for = spec.get(unit_key)
+    if trained_for is not None and str(trained_for) != unit.key:
         raise MonitorInputError(
             f"{what} is the model of {unit_key} {trained_for}, not of {unit.key} (the "
             f"{unit_key} this project's params.yaml names): monitor it in the project whose "

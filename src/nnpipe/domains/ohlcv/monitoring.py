@@ -85,10 +85,8 @@ def drift_checks(reference: MonitorFrame, current: MonitorFrame, thresholds: Any
 
 
 def _window_starts(length: int, n: int, most: int) -> np.ndarray:
-    """Where the reference's stretches of ``n`` consecutive days start: at most ``most``
-    of them, evenly spaced."""
-    if length <= n:
-        return np.zeros(1, dtype=np.int64)
+    """Where the reference's stretches of ``n`` consecutive days start (``length`` > ``n``):
+    at most ``most`` of them, evenly spaced."""
     return np.unique(np.linspace(0, length - n, min(most, length - n + 1)).astype(np.int64))
 
 
@@ -139,23 +137,23 @@ def volatility_check(reference: np.ndarray, current: np.ndarray, alpha: float) -
     ref, cur = np.asarray(reference, np.float64), np.asarray(current, np.float64)
     n = len(cur)
     observed = float(cur.std())
-    rolling = (
-        np.lib.stride_tricks.sliding_window_view(ref, n).std(axis=1)
-        if len(ref) > n
-        else np.array([ref.std()])
-    )
-    logs = np.log(np.maximum(rolling, 1e-12))
-    independent = max(2, len(ref) // max(n, 1))
-    spread = float(logs.std(ddof=1)) if len(logs) > 1 else 0.0
-    z = (np.log(max(observed, 1e-12)) - logs.mean()) / max(
-        spread * np.sqrt(1 + 1 / independent), 1e-12
-    )
+    independent = len(ref) // max(n, 1)
+    if independent < 2:  # no spread to judge against: the window is not tested
+        rolling, spread, p = np.array([ref.std()]), 0.0, 1.0
+    else:
+        rolling = np.lib.stride_tricks.sliding_window_view(ref, n).std(axis=1)
+        logs = np.log(np.maximum(rolling, 1e-12))
+        spread = float(logs.std(ddof=1))
+        z = (np.log(max(observed, 1e-12)) - logs.mean()) / max(
+            spread * np.sqrt(1 + 1 / independent), 1e-12
+        )
+        p = float(min(1.0, 2 * student_t.sf(abs(z), independent - 1)))
     median = float(np.median(rolling))
     return Check.judged(
         "volatility",
         "log_volatility_t",
         observed / median if median > 0 else 0.0,
-        float(min(1.0, 2 * student_t.sf(abs(z), independent - 1))),
+        p,
         alpha,
         (len(ref), n),
         reference_summary={
@@ -167,7 +165,8 @@ def volatility_check(reference: np.ndarray, current: np.ndarray, alpha: float) -
         },
         current_summary={"std": observed},
         note=f"statistic: the window's volatility over the median of the reference's "
-        f"{len(rolling)} windows of {n} days",
+        f"{len(rolling)} windows of {n} days"
+        + ("" if independent >= 2 else "; not tested: the reference is under two windows long"),
     )
 
 

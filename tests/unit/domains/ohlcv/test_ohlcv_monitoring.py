@@ -13,6 +13,7 @@ from nnpipe.domains.ohlcv.monitoring import (
     drift_checks,
     forecast_output,
     live_performance,
+    volatility_check,
     window_features,
 )
 from nnpipe.domains.ohlcv.params import OhlcvMonitor
@@ -77,3 +78,10 @@ def test_logged_forecasts_are_scored_against_the_bars_that_followed():
     persistence = (abs(values[100, 3] - values[101, 3]) + abs(values[101, 3] - values[102, 3])) / 2
     assert found["persistence_mae"] == pytest.approx(persistence)
     assert found["mae"] == pytest.approx(abs(values[100, 3] - values[101, 3]) / 2)
+
+
+def test_a_reference_shorter_than_two_windows_leaves_the_volatility_untested():
+    returns = np.random.default_rng(0).normal(0, 0.01, 90)
+    check = volatility_check(returns[:50], returns[50:] * 5, THRESHOLDS.volatility_alpha)
+    assert check.p_value == 1.0 and not check.drifted
+    assert "not tested: the reference is under two windows long" in check.note
